@@ -1,0 +1,111 @@
+"""The base of every result object: a frozen dataclass of arrays that serializes to plain data.
+
+Results are what the computing layers hand to plots, the report and the run store. They hold
+NumPy arrays / tensors and plain values only, and round-trip through ``save``/``load`` (an
+``.npz`` of arrays plus a JSON header; loading never unpickles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+from netxray._io import atomic_write
+
+
+def to_plain(value: Any) -> Any:
+    """Tensors and arrays to nested lists, NumPy scalars to Python ones, recursively."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _is_array_dict(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(v, torch.Tensor | np.ndarray) for v in value.values())
+    )
+
+
+class Result:
+    """Mixin for frozen dataclasses: ``to_dict()``, ``save(path)``, ``load(path)``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data (lists, numbers, strings, None for non-finite floats)."""
+        return to_plain(self)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write an ``.npz``: array fields as arrays, everything else in a JSON header."""
+        arrays: dict[str, np.ndarray] = {}
+        header: dict[str, Any] = {"type": type(self).__name__, "fields": {}}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                arrays[f.name] = value.detach().cpu().numpy()
+                header["fields"][f.name] = {"array": "tensor"}
+            elif isinstance(value, np.ndarray):
+                arrays[f.name] = value
+                header["fields"][f.name] = {"array": "numpy"}
+            elif _is_array_dict(value):
+                kinds = {}
+                for key, v in value.items():
+                    is_tensor = isinstance(v, torch.Tensor)
+                    arrays[f"{f.name}/{key}"] = v.detach().cpu().numpy() if is_tensor else v
+                    kinds[key] = "tensor" if is_tensor else "numpy"
+                header["fields"][f.name] = {"arrays": kinds}
+            else:
+                header["fields"][f.name] = {"value": to_plain(value)}
+        arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+        def write(f: Any) -> None:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            f.write(buf.getvalue())
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(bytes(data["__header__"]).decode())
+            if header["type"] != cls.__name__:
+                raise ValueError(
+                    f"{path} holds a {header['type']}, not a {cls.__name__}; "
+                    f"load it with {header['type']}.load"
+                )
+            kwargs: dict[str, Any] = {}
+            for name, entry in header["fields"].items():
+                if entry.get("array") == "tensor":
+                    kwargs[name] = torch.from_numpy(data[name].copy())
+                elif entry.get("array") == "numpy":
+                    kwargs[name] = data[name].copy()
+                elif "arrays" in entry:
+                    kwargs[name] = {
+                        key: torch.from_numpy(data[f"{name}/{key}"].copy())
+                        if kind == "tensor"
+                        else data[f"{name}/{key}"].copy()
+                        for key, kind in entry["arrays"].items()
+                    }
+                else:
+                    kwargs[name] = entry["value"]
+        return cls(**kwargs)

@@ -1,0 +1,16 @@
+"""The HTML report: chart specs (:mod:`.charts`) in sections of a payload, drawn by one web
+front-end that works offline from a single file and, fed over HTTP, as the live dashboard.
+
+    from netxray.report import charts, write_report
+    payload = {"title": "moons", "sections": [{"id": "training", "title": "Training",
+               "charts": [charts.lines("loss", x=[1, 2, 3], series={"train": [0.7, 0.5, 0.4]})]}]}
+    write_report(payload, "report.html")
+"""
+
+from __future__ import annotations
+
+from netxray.report import charts
+from netxray.report.charts import KINDS
+from netxray.report.html import payload_json, render_html, validate_payload, write_report
+
+__all__ = ["KINDS", "charts", "payload_json", "render_html", "validate_payload", "write_report"]

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+from sklearn import datasets as skd
+
+from netxray import data
+
+
+@pytest.mark.parametrize("name", list(data.TOY))
+def test_toy_sets_are_seeded_balanced_and_2d(name):
+    a = data.load(name, n_samples=200, noise=0.1, seed=3)
+    b = data.load(name, n_samples=200, noise=0.1, seed=3)
+    c = data.load(name, n_samples=200, noise=0.1, seed=4)
+    assert a.X.shape == (200, 2) and a.y.shape == (200,)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert not np.array_equal(a.X, c.X)
+    counts = np.bincount(a.y)
+    assert counts.min() >= 0.35 * 200 / len(counts)
+
+
+def test_moons_is_sklearn_make_moons():
+    X, y = skd.make_moons(n_samples=400, noise=0.25, random_state=5)
+    d = data.moons(400, 0.25, 5)
+    np.testing.assert_array_equal(d.X, X)
+    np.testing.assert_array_equal(d.y, y)
+
+
+def test_xor_labels_follow_the_quadrant_without_noise():
+    d = data.xor(n_samples=500, noise=0.0, seed=1)
+    np.testing.assert_array_equal(d.y, (d.X[:, 0] * d.X[:, 1] > 0).astype(int))
+
+
+def test_bundled_sets_match_sklearn():
+    d = data.digits()
+    ref = skd.load_digits()
+    np.testing.assert_allclose(d.X * 16, ref.data)
+    assert d.image_shape == (8, 8) and d.n_classes == 10
+    for name, loader in [("iris", skd.load_iris), ("wine", skd.load_wine),
+                         ("breast_cancer", skd.load_breast_cancer)]:
+        d = data.load(name)
+        ref = loader()
+        np.testing.assert_array_equal(d.X, ref.data)
+        np.testing.assert_array_equal(d.y, ref.target)
+        assert d.feature_names == tuple(ref.feature_names)
+
+
+def test_split_is_the_lectures_train_test_split():
+    from sklearn.model_selection import train_test_split
+
+    d = data.moons(400, 0.25, 5)
+    Xtr, Xte, ytr, yte = train_test_split(d.X, d.y, test_size=0.3, random_state=5)
+    tr, te = d.split(0.3, 5)
+    np.testing.assert_array_equal(tr.X, Xtr)
+    np.testing.assert_array_equal(te.y, yte)
+
+
+def test_standardize_uses_training_statistics():
+    d = data.wine()
+    tr, te = d.split(0.3, 0)
+    str_, ste = data.standardize(tr, te)
+    np.testing.assert_allclose(str_.X.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(str_.X.std(0), 1, atol=1e-12)
+    np.testing.assert_allclose(ste.X, (te.X - tr.X.mean(0)) / tr.X.std(0))
+
+
+def test_csv_loading_and_errors(tmp_path):
+    p = tmp_path / "ok.csv"
+    p.write_text("a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    d = data.load_csv(p, label="label")
+    np.testing.assert_array_equal(d.X, [[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_array_equal(d.y, [0, 1, 0])
+    assert d.class_names == ("cat", "dog") and d.feature_names == ("a", "b")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,y\n1,2,0\n3,x,1\n")
+    with pytest.raises(ValueError, match=r"row 3, column 'b': 'x' is not a number"):
+        data.load_csv(bad)
+    nan = tmp_path / "nan.csv"
+    nan.write_text("a,b,y\n1,nan,0\n")
+    with pytest.raises(ValueError, match=r"row 2, column 'b'.*not finite"):
+        data.load_csv(nan)
+    with pytest.raises(ValueError, match="no label column 'target'"):
+        data.load_csv(p, label="target")
+    short = tmp_path / "short.csv"
+    short.write_text("a,b,y\n1,2\n")
+    with pytest.raises(ValueError, match="row 2: 2 cells"):
+        data.load_csv(short)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("a,y\n1,\n")
+    with pytest.raises(ValueError, match="label is missing"):
+        data.load_csv(missing)
+
+
+def test_npz_loading_and_errors(tmp_path):
+    p = tmp_path / "d.npz"
+    np.savez(p, X=np.arange(6.0).reshape(3, 2), y=np.array([0, 1, 1]))
+    d = data.load(str(p))
+    assert d.X.shape == (3, 2) and list(d.y) == [0, 1, 1]
+    q = tmp_path / "noy.npz"
+    np.savez(q, X=np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"lacks array\(s\) \['y'\]"):
+        data.load_npz(q)
+    r = tmp_path / "nan.npz"
+    np.savez(r, X=np.array([[1.0, np.nan]]), y=np.array([0]))
+    with pytest.raises(ValueError, match=r"X\[0, 1\] is nan"):
+        data.load_npz(r)
+    s = tmp_path / "obj.npz"
+    np.savez(s, X=np.array([{"a": 1}], dtype=object), y=np.array([0]))
+    with pytest.raises(ValueError, match="never unpickles"):
+        data.load_npz(s)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.load("mnist")

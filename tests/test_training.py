@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import netxray
+from netxray import data
+from netxray.training import load_checkpoint
+
+
+def lecture_numpy(epochs: int):
+    """The lecture's NumPy training loop, written out independently of netxray."""
+    from sklearn.datasets import make_moons
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(5)
+    X, y = make_moons(n_samples=400, noise=0.25, random_state=5)
+    Y = np.eye(2)[y]
+    Xtr, _, Ytr, _ = train_test_split(X, Y, test_size=0.3, random_state=5)
+    W1 = rng.normal(scale=0.4, size=(2, 10))
+    b1 = np.zeros(10)
+    W2 = rng.normal(scale=0.4, size=(10, 2))
+    b2 = np.zeros(2)
+    losses = []
+    for _ in range(epochs):
+        z1 = Xtr @ W1 + b1
+        a1 = np.maximum(0, z1)
+        logits = a1 @ W2 + b2
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        p = e / e.sum(1, keepdims=True)
+        losses.append(-np.mean(np.sum(Ytr * np.log(p), axis=1)))
+        g = (p - Ytr) / len(Xtr)
+        gz = (g @ W2.T) * (z1 > 0)
+        W2 -= 0.2 * a1.T @ g
+        b2 -= 0.2 * g.sum(0)
+        W1 -= 0.2 * Xtr.T @ gz
+        b1 -= 0.2 * gz.sum(0)
+    return losses, W1, W2
+
+
+def test_full_batch_training_equals_the_lectures_numpy_loop():
+    ref_losses, W1, W2 = lecture_numpy(50)
+    tr, _ = data.moons(400, 0.25, 5).split(0.3, 5)
+    m = netxray.mlp([2, 10, 2], init="lecture", seed=5, dtype=torch.float64)
+    h = netxray.train(m, tr.tensors(torch.float64), epochs=50, lr=0.2)
+    np.testing.assert_allclose(h.train_loss, ref_losses, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(m.fc1.weight.detach().numpy(), W1.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.fc2.weight.detach().numpy(), W2.T, rtol=1e-10, atol=1e-12)
+
+
+def test_history_checkpoints_and_test_curves():
+    tr, te = data.moons(200, 0.2, 0).split(0.25, 0)
+    m = netxray.mlp([2, 8, 2], seed=0)
+    m.eval()
+    h = netxray.train(m, tr.tensors(), epochs=20, lr=0.5, batch_size=32,
+                      test_data=te.tensors(), checkpoints=[0, 10, 20])
+    assert not m.training  # mode restored
+    assert len(h.train_loss) == len(h.test_acc) == 20 and h.epochs[-1] == 20
+    assert sorted(h.checkpoints) == [0, 10, 20]
+    final = load_checkpoint(m, h.checkpoints[20])
+    Xt, yt = te.tensors()
+    loss, acc = netxray.training.evaluate(final, Xt, yt)
+    assert loss == pytest.approx(h.test_loss[-1], rel=1e-6)
+    start = load_checkpoint(m, h.checkpoints[0])
+    assert not torch.equal(start.fc1.weight, m.fc1.weight)
+    assert h.to_dict()["checkpoints"] == [0, 10, 20]
+
+
+def test_divergence_is_recorded_not_raised():
+    tr, _ = data.moons(100, 0.2, 0).split(0.2, 0)
+    m = netxray.mlp([2, 16, 2], seed=0)
+    h = netxray.train(m, tr.tensors(), epochs=30, lr=1e6)
+    assert h.diverged and any(math.isnan(v) or math.isinf(v) for v in h.train_loss)
+
+
+def test_bad_arguments():
+    m = netxray.mlp([2, 2])
+    X, y = torch.randn(4, 2), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="epochs"):
+        netxray.train(m, (X, y), epochs=0, lr=0.1)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        netxray.train(m, (X, y), epochs=1, lr=0.1, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="labels must be"):
+        netxray.train(m, (X, y[:3]), epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="within 0..1"):
+        netxray.train(m, (X, y), epochs=1, lr=0.1, checkpoints=[5])
