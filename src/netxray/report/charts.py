@@ -147,13 +147,19 @@ def _categorical(values: list, name: str, class_names: Sequence[str] | None) -> 
                 )
             return {"type": "categorical", "categories": list(class_names), "values": ints}
         if ints and min(ints) < 0:
-            raise ValueError(f"{name}: integer labels must be >= 0 (class indices); got {min(ints)}")
+            raise ValueError(
+                f"{name}: integer labels must be >= 0 (class indices); got {min(ints)}"
+            )
         k = max(ints) + 1 if ints else 0
         return {"type": "categorical", "categories": [str(i) for i in range(k)], "values": ints}
     if all(isinstance(v, str) for v in values):
         categories = sorted(set(values))
         index = {c: i for i, c in enumerate(categories)}
-        return {"type": "categorical", "categories": categories, "values": [index[v] for v in values]}
+        return {
+            "type": "categorical",
+            "categories": categories,
+            "values": [index[v] for v in values],
+        }
     raise ValueError(
         f"{name} mixes kinds of labels; pass all ints (class indices), all bools, all strings, "
         "or a float array for a continuous colouring"
@@ -306,7 +312,8 @@ def surface(
     ``np.stack([1 - p, p], -1)``). Each cell's colour mixes the class colours by probability;
     confident cells are strong, uncertain ones pale. The boundary is drawn as a line.
     ``points``: ``[{"x", "y", "label": class index, "marker": "train" | "test"}]`` drawn on
-    top (optional ``"index"`` shown in the tooltip). ``arrows``: ``[{"x", "y", "dx", "dy"}]``,
+    top, train points as circles, test points as dark-edged squares (optional ``"index"`` shown
+    in the tooltip). ``arrows``: ``[{"x", "y", "dx", "dy"}]``,
     e.g. input gradients, scaled so the longest is a fixed fraction of the plot.
     """
     spec = _base("surface", title, description)
@@ -563,7 +570,9 @@ def findings(
             ev = item["evidence"]
             if not isinstance(ev, Mapping):
                 raise ValueError(f"items[{i}]['evidence'] must be a dict of name -> value")
-            entry["evidence"] = {str(k): _cell(v, f"items[{i}]['evidence'][{k!r}]") for k, v in ev.items()}
+            entry["evidence"] = {
+                str(k): _cell(v, f"items[{i}]['evidence'][{k!r}]") for k, v in ev.items()
+            }
         out.append(entry)
     spec["items"] = out
     return spec
@@ -615,7 +624,9 @@ def slider(
     kinds = set()
     for i, f in enumerate(fr):
         if not isinstance(f, Mapping) or f.get("kind") not in KINDS:
-            raise ValueError(f"frames[{i}] is not a chart spec; build it with netxray.report.charts")
+            raise ValueError(
+                f"frames[{i}] is not a chart spec; build it with netxray.report.charts"
+            )
         kinds.add(f["kind"])
     if len(kinds) > 1:
         raise ValueError(f"all frames must be of one kind; got {sorted(kinds)}")

@@ -183,8 +183,6 @@ def render_html(
     return re.sub(r"<!--NETXRAY:(\w+)-->", lambda m: parts[m.group(1)], _asset("template.html"))
 
 
-def write_report(
-    payload: Mapping[str, Any], path: str | os.PathLike[str]
-) -> Path:
+def write_report(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a file)."""
     return write_text(path, render_html(payload))

@@ -1,0 +1,218 @@
+"""The ``netxray`` command: parses, calls the library, prints. No logic of its own.
+
+Exit codes: 0 success (``diagnose``: healthy), 1 ``diagnose`` found error-severity problems,
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes widths like 16,16; got {text!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden needs widths >= 1, got {text!r}")
+    return sizes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="moons",
+                   help="moons, circles, xor, gaussians, spiral, digits, iris, wine, "
+                        "breast_cancer, or a .csv/.npz file (default: moons, the lecture's)")
+    p.add_argument("--hidden", type=_hidden, default=(10,),
+                   help="hidden widths, e.g. 16,16 (default: 10)")
+    p.add_argument("--activation", default="relu",
+                   help="relu, leaky_relu, gelu, elu, silu, tanh, sigmoid (default: relu)")
+    p.add_argument("--epochs", type=_positive_int, default=300, help="default: 300")
+    p.add_argument("--lr", type=_positive_float, default=0.2, help="default: 0.2")
+    p.add_argument("--seed", type=int, default=5, help="default: 5 (the lecture's)")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a counter-example from netxray.presets (see `netxray presets`)")
+    src.add_argument("--model", help="your model: package.module:factory or file.py:factory")
+    p.add_argument("--weights", help="weights for --model: .safetensors or a torch.save'd state dict")
+    p.add_argument("--data", help="data for --model: .npz (arrays X, y) or .csv (label column last)")
+    p.add_argument("--label", default=None, help="the label column of a CSV (default: the last)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netxray", description="See inside neural networks and find out why one trains badly."
+    )
+    parser.add_argument("--version", action="version", version=f"netxray {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser("demo", help="train the lecture's MLP, print its table, write a report")
+    _add_training_options(demo)
+    demo.add_argument("--preset", help="train a counter-example from netxray.presets instead")
+    demo.add_argument("--out", default="netxray-out", help="output folder (default: netxray-out)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    diag = sub.add_parser("diagnose", help="find dead, saturated, exploding or vanishing units")
+    _add_model_options(diag)
+    diag.add_argument("--json", action="store_true", help="print the findings as JSON")
+    diag.add_argument("--out", default=None, help="also write a report into this folder")
+
+    explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
+    _add_model_options(explain)
+    explain.add_argument("--method", default="saliency",
+                         choices=["saliency", "input_x_gradient", "integrated_gradients",
+                                  "smoothgrad", "occlusion"])
+    explain.add_argument("--target", default="pred",
+                         help="class index or 'pred' (the predicted class; default)")
+    explain.add_argument("--out", default="netxray-explain", help="output folder")
+
+    sub.add_parser("presets", help="list the counter-example presets")
+    sub.add_parser("datasets", help="list the built-in datasets")
+    return parser
+
+
+def _version() -> str:
+    from netxray import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"netxray {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from netxray import demo
+
+    if args.preset is not None:
+        run = demo.run_preset(args.preset, progress=not args.no_progress)
+    else:
+        config = demo.DemoConfig(
+            dataset=args.dataset, hidden=args.hidden, activation=args.activation,
+            epochs=args.epochs, lr=args.lr, seed=args.seed,
+        )
+        run = demo.run(config, progress=not args.no_progress)
+    print(demo.lecture_table(run))
+    print()
+    print(run.health.summary())
+    report = demo.write_outputs(run, Path(args.out))
+    print()
+    print(f"Report: {report}")
+    return 0
+
+
+def _load_target(args: argparse.Namespace):  # -> (model, Dataset)
+    from netxray import data, demo, loading
+
+    if args.model is not None:
+        if args.data is None:
+            raise ValueError("--model needs --data FILE.npz|FILE.csv to run the model on")
+        model = loading.load_model(args.model, args.weights)
+        if args.data.endswith(".csv"):
+            ds = data.load_csv(args.data, label=args.label if args.label is not None else -1)
+        else:
+            ds = data.load(args.data)
+        return model, ds
+    if args.weights is not None or args.data is not None:
+        raise ValueError("--weights and --data go with --model")
+    run = demo.run_preset(args.preset or "healthy", progress=False)
+    return run.model, run.train
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from netxray import diagnose as diag
+
+    model, ds = _load_target(args)
+    report = diag.diagnose(model, ds.tensors(_dtype(model)))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        from rich.console import Console
+
+        Console().print(diag.render_findings(report))
+    if args.out:
+        from netxray import demo
+
+        path = demo.write_health_report(model, ds, report, Path(args.out))
+        print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
+    return 1 if any(f.severity in ("error", "critical") for f in report.findings) else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from netxray import demo
+
+    model, ds = _load_target(args)
+    target: int | str = args.target if args.target == "pred" else int(args.target)
+    written = demo.write_explanation(model, ds, method=args.method, target=target,
+                                     out=Path(args.out))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from netxray import presets
+
+    for name in presets.names():
+        print(f"{name:14s} {presets.get(name).description}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from netxray import data
+
+    for name in data.names():
+        print(name)
+    return 0
+
+
+def _dtype(model):  # the model's float dtype, for the data
+    from netxray._checks import model_dtype
+
+    return model_dtype(model)
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "diagnose": _cmd_diagnose,
+    "explain": _cmd_explain,
+    "presets": _cmd_presets,
+    "datasets": _cmd_datasets,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

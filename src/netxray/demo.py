@@ -1,0 +1,228 @@
+"""``netxray demo``: the lecture's experiment, reproduced to the digit, then taken further.
+
+:func:`run` trains the lecture's model (or a variant), :func:`lecture_table` prints the
+lecture's numbers, :func:`write_outputs` writes the HTML report and its PNG pictures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray import data as datasets
+from netxray.capture import activations, default_layers
+from netxray.data import Dataset
+from netxray.models import mlp
+from netxray.training import TrainingHistory, train
+
+#: the lecture's first-test-point saliency is a central difference with this step
+LECTURE_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The lecture's setup by default: moons(400, 0.25, seed 5), 2-10-2 ReLU, lr 0.2, 300 epochs."""
+
+    dataset: str = "moons"
+    hidden: tuple[int, ...] = (10,)
+    activation: str = "relu"
+    epochs: int = 300
+    lr: float = 0.2
+    seed: int = 5
+    n_samples: int = 400
+    noise: float = 0.25
+    test_size: float = 0.3
+    init: str = "lecture"
+    optimizer: str = "sgd"
+    batch_size: int | None = None
+    dtype: torch.dtype = torch.float64
+    n_checkpoints: int = 12
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """Everything the demo computed: the trained model, its data and the lecture's results."""
+
+    config: DemoConfig
+    model: nn.Module
+    train: Dataset
+    test: Dataset
+    history: TrainingHistory
+    pca_rows: np.ndarray  # (n_train, 2): PCA of the last hidden layer on the training set
+    saliency_fd: np.ndarray  # (features,): the lecture's finite difference, first test point
+    saliency_grad: np.ndarray  # (features,): the exact gradient of the same probability
+    health: Any  # netxray.diagnose.HealthReport
+    title: str = "netxray demo"
+    notes: list[str] = field(default_factory=list)
+
+
+def load_dataset(config: DemoConfig) -> tuple[Dataset, Dataset]:
+    """The config's dataset split into train/test; tabular sets standardised on train."""
+    if config.dataset in datasets.TOY:
+        ds = datasets.TOY[config.dataset](
+            n_samples=config.n_samples, noise=config.noise, seed=config.seed
+        )
+    else:
+        ds = datasets.load(config.dataset)
+    train_set, test_set = ds.split(config.test_size, config.seed)
+    if config.dataset in ("iris", "wine", "breast_cancer") or config.dataset.endswith(
+        (".csv", ".npz")
+    ):
+        train_set, test_set = datasets.standardize(train_set, test_set)
+    return train_set, test_set
+
+
+def checkpoint_epochs(epochs: int, n: int) -> list[int]:
+    """``n`` epochs spread evenly over training, 0 (the initial weights) included."""
+    return sorted({round(epochs * i / (n - 1)) for i in range(n)}) if n > 1 else [epochs]
+
+
+def run(config: DemoConfig = DemoConfig(), *, progress: bool = False) -> DemoRun:
+    """Train the configured MLP and compute the lecture's numbers plus a health check."""
+    train_set, test_set = load_dataset(config)
+    sizes = (train_set.X.shape[1], *config.hidden, train_set.n_classes)
+    model = mlp(sizes, config.activation, init=config.init, seed=config.seed, dtype=config.dtype)
+    history = train(
+        model,
+        train_set.tensors(config.dtype),
+        epochs=config.epochs,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        batch_size=config.batch_size,
+        test_data=test_set.tensors(config.dtype),
+        checkpoints=checkpoint_epochs(config.epochs, config.n_checkpoints),
+        seed=config.seed,
+        progress=progress,
+    )
+    model.eval()
+    return _finish(config, model, train_set, test_set, history, title=_title(config, sizes))
+
+
+def _title(config: DemoConfig, sizes: tuple[int, ...]) -> str:
+    arch = "-".join(str(s) for s in sizes)
+    return f"{config.dataset}: {arch} {config.activation} MLP, lr {config.lr}, {config.epochs} epochs"
+
+
+def _finish(
+    config: DemoConfig,
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    history: TrainingHistory,
+    *,
+    title: str,
+) -> DemoRun:
+    from netxray.attribution import FiniteDifference, Saliency
+    from netxray.diagnose import diagnose
+    from netxray.projection import project
+
+    dtype = next(model.parameters()).dtype
+    Xtr, ytr = train_set.tensors(dtype)
+    last_hidden = list(default_layers(model))[-1]
+    hidden = activations(model, Xtr, layers=last_hidden)
+    pca = project(hidden.flat(last_hidden), method="pca", n_components=2)
+
+    x0 = test_set.X[:1]
+    y0 = int(test_set.y[0])
+    probs = nn.Sequential(model, nn.Softmax(dim=1))
+
+    def predict_proba(a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return probs(torch.as_tensor(a, dtype=dtype)).numpy()
+
+    fd = FiniteDifference(predict_proba, eps=LECTURE_EPS).attribute(x0, target=y0)
+    grad = Saliency(probs).attribute(torch.as_tensor(x0, dtype=dtype), target=y0, abs=False)
+    health = diagnose(model, (Xtr, ytr))
+    return DemoRun(
+        config=config,
+        model=model,
+        train=train_set,
+        test=test_set,
+        history=history,
+        pca_rows=np.asarray(pca.coords),
+        saliency_fd=fd.values.detach().cpu().numpy()[0],
+        saliency_grad=grad.values.detach().cpu().numpy()[0],
+        health=health,
+        title=title,
+    )
+
+
+def run_preset(name: str, *, progress: bool = False) -> DemoRun:
+    """Train one of :mod:`netxray.presets` and analyse it as the demo does."""
+    from netxray import presets
+
+    preset = presets.get(name)
+    pr = preset.run(progress=progress) if _takes_progress(preset.run) else preset.run()
+    config = DemoConfig(dataset=pr.train.name, epochs=len(pr.history.train_loss))
+    return _finish(
+        config, pr.model.eval(), pr.train, pr.test, pr.history,
+        title=f"preset {name}: {preset.description}",
+    )
+
+
+def _takes_progress(fn: Any) -> bool:
+    import inspect
+
+    return "progress" in inspect.signature(fn).parameters
+
+
+def lecture_table(run: DemoRun) -> str:
+    """The lecture's printout, in its exact format, from the demo's results."""
+    h = run.history
+    step = max(1, len(h.epochs) // 3)
+    lines = []
+    for epoch, loss, acc in zip(h.epochs, h.train_loss, h.train_acc, strict=True):
+        if epoch % step == 0:
+            lines.append(f"epoch {epoch:3d} | loss {loss:.4f} | train acc {acc:.3f}")
+    lines.append("")
+    lines.append("First two PCA components of hidden states (first 5 rows):")
+    lines.append(str(run.pca_rows[:5]))
+    lines.append("")
+    lines.append(f"Saliency scores for first test point: {run.saliency_fd}")
+    lines.append(f"  exact gradient (autograd):          {run.saliency_grad}")
+    diff = float(np.max(np.abs(run.saliency_fd - run.saliency_grad)))
+    lines.append(f"  finite difference vs gradient: max |diff| = {diff:.1e}")
+    if h.test_acc:
+        test = f"test loss {h.test_loss[-1]:.4f} | test acc {h.test_acc[-1]:.3f}"
+        lines.append("")
+        lines.append(f"After {h.epochs[-1]} epochs: {test}")
+    if h.diverged:
+        first = next(i for i, v in enumerate(h.train_loss) if not math.isfinite(v))
+        lines.append(f"Training diverged: the loss became {h.train_loss[first]} at epoch {first + 1}")
+    return "\n".join(lines)
+
+
+def _meta(run: DemoRun) -> dict[str, Any]:
+    c, h = run.config, run.history
+    meta: dict[str, Any] = {
+        "dataset": f"{run.train.name.replace(' (train)', '')}: {len(run.train)} train, "
+        f"{len(run.test)} test",
+        "model": " → ".join(
+            f"{n}: {type(m).__name__}" for n, m in run.model.named_children()
+        ),
+        "training": f"{c.optimizer}, lr {c.lr}, {len(h.epochs)} epochs",
+    }
+    if h.test_acc:
+        meta["final"] = f"train acc {h.train_acc[-1]:.3f}, test acc {h.test_acc[-1]:.3f}"
+    return meta
+
+
+def write_outputs(run: DemoRun, out: Path) -> Path:
+    """Write ``out/report.html`` and the same pictures as PNG files beside it."""
+    from netxray.report.build import analyze, payload
+    from netxray.report.html import write_report
+    from netxray.report.pngs import write_pngs
+
+    out.mkdir(parents=True, exist_ok=True)
+    analysis = analyze(run.model, run.train, run.test, run.history, health=run.health,
+                       title=run.title)
+    write_pngs(analysis, out)
+    return write_report(
+        payload(analysis, subtitle="made by netxray demo", meta=_meta(run)), out / "report.html"
+    )

@@ -1,0 +1,134 @@
+"""Counter-examples: small, seeded training runs that each produce one pathology.
+
+Each preset trains a small MLP on a toy 2-D data set in well under a few seconds, so the
+health checks can be seen at work (and are tested against them): ``dying_relu``,
+``saturated``, ``exploding``, ``vanishing``, ``nan`` and the ``healthy`` baseline.
+
+>>> run = netxray.presets.get("dying_relu").run(seed=0)
+>>> netxray.diagnose(run.model, run.data.tensors()).kinds
+{'dead_units', ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PresetRun:
+    """A trained ``model``, the ``data`` (a :class:`netxray.data.Dataset`) it was trained on,
+    and its ``history`` (:class:`netxray.training.TrainingHistory`)."""
+
+    name: str
+    model: nn.Module
+    data: Any
+    history: Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A recipe: ``description`` says what it shows; ``expected`` lists the finding kinds it
+    produces (empty for ``healthy``); ``run(seed)`` trains it."""
+
+    name: str
+    description: str
+    expected: tuple[str, ...]
+    _build: Callable[[int], PresetRun]
+
+    def run(self, seed: int = 0) -> PresetRun:
+        """Train the preset (seconds on a CPU) and return the :class:`PresetRun`."""
+        return self._build(seed)
+
+
+def _moons(seed: int) -> Any:
+    from netxray import data
+
+    return data.moons(n_samples=500, noise=0.2, seed=seed)
+
+
+def _train(name: str, sizes: list[int], activation: str, *, init: str, scale: float = 0.4,
+           epochs: int, lr: float, optimizer: str = "sgd", seed: int) -> PresetRun:
+    from netxray.models import mlp
+    from netxray.training import train
+
+    ds = _moons(seed)
+    model = mlp(sizes, activation, init=init, scale=scale, seed=seed)
+    history = train(model, ds.tensors(), epochs=epochs, lr=lr, optimizer=optimizer, seed=seed)
+    model.eval()
+    return PresetRun(name=name, model=model, data=ds, history=history)
+
+
+def _healthy(seed: int) -> PresetRun:
+    return _train("healthy", [2, 64, 64, 2], "leaky_relu", init="he", epochs=100, lr=0.05,
+                  optimizer="momentum", seed=seed)
+
+
+def _dying_relu(seed: int) -> PresetRun:
+    return _train("dying_relu", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=3.0,
+                  optimizer="momentum", seed=seed)
+
+
+def _saturated(seed: int) -> PresetRun:
+    return _train("saturated", [2, 64, 64, 2], "tanh", init="normal", scale=3.0, epochs=50,
+                  lr=0.05, seed=seed)
+
+
+def _exploding(seed: int) -> PresetRun:
+    return _train("exploding", [2] + [64] * 8 + [2], "relu", init="normal", scale=0.5,
+                  epochs=1, lr=1e-12, seed=seed)
+
+
+def _vanishing(seed: int) -> PresetRun:
+    return _train("vanishing", [2] + [32] * 10 + [2], "sigmoid", init="xavier", epochs=50,
+                  lr=0.5, seed=seed)
+
+
+def _nan(seed: int) -> PresetRun:
+    return _train("nan", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=1e4,
+                  optimizer="momentum", seed=seed)
+
+
+_PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("healthy", "A 2-64-64-2 LeakyReLU MLP with He init and a moderate learning "
+               "rate (momentum SGD, lr 0.05): the baseline with no findings. (With plain ReLU, "
+               "5-15% of the second layer's units are dead even at init on 2-D inputs; "
+               "LeakyReLU keeps a small gradient, so no unit can die.)", (), _healthy),
+        Preset("dying_relu", "The same ReLU MLP trained with a learning rate far too high "
+               "(momentum SGD, lr 3): large updates push units' pre-activations negative "
+               "for every input and they never come back.", ("dead_units",), _dying_relu),
+        Preset("saturated", "A tanh MLP whose weights start at N(0, 3^2): pre-activations are "
+               "so large that most units sit at +-1, where tanh has no gradient.",
+               ("saturated_units",), _saturated),
+        Preset("exploding", "A deep (8 hidden layers) ReLU MLP without normalization, weights "
+               "N(0, 0.5^2) (about 2.8x He): activations grow about 2.8x per layer.",
+               ("exploding_activations",), _exploding),
+        Preset("vanishing", "A deep (10 hidden layers) sigmoid MLP: each layer multiplies the "
+               "backward signal by at most 0.25, so the first layers get almost no gradient.",
+               ("vanishing_gradients",), _vanishing),
+        Preset("nan", "The ReLU MLP trained with a learning rate that diverges (lr 1e4): "
+               "the loss and then the weights become NaN/Inf.", ("nonfinite",), _nan),
+    )
+}
+
+
+def names() -> list[str]:
+    """The preset names."""
+    return list(_PRESETS)
+
+
+def get(name: str) -> Preset:
+    """The preset called ``name``."""
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_PRESETS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(_PRESETS)}") from None

@@ -1,0 +1,405 @@
+"""From a trained model and its data to results (:func:`analyze`), and from results to the
+report's payload (:func:`payload`). The report is built from results, never from a live
+model, so a stored run or the live server can feed the same front-end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray.data import Dataset
+from netxray.report import charts
+
+#: A report embeds at most this many points per scatter/surface, so it stays small.
+MAX_POINTS = 1500
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Every result a report shows, computed once (``analyze``) and drawn twice (HTML, PNG)."""
+
+    title: str
+    train: Dataset
+    test: Dataset
+    history: Any  # TrainingHistory | None
+    boundary: Any  # BoundaryGrid
+    evolution: Any  # BoundaryEvolution | None
+    unit_maps: Any  # UnitMaps
+    layers: list[str]  # hidden layers shown, in forward order
+    activation_maps: dict[str, Any]  # layer -> ActivationMap (training set)
+    projections: dict[str, Any]  # layer -> Projection (PCA of the training set)
+    train_pred: np.ndarray  # (n_train,) predicted class
+    probes: Any  # ProbeResult | None
+    cka: Any  # CKAMatrix | None
+    saliency: Any  # Attribution of the test points (signed, predicted class)
+    dataset_saliency: Any  # DatasetAttribution over the test set (by true class)
+    health: Any  # HealthReport
+
+
+def _predict(model: nn.Module, X: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(X).argmax(dim=1).cpu().numpy()
+
+
+def analyze(
+    model: nn.Module,
+    train: Dataset,
+    test: Dataset,
+    history: Any = None,
+    *,
+    health: Any = None,
+    title: str = "netxray report",
+) -> Analysis:
+    """Compute what the report shows. ``model`` must be in eval mode; it is not changed."""
+    from netxray.attribution import Saliency, attribute_dataset
+    from netxray.boundary import boundary_evolution, decision_boundary, unit_maps
+    from netxray.capture import activations, default_layers
+    from netxray.diagnose import diagnose
+    from netxray.probes import activation_map, cka_matrix, linear_probes
+    from netxray.projection import project
+
+    dtype = next(model.parameters()).dtype
+    Xtr, ytr = train.tensors(dtype)
+    Xte, _ = test.tensors(dtype)
+    layers = list(default_layers(model))
+    acts = activations(model, (Xtr, ytr), layers=layers)
+    hidden = {name: acts.flat(name) for name in layers}
+    two_d = train.X.shape[1] == 2
+    boundary = decision_boundary(model, Xtr, resolution=160 if two_d else 100)
+    maps = unit_maps(model, Xtr, resolution=48)
+    evolution = None
+    if history is not None and len(history.checkpoints) > 1:
+        evolution = boundary_evolution(
+            model, history.checkpoints, Xtr, ytr, resolution=80, hidden_layer=layers[-1]
+        )
+    projections = {
+        name: project(H, "pca", n_components=2) for name, H in hidden.items() if H.shape[1] >= 2
+    }
+    probes = None
+    counts = np.bincount(train.y)
+    if counts.min() >= 5:
+        probes = linear_probes({"input": train.X, **hidden}, train.y, cv=5)
+    cka = cka_matrix({"input": train.X, **hidden}) if len(hidden) >= 1 else None
+    saliency = Saliency(model).attribute(Xte, target="pred", abs=False)
+    dataset_saliency = attribute_dataset(
+        Saliency(model), test.tensors(dtype), target="label", n_classes=train.n_classes
+    )
+    if health is None:
+        health = diagnose(model, (Xtr, ytr))
+    return Analysis(
+        title=title,
+        train=train,
+        test=test,
+        history=history,
+        boundary=boundary,
+        evolution=evolution,
+        unit_maps=maps,
+        layers=layers,
+        activation_maps={n: activation_map(H, train.y) for n, H in hidden.items()},
+        projections=projections,
+        train_pred=_predict(model, Xtr),
+        probes=probes,
+        cka=cka,
+        saliency=saliency,
+        dataset_saliency=dataset_saliency,
+        health=health,
+    )
+
+
+# ------------------------------------------------------------------------------ payload
+
+
+def _subsample(n: int, limit: int = MAX_POINTS, seed: int = 0) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _points(a: Analysis) -> list[dict[str, Any]]:
+    pts = []
+    tr = a.boundary.points
+    for i in _subsample(len(tr)):
+        pts.append({"x": tr[i, 0], "y": tr[i, 1], "label": int(a.train.y[i]), "marker": "train",
+                    "index": int(i)})
+    te = a.boundary.to_plane(a.test.X)
+    for i in _subsample(len(te), MAX_POINTS // 3):
+        pts.append({"x": te[i, 0], "y": te[i, 1], "label": int(a.test.y[i]), "marker": "test",
+                    "index": int(i)})
+    return pts
+
+
+def _axis_labels(a: Analysis) -> tuple[str, str]:
+    if a.boundary.plane == "input":
+        return a.train.feature_names[0], a.train.feature_names[1]
+    return "PC 1 of the inputs", "PC 2 of the inputs"
+
+
+def training_section(a: Analysis) -> dict[str, Any]:
+    h = a.history
+    loss = {"train loss": h.train_loss}
+    acc = {"train accuracy": h.train_acc}
+    if h.test_loss:
+        loss["test loss"] = h.test_loss
+        acc["test accuracy"] = h.test_acc
+    return {
+        "id": "training",
+        "title": "Training",
+        "description": "Loss and accuracy per epoch. Training numbers are measured before each "
+        "step (as the lecture prints them), test numbers after it.",
+        "charts": [
+            charts.lines("Loss", h.epochs, loss, xlabel="epoch", ylabel="cross-entropy",
+                         dashed=["test loss"]),
+            charts.lines("Accuracy", h.epochs, acc, xlabel="epoch", ylabel="accuracy",
+                         dashed=["test accuracy"]),
+        ],
+    }
+
+
+def boundary_section(a: Analysis) -> dict[str, Any]:
+    xl, yl = _axis_labels(a)
+    b = a.boundary
+    where = (
+        "over the input plane"
+        if b.plane == "input"
+        else "on the plane of the inputs' top two principal components (the rest of each input "
+        "held at the data mean)"
+    )
+    chart_list = [
+        charts.surface("Decision boundary", b.xx, b.yy, b.probs, points=_points(a),
+                       class_names=list(a.train.class_names), xlabel=xl, ylabel=yl,
+                       description=f"Class probabilities {where}; circles are training "
+                       "points, squares test points.")
+    ]
+    ev = a.evolution
+    if ev is not None:
+        frames = [
+            charts.surface(f"epoch {e}", ev.xx, ev.yy, p, class_names=list(a.train.class_names),
+                           xlabel=xl, ylabel=yl)
+            for e, p in zip(ev.epochs, ev.probs, strict=True)
+        ]
+        labels = [
+            f"epoch {e}" + (f" · train acc {acc:.3f}" if acc is not None else "")
+            for e, acc in zip(ev.epochs, _accuracies(ev), strict=True)
+        ]
+        chart_list.append(charts.slider("How the boundary evolved", frames, labels))
+    return {
+        "id": "boundary",
+        "title": "Decision boundary",
+        "description": "How the network carves up its input space.",
+        "charts": chart_list,
+    }
+
+
+def _accuracies(ev: Any) -> list[float | None]:
+    acc = getattr(ev, "accuracy", None)
+    if acc is None or len(acc) == 0:
+        return [None] * len(ev.epochs)
+    return [float(v) for v in acc]
+
+
+def units_section(a: Analysis) -> dict[str, Any]:
+    m = a.unit_maps
+    ext = [float(m.xx.min()), float(m.xx.max()), float(m.yy.min()), float(m.yy.max())]
+    chart_list = []
+    for name in m.layers:
+        maps = m.maps[name]
+        dead = m.dead.get(name)
+        marked = None if dead is None else [bool(v) for v in dead]
+        n_dead = 0 if dead is None else int(np.sum(dead))
+        desc = f"{maps.shape[0]} units" + (f", {n_dead} dead on the training data" if n_dead else "")
+        chart_list.append(
+            charts.thumbnails(f"{name}: each unit's response", maps,
+                              labels=[f"{name}[{i}]" for i in range(maps.shape[0])],
+                              marked=marked, extent=ext, description=desc)
+        )
+    return {
+        "id": "units",
+        "title": "Hidden units",
+        "description": "Each hidden unit's output over the same plane as the decision boundary "
+        "(orange negative, blue positive). Dead units (never positive on the data) are marked.",
+        "charts": chart_list,
+    }
+
+
+def activations_section(a: Analysis) -> dict[str, Any]:
+    chart_list = []
+    for name, am in a.activation_maps.items():
+        rows = _subsample(am.values.shape[0], 600)
+        chart_list.append(
+            charts.heatmap(
+                f"{name}: activations", am.values[rows],
+                col_labels=[str(int(u)) for u in am.unit_order],
+                row_groups=[int(v) for v in am.labels[rows]],
+                group_names=list(a.train.class_names),
+                xlabel="unit (clustered by similarity)", ylabel="training samples, by class",
+            )
+        )
+    return {
+        "id": "activations",
+        "title": "Activation patterns",
+        "description": "Hidden activations of the training samples, grouped by class; units "
+        "that respond alike sit together.",
+        "charts": chart_list,
+    }
+
+
+def representations_section(a: Analysis) -> dict[str, Any]:
+    correct = np.where(a.train_pred == a.train.y, "correct", "wrong")
+    chart_list = []
+    for name, proj in a.projections.items():
+        idx = _subsample(len(proj.coords))
+        evr = proj.explained_variance_ratio
+        desc = "" if evr is None else f"explained variance {evr[0]:.0%} + {evr[1]:.0%}"
+        chart_list.append(
+            charts.scatter(
+                f"{name}: PCA of hidden states", proj.coords[idx, 0], proj.coords[idx, 1],
+                color_by={"class": [int(v) for v in a.train.y[idx]],
+                          "correct": [str(v) for v in correct[idx]],
+                          "prediction": [int(v) for v in a.train_pred[idx]]},
+                class_names=list(a.train.class_names), xlabel="PC 1", ylabel="PC 2",
+                description=desc,
+            )
+        )
+    if a.probes is not None:
+        p = a.probes
+        chart_list.append(
+            charts.lines(
+                "Linear probe accuracy by depth", list(range(len(p.layers))),
+                {"probe accuracy": [p.accuracy[n] for n in p.layers],
+                 "chance": [p.chance] * len(p.layers)},
+                xlabel="depth (0 = input; " + ", ".join(p.layers) + ")", ylabel="accuracy",
+                dashed=["chance"],
+                description="Cross-validated logistic regression on each layer: where the "
+                "classes become linearly separable.",
+            )
+        )
+    if a.cka is not None:
+        chart_list.append(
+            charts.heatmap("CKA between layers", a.cka.values, row_labels=a.cka.layers,
+                           col_labels=a.cka.layers, vmin=0.0, vmax=1.0,
+                           description="Linear CKA: 1 means two layers hold the same "
+                           "representation up to rotation and scale.")
+        )
+    return {
+        "id": "representations",
+        "title": "Representations",
+        "description": "Hidden states projected to 2-D, probes and layer similarity.",
+        "charts": chart_list,
+    }
+
+
+def saliency_section(a: Analysis) -> dict[str, Any]:
+    ds = a.dataset_saliency
+    names = list(a.train.class_names)
+    chart_list: list[dict[str, Any]] = []
+    if a.train.X.shape[1] == 2 and a.boundary.plane == "input":
+        b = a.boundary
+        vals = a.saliency.values.detach().cpu().numpy()
+        idx = _subsample(len(vals), 300)
+        arrows = [{"x": a.test.X[i, 0], "y": a.test.X[i, 1], "dx": vals[i, 0], "dy": vals[i, 1]}
+                  for i in idx]
+        pts = [{"x": a.test.X[i, 0], "y": a.test.X[i, 1], "label": int(a.test.y[i]),
+                "marker": "test", "index": int(i)} for i in idx]
+        xl, yl = _axis_labels(a)
+        chart_list.append(
+            charts.surface("Saliency of test points", b.xx, b.yy, b.probs, points=pts,
+                           arrows=arrows, class_names=names, xlabel=xl, ylabel=yl,
+                           description="Arrows: the gradient of each test point's predicted-"
+                           "class logit; they point where the prediction strengthens.")
+        )
+    shape = a.train.image_shape
+    if shape is not None:
+        imgs = ds.class_mean_abs.reshape(-1, *shape).cpu().numpy()
+        chart_list.append(
+            charts.images("Mean |saliency| per class", imgs, labels=names, cmap="viridis",
+                          description="Which pixels move each class's logit, averaged over "
+                          "the test images of that class.")
+        )
+    order = np.argsort(-ds.mean_abs.flatten().cpu().numpy())[:30]
+    feats = list(a.train.feature_names)
+    chart_list.append(
+        charts.bars("Feature importance (mean |saliency|)", [feats[i] for i in order],
+                    ds.mean_abs.flatten().cpu().numpy()[order], signed=False,
+                    description=f"Over {ds.n_samples} test samples; top {len(order)} features.")
+    )
+    return {
+        "id": "saliency",
+        "title": "Saliency",
+        "description": "Gradients that show which input dimensions drive the predictions.",
+        "charts": chart_list,
+    }
+
+
+def _severity(s: str) -> str:
+    return s if s in charts.SEVERITIES else "info"
+
+
+def health_section(health: Any) -> dict[str, Any]:
+    items = [
+        {"severity": _severity(f.severity), "kind": f.kind, "layer": f.layer or "",
+         "text": f.advice.split(". ")[0] + ".", "advice": f.advice,
+         "units": list(f.units)[:64],
+         "evidence": {k: v for k, v in f.evidence.items() if isinstance(v, int | float | str)}}
+        for f in health.findings
+    ]
+    chart_list = [charts.findings("Findings", items)]
+    rows = health.layer_table()
+    if rows:
+        cols = ["layer", "type", "units", "scale", "frac_active", "frac_saturated", "dead",
+                "nonfinite", "grad_rms"]
+        chart_list.append(
+            charts.table("Per layer", cols, [[_cell(r[c]) for c in cols] for r in rows])
+        )
+        names = [r["layer"] for r in rows]
+        active = [r["frac_active"] for r in rows]
+        chart_list.append(
+            charts.lines("Activity by depth", list(range(len(rows))),
+                         {"mean fraction active": active,
+                          "mean fraction saturated": [
+                              math.nan if r["frac_saturated"] is None else r["frac_saturated"]
+                              for r in rows]},
+                         xlabel="layer (" + ", ".join(names) + ")", ylabel="fraction")
+        )
+        grads = [r["grad_rms"] for r in rows]
+        if any(g is not None for g in grads):
+            chart_list.append(
+                charts.lines("Gradient RMS by depth", list(range(len(rows))),
+                             {"gradient RMS": [math.nan if g is None else g for g in grads]},
+                             xlabel="layer (" + ", ".join(names) + ")", ylabel="RMS",
+                             log_y=True)
+            )
+    return {
+        "id": "health",
+        "title": "Health",
+        "description": health.summary().splitlines()[0],
+        "charts": chart_list,
+    }
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return float(f"{v:.4g}") if math.isfinite(v) else str(v)
+    return v
+
+
+def payload(a: Analysis, *, subtitle: str = "", meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's JSON payload: health first, then the pictures."""
+    sections = [health_section(a.health)]
+    if a.history is not None:
+        sections.append(training_section(a))
+    sections += [
+        boundary_section(a),
+        units_section(a),
+        activations_section(a),
+        representations_section(a),
+        saliency_section(a),
+    ]
+    return {"title": a.title, "subtitle": subtitle, "meta": meta or {}, "sections": sections}

@@ -1,0 +1,132 @@
+"""Weight health: spectral norm and stable rank per layer, update-to-weight ratios.
+
+The spectral norm ``||W||_2`` (largest singular value) bounds how much a layer can stretch
+its input; the stable rank ``||W||_F^2 / ||W||_2^2`` (between 1 and rank) says how many
+directions carry weight. Between two checkpoints, ``||W1 - W0||_F / ||W0||_F`` is the
+relative update; per optimizer step a ratio around 1e-3 is the usual rule of thumb, far
+above it the learning rate is too high.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from netxray._results import Result
+
+if TYPE_CHECKING:
+    from netxray.diagnose import Finding, Thresholds
+
+
+@dataclass(frozen=True)
+class LayerWeights(Result):
+    """One weight matrix (conv kernels reshaped to ``(out, in * k...)``).
+
+    ``update_ratio``: ``||W - W_prev||_F / ||W_prev||_F`` (None without a previous state).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    fro_norm: float
+    spectral_norm: float
+    stable_rank: float
+    finite: bool
+    update_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class WeightHealth(Result):
+    """Per-parameter weight health, keyed by parameter name (``fc1.weight``)."""
+
+    layers: dict[str, LayerWeights]
+
+    def __getitem__(self, name: str) -> LayerWeights:
+        return self.layers[name]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+def _state(weights: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if isinstance(weights, nn.Module):
+        return {n: p.detach() for n, p in weights.named_parameters()}
+    if isinstance(weights, Mapping):
+        return {n: torch.as_tensor(t).detach() for n, t in weights.items()}
+    raise TypeError(
+        f"weights must be an nn.Module or a state dict, got {type(weights).__name__}"
+    )
+
+
+def weight_health(
+    weights: nn.Module | Mapping[str, torch.Tensor],
+    previous: nn.Module | Mapping[str, torch.Tensor] | None = None,
+) -> WeightHealth:
+    """Spectral norm, stable rank and (given ``previous``) update ratio of each matrix.
+
+    ``weights``/``previous``: a model or a state dict. Only floating parameters with two
+    or more dimensions count (biases and norm scales are left out).
+    """
+    now = _state(weights)
+    before = None if previous is None else _state(previous)
+    out: dict[str, LayerWeights] = {}
+    for name, w in now.items():
+        if not w.is_floating_point() or w.ndim < 2:
+            continue
+        m = w.reshape(w.shape[0], -1).double()
+        finite = bool(torch.isfinite(m).all())
+        fro = float(torch.linalg.matrix_norm(m)) if finite else math.nan
+        spec = float(torch.linalg.matrix_norm(m, ord=2)) if finite else math.nan
+        stable = fro**2 / spec**2 if finite and spec > 0 else math.nan
+        ratio = None
+        if before is not None and name in before:
+            w0 = before[name].to(m.device).reshape(m.shape).double()
+            n0 = float(torch.linalg.matrix_norm(w0))
+            diff = float(torch.linalg.matrix_norm(m - w0)) if finite else math.nan
+            ratio = diff / n0 if n0 > 0 else math.inf
+        out[name] = LayerWeights(
+            name=name, shape=tuple(w.shape), fro_norm=fro, spectral_norm=spec,
+            stable_rank=stable, finite=finite, update_ratio=ratio,
+        )
+    return WeightHealth(layers=out)
+
+
+def weight_findings(
+    health: WeightHealth, *, steps: int | None = None, thresholds: Thresholds | None = None
+) -> list[Finding]:
+    """Findings from weight health: updates too large per step (needs ``steps``)."""
+    from netxray.diagnose import Finding, Thresholds
+
+    th = thresholds or Thresholds()
+    if steps is None or steps < 1:
+        return []
+    findings: list[Finding] = []
+    big: dict[str, Any] = {}
+    for name, lw in health.layers.items():
+        if lw.update_ratio is None or not math.isfinite(lw.update_ratio):
+            continue
+        per_step = lw.update_ratio / steps
+        if per_step > th.update_ratio:
+            big[name] = per_step
+    if big:
+        worst = max(big, key=big.__getitem__)
+        findings.append(
+            Finding(
+                kind="large_updates",
+                severity="warning",
+                layer=worst.rsplit(".", 1)[0],
+                units=(),
+                evidence={"per_step_ratio": big, "steps": steps, "threshold": th.update_ratio},
+                advice=(
+                    f"Weights change by {big[worst]:.1e} of their norm per step in `{worst}` "
+                    f"(above {th.update_ratio:.0e}; about 1e-3 is typical): the learning rate "
+                    "is probably too high, so training is noisy or unstable. Try: a lower "
+                    "learning rate, or warm-up."
+                ),
+            )
+        )
+    return findings

@@ -1,0 +1,360 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import netxray
+from netxray.diagnose import (
+    Finding,
+    HealthReport,
+    Thresholds,
+    diagnose,
+    diagnose_stats,
+    precheck,
+    render_findings,
+)
+from netxray.stats import LayerStats, NetworkStats, collect_stats
+from netxray.weights import weight_findings, weight_health
+
+N = 1000
+
+
+def inputs(n: int = N, d: int = 3, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def fake_layer(name: str, *, grad_norm=None, units=4, family="relu", mean=1.0, var=1.0):
+    ones = np.ones(units)
+    return LayerStats(
+        name=name, module_type="ReLU", family=family, shape=(units,), calls=1,
+        count=np.full(units, N), mean=mean * ones, var=var * ones, min=-ones, max=3 * ones,
+        frac_active=0.5 * ones, frac_saturated=0 * ones, nan_count=np.zeros(units, int),
+        inf_count=np.zeros(units, int), hist=np.zeros((units, 3), int),
+        hist_edges=np.array([0.0, 1.0]), grad_abs_mean=None if grad_norm is None else ones,
+        grad_norm=grad_norm,
+    )
+
+
+def fake_stats(*layers: LayerStats) -> NetworkStats:
+    return NetworkStats(layers={s.name: s for s in layers}, n_samples=N)
+
+
+# ------------------------------------------------------------------ dead and dying
+
+
+def relu_net(dead=(0, 1)) -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU())
+    with torch.no_grad():
+        net[0].bias.zero_()
+        for u in dead:
+            net[0].bias[u] = -100.0
+    return net
+
+
+def test_dead_units_are_relu_units_never_positive():
+    report = diagnose(relu_net(), inputs())
+    (f,) = report.by_kind("dead_units")
+    assert f.layer == "1" and f.units == (0, 1) and f.severity == "warning"
+    assert f.evidence["dead"] == 2 and f.evidence["inputs"] == N
+    assert "2 of 6 units in `1` never activate on 1,000 inputs" in f.advice
+    assert "Try:" in f.advice
+
+
+def test_a_negative_linear_output_is_not_a_dead_unit():
+    report = diagnose(relu_net(), inputs(), layers="0")  # the Linear layer itself
+    assert report.by_kind("dead_units") == [] and report.by_kind("dying_units") == []
+
+
+def test_dead_severity_grows_with_the_share_and_few_inputs_only_inform():
+    assert diagnose(relu_net(dead=(0,)), inputs()).by_kind("dead_units")[0].severity == "info"
+    assert diagnose(relu_net(dead=(0, 1, 2, 3)), inputs()).by_kind("dead_units")[0].severity == "error"
+    few = diagnose(relu_net(dead=(0, 1, 2, 3)), inputs(20)).by_kind("dead_units")[0]
+    assert few.severity == "info" and "Only 20 inputs" in few.advice
+
+
+def test_dying_units_are_active_on_under_one_percent():
+    net = relu_net(dead=())
+    x = inputs()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[0, 0] = 1.0
+        net[0].bias[0] = -2.9  # x0 > 2.9: about 0.2% of standard normal inputs
+    frac = float((x[:, 0] > 2.9).double().mean())
+    assert 0 < frac < 0.01
+    (f,) = diagnose(net, x).by_kind("dying_units")
+    assert f.units == (0,) and f.evidence["frac_active"] == [pytest.approx(frac)]
+    # units 1..5 output exactly 0 (zero weights and bias): dead, not "constant"
+    report = diagnose(net, x)
+    assert report.by_kind("dead_units")[0].units == (1, 2, 3, 4, 5)
+    assert report.by_kind("constant_units") == []
+
+
+# ------------------------------------------------------------------ saturation
+
+
+def tanh_net() -> tuple[nn.Sequential, torch.Tensor]:
+    net = nn.Sequential(nn.Linear(1, 3), nn.Tanh())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[10.0], [1.0], [0.1]]))
+        net[0].bias.zero_()
+    x = torch.zeros(N, 1)
+    x[: int(0.9 * N)] = 5.0  # 90% of inputs drive units 0 (tanh(50)) and 1 (tanh(5)) to saturation
+    x[int(0.9 * N):] = 0.0
+    return net, x
+
+
+def test_a_tanh_unit_saturated_on_90_percent_of_inputs_is_saturated():
+    net, x = tanh_net()
+    (f,) = diagnose(net, x).by_kind("saturated_units")
+    assert f.units == (0, 1)  # |tanh(5)| = 0.99991 > 0.99; |tanh(0.5)| not saturated
+    assert f.layer == "1"
+    s = collect_stats(net, x)["1"]
+    np.testing.assert_allclose(s.frac_saturated, [0.9, 0.9, 0.0])
+
+
+def test_saturation_below_the_fraction_threshold_is_not_flagged():
+    net, x = tanh_net()
+    x[: int(0.6 * N)] = 0.0  # now saturated on 30% of inputs
+    assert diagnose(net, x).by_kind("saturated_units") == []
+    th = Thresholds(saturated_fraction=0.25)
+    assert diagnose(net, x, thresholds=th).by_kind("saturated_units")[0].units == (0, 1)
+
+
+# ------------------------------------------------------------------ constant, exploding
+
+
+def test_constant_units_have_zero_variance():
+    lin = nn.Linear(3, 4)
+    with torch.no_grad():
+        lin.weight[0].zero_()
+        lin.bias[0] = 0.3
+    (f,) = diagnose(nn.Sequential(lin), inputs(), layers="0").by_kind("constant_units")
+    assert f.units == (0,) and f.evidence["values"][0] == pytest.approx(0.3)
+
+
+def test_exploding_activations_grow_layer_over_layer():
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(6):
+        lin = nn.Linear(16, 16)
+        nn.init.normal_(lin.weight, std=3 * math.sqrt(2 / 16))  # 3x He
+        layers += [lin, nn.ReLU()]
+    net = nn.Sequential(*layers)
+    report = diagnose(net, inputs(d=16))
+    (f,) = report.by_kind("exploding_activations")
+    assert f.evidence["growth"] > 100 and f.evidence["per_layer"] > 2
+    # the same net with He init is fine
+    for m in net:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=math.sqrt(2 / 16))
+    assert diagnose(net, inputs(d=16)).by_kind("exploding_activations") == []
+
+
+def test_an_activation_above_the_bound_is_exploding():
+    s = fake_stats(fake_layer("a", mean=5e3, var=1.0))
+    (f,) = diagnose_stats(s).by_kind("exploding_activations")
+    assert f.layer == "a" and "above" in f.advice
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def test_vanishing_gradients_shrink_toward_the_input():
+    s = fake_stats(*(fake_layer(f"l{i}", grad_norm=10.0 ** (1.25 * (i - 4))) for i in range(5)))
+    (f,) = diagnose_stats(s).by_kind("vanishing_gradients")
+    assert f.layer == "l0" and f.evidence["ratio_first_to_last"] == pytest.approx(1e-5)
+    assert f.severity == "error" and diagnose_stats(s).by_kind("exploding_gradients") == []
+
+
+def test_gradients_growing_toward_the_input_are_exploding_not_vanishing():
+    s = fake_stats(*(fake_layer(f"l{i}", grad_norm=10.0 ** (-i)) for i in range(4)))
+    report = diagnose_stats(s)
+    assert report.by_kind("vanishing_gradients") == []
+    assert report.by_kind("exploding_gradients")[0].evidence["ratio_first_to_last"] == pytest.approx(1e3)
+
+
+def test_flat_gradients_and_a_healthy_trained_net_raise_nothing():
+    s = fake_stats(*(fake_layer(f"l{i}", grad_norm=1.0 + 0.3 * i) for i in range(4)))
+    assert diagnose_stats(s).findings == ()
+    torch.manual_seed(0)
+    net = netxray.mlp([3, 32, 32, 32, 2], "leaky_relu", init="he", seed=0)
+    y = (inputs()[:, 0] > 0).long()
+    report = diagnose(net, (inputs(), y))
+    assert report.findings == () and report.skipped == ()
+    assert all(s.grad_norm is not None for s in report.stats.values())
+
+
+def test_real_deep_sigmoid_net_has_vanishing_gradients():
+    net = netxray.mlp([3] + [32] * 10 + [2], "sigmoid", init="xavier", seed=0)
+    y = (inputs()[:, 0] > 0).long()
+    (f,) = diagnose(net, (inputs(), y)).by_kind("vanishing_gradients")
+    assert f.layer == "act1"
+    g = f.evidence["grad_rms"]
+    assert g["act1"] < g["act10"] / 100
+
+
+# ------------------------------------------------------------------ non-finite first
+
+
+def nan_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        net[0].bias[:4] = -100.0  # 4 dead units in the first layer: must NOT be reported
+        net[2].weight[1, 1] = float("inf")
+    return net
+
+
+def test_nonfinite_reports_the_first_layer_and_nothing_computed_from_garbage():
+    x = inputs()
+    y = (x[:, 0] > 0).long()
+    report = diagnose(nan_net(), (x, y))
+    assert report.kinds == {"nonfinite"}
+    act = [f for f in report.findings if f.evidence.get("later_layers") is not None]
+    assert act[0].layer == "3"  # the first *recorded* layer in forward order with NaN/Inf
+    params = [f for f in report.findings if "parameters" in f.evidence]
+    assert params[0].evidence["parameters"] == ["2.weight"]
+    assert report.exit_code == 1 and not report.ok
+    assert report.skipped and "non-finite" in report.skipped[0]
+    assert report.findings[0].severity == "error"
+
+
+def test_a_diverged_history_is_said_first():
+    net = relu_net()
+    report = diagnose(net, inputs(), history=[0.7, 0.6, float("nan"), float("nan")])
+    assert report.findings[0].kind == "loss_diverged"
+    assert report.findings[0].evidence["first_nonfinite_epoch"] == 3
+    assert report.by_kind("dead_units") == []  # no advice from the rest
+
+
+def test_finite_forward_but_infinite_loss_is_nonfinite():
+    net = nn.Sequential(nn.Linear(2, 2))
+    x = torch.ones(10, 2)
+    bad = lambda out, y: torch.log(out.sum() * 0)  # noqa: E731
+    report = diagnose(net, (x, torch.zeros(10, dtype=torch.long)), loss_fn=bad)
+    assert report.kinds == {"nonfinite"} and report.findings[0].layer is None
+
+
+# ------------------------------------------------------------------ precheck
+
+
+def test_precheck_compares_the_initial_loss_with_ln_classes():
+    x = inputs(d=4)
+    y = torch.arange(N) % 5
+    net = netxray.mlp([4, 16, 5], "relu", seed=0)
+    with torch.no_grad():
+        net.fc2.weight.mul_(0.01)
+    ok = precheck(net, (x, y))
+    assert ok.expected_loss == pytest.approx(math.log(5))
+    assert ok.loss == pytest.approx(math.log(5), rel=0.05)
+    assert ok.by_kind("initial_loss") == [] and ok.context == "precheck"
+    with torch.no_grad():
+        net.fc2.weight.mul_(1e4)
+    bad = precheck(net, (x, y))
+    (f,) = bad.by_kind("initial_loss")
+    assert f.evidence["classes"] == 5 and f.evidence["loss"] > 2 * math.log(5)
+    assert "precheck" in bad.summary() and "RMS" in bad.summary()
+
+
+def test_precheck_dead_unit_advice_talks_about_init():
+    report = precheck(relu_net(), inputs())
+    (f,) = report.by_kind("dead_units")
+    assert "At init" in f.advice and "learning rate" not in f.advice
+
+
+# ------------------------------------------------------------------ weights
+
+
+def test_weight_health_matches_numpy():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Conv1d(2, 3, 2))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net[0].weight.add_(0.1)
+    wh = weight_health(net, before)
+    assert set(wh.layers) == {"0.weight", "2.weight"}
+    W = net[0].weight.detach().double().numpy()
+    lw = wh["0.weight"]
+    assert lw.spectral_norm == pytest.approx(np.linalg.norm(W, 2), rel=1e-10)
+    assert lw.stable_rank == pytest.approx(np.linalg.norm(W) ** 2 / np.linalg.norm(W, 2) ** 2, rel=1e-10)
+    W0 = before["0.weight"].double().numpy()
+    assert lw.update_ratio == pytest.approx(np.linalg.norm(W - W0) / np.linalg.norm(W0), rel=1e-10)
+    K = net[2].weight.detach().double().numpy().reshape(3, -1)
+    assert wh["2.weight"].spectral_norm == pytest.approx(np.linalg.norm(K, 2), rel=1e-10)
+    assert wh["2.weight"].update_ratio == 0.0
+    (f,) = weight_findings(wh, steps=1)
+    assert f.kind == "large_updates" and "0.weight" in f.evidence["per_step_ratio"]
+    assert weight_findings(wh, steps=10**6) == [] and weight_findings(wh) == []
+
+
+def test_diagnose_uses_previous_weights_for_update_ratios():
+    net = relu_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net[0].weight.mul_(2)
+    report = diagnose(net, inputs(), previous_weights=before, steps=10)
+    assert report.weights["0.weight"].update_ratio == pytest.approx(1.0)
+    assert report.by_kind("large_updates")[0].evidence["per_step_ratio"]["0.weight"] == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------ the report
+
+
+def test_report_summary_json_and_exit_code():
+    report = diagnose(relu_net(dead=(0, 1, 2, 3)), inputs())
+    assert isinstance(report, HealthReport) and report.exit_code == 1
+    text = report.summary()
+    assert text.startswith("netxray health report: 1,000 inputs")
+    assert "ERROR   dead_units [1]" in text and "4 of 6 units" in text
+    d = json.loads(report.to_json())
+    assert d["findings"][0]["kind"] == "dead_units" and d["findings"][0]["units"] == [0, 1, 2, 3]
+    assert d["stats"]["layers"]["1"]["family"] == "relu"
+    healthy = diagnose(relu_net(dead=()), inputs())
+    assert healthy.exit_code == 0 and "No problems found." in healthy.summary()
+    rows = report.layer_table()
+    assert rows[0]["layer"] == "1" and rows[0]["dead"] == 4
+
+
+def test_findings_are_errors_first_and_severity_is_checked():
+    with pytest.raises(ValueError, match="severity"):
+        Finding("dead_units", "fatal", None, (), {}, "x")
+    report = diagnose(relu_net(dead=(0, 1, 2, 3)), inputs())
+    sev = [f.severity for f in report.findings]
+    assert sev == sorted(sev, key=["error", "warning", "info"].index)
+    with pytest.raises(ValueError, match="unknown kind"):
+        report.by_kind("deadish")
+
+
+def test_render_findings_is_a_rich_table():
+    from rich.console import Console
+    from rich.table import Table
+
+    table = render_findings(diagnose(relu_net(), inputs()))
+    assert isinstance(table, Table)
+    console = Console(record=True, width=120)
+    console.print(table)
+    assert "dead_units" in console.export_text()
+
+
+def test_diagnose_leaves_the_model_as_it_was(hook_count):
+    net = relu_net()
+    net.train()
+    net[0].weight.grad = torch.ones_like(net[0].weight)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    y = torch.zeros(N, dtype=torch.long)
+    diagnose(nn.Sequential(net, nn.Linear(6, 2)), (inputs(), y))
+    assert hook_count(net) == 0 and net.training
+    assert torch.equal(net[0].weight.grad, torch.ones_like(net[0].weight))
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_diagnose_stats_is_reusable_on_collected_stats():
+    stats = collect_stats(relu_net(), inputs())
+    report = diagnose_stats(stats)
+    assert report.stats is stats and report.by_kind("dead_units")[0].units == (0, 1)
+    assert "gradients" in report.skipped[0]
