@@ -43,6 +43,14 @@ def test_unknown_name_lists_close_matches():
         select_layers(m, "enc*")
     with pytest.raises(ValueError, match="no Conv2d"):
         select_layers(m, nn.Conv2d)
+    with pytest.raises(ValueError, match="did you mean 'fc1'"):
+        select_layers(m, "FC1")
+    with pytest.raises(TypeError, match="cannot select layers with 3"):
+        select_layers(m, 3)
+    with record(m, "act1") as rec:
+        m(torch.randn(1, 2))
+    with pytest.raises(ValueError, match="'fc1' not found in this recording"):
+        rec["fc1"]
 
 
 def test_record_matches_manual_forward():

@@ -46,11 +46,13 @@ def default_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in named.items() if not any(True for _ in m.children())}
 
 
-def _unknown_layer(name: str, named: dict[str, nn.Module]) -> ValueError:
-    close = difflib.get_close_matches(name, list(named), n=3, cutoff=0.5)
+def _unknown_layer(name: str, named: dict[str, nn.Module], where: str = "") -> ValueError:
+    lower = {n.lower(): n for n in named}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)
+    close = [lower[c] for c in close]
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
     listed = ", ".join(list(named)[:30]) + (" ..." if len(named) > 30 else "")
-    return ValueError(f"layer {name!r} not found{hint} Layers: {listed}")
+    return ValueError(f"layer {name!r} not found{where}{hint} Layers: {listed}")
 
 
 def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Module]:
@@ -69,9 +71,15 @@ def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Modul
             raise ValueError("the model has no submodules to record; name a layer explicitly")
         return chosen
     named = _named(model)
-    specs: Sequence[LayerSpec] = (
-        [layers] if isinstance(layers, str | type) or callable(layers) else list(layers)
-    )
+    if isinstance(layers, str | type) or callable(layers):
+        specs: Sequence[LayerSpec] = [layers]
+    elif isinstance(layers, list | tuple | set | frozenset):
+        specs = list(layers)
+    else:
+        raise TypeError(
+            f"cannot select layers with {layers!r}: use a dotted name, a glob, an nn.Module "
+            "subclass, a predicate (name, module) -> bool, or a list of these"
+        )
     picked: set[str] = set()
     for spec in specs:
         if isinstance(spec, str):
@@ -154,7 +162,7 @@ class Recording:
 
     def calls(self, name: str) -> list[torch.Tensor]:
         if name not in self._outputs:
-            raise _unknown_layer(name, dict.fromkeys(self._outputs))  # type: ignore[arg-type]
+            raise _unknown_layer(name, dict.fromkeys(self._outputs), " in this recording")  # type: ignore[arg-type]
         return list(self._outputs[name])
 
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -289,7 +297,7 @@ class Activations(Result):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.layers:
-            raise _unknown_layer(name, dict.fromkeys(self.layers))  # type: ignore[arg-type]
+            raise _unknown_layer(name, dict.fromkeys(self.layers), " in these activations")  # type: ignore[arg-type]
         return self.layers[name]
 
     def flat(self, name: str) -> np.ndarray:

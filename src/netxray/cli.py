@@ -84,11 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     diag.add_argument("--out", default=None, help="also write a report into this folder")
 
+    from netxray.report.writers import METHODS
+
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
     _add_model_options(explain)
     explain.add_argument("--method", default="saliency",
-                         choices=["saliency", "input_x_gradient", "integrated_gradients",
-                                  "smoothgrad", "occlusion"])
+                         choices=list(METHODS), help="default: saliency (signed gradients)")
     explain.add_argument("--target", default="pred",
                          help="class index or 'pred' (the predicted class; default)")
     explain.add_argument("--out", default="netxray-explain", help="output folder")
@@ -135,7 +136,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_target(args: argparse.Namespace):  # -> (model, Dataset)
-    from netxray import data, demo, loading
+    from netxray import data, loading, presets
 
     if args.model is not None:
         if args.data is None:
@@ -148,15 +149,16 @@ def _load_target(args: argparse.Namespace):  # -> (model, Dataset)
         return model, ds
     if args.weights is not None or args.data is not None:
         raise ValueError("--weights and --data go with --model")
-    run = demo.run_preset(args.preset or "healthy", progress=False)
-    return run.model, run.train
+    run = presets.get(args.preset or "healthy").run()
+    return run.model, run.data
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from netxray import diagnose as diag
+    from netxray._checks import model_dtype
 
     model, ds = _load_target(args)
-    report = diag.diagnose(model, ds.tensors(_dtype(model)))
+    report = diag.diagnose(model, ds.tensors(model_dtype(model)))
     if args.json:
         print(json.dumps(report.to_dict(), indent=1))
     else:
@@ -164,20 +166,19 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
         Console().print(diag.render_findings(report))
     if args.out:
-        from netxray import demo
+        from netxray.report.writers import write_health_report
 
-        path = demo.write_health_report(model, ds, report, Path(args.out))
+        path = write_health_report(model, ds, report, Path(args.out))
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
     return 1 if any(f.severity in ("error", "critical") for f in report.findings) else 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from netxray import demo
+    from netxray.report.writers import write_explanation
 
     model, ds = _load_target(args)
-    target: int | str = args.target if args.target == "pred" else int(args.target)
-    written = demo.write_explanation(model, ds, method=args.method, target=target,
-                                     out=Path(args.out))
+    target: int | str = args.target if args.target == "pred" else _int(args.target, "--target")
+    written = write_explanation(model, ds, method=args.method, target=target, out=Path(args.out))
     for path in written:
         print(path)
     return 0
@@ -199,10 +200,11 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dtype(model):  # the model's float dtype, for the data
-    from netxray._checks import model_dtype
-
-    return model_dtype(model)
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{option} takes a class index or 'pred', got {text!r}") from None
 
 
 _COMMANDS = {

@@ -158,18 +158,12 @@ def run_preset(name: str, *, progress: bool = False) -> DemoRun:
     from netxray import presets
 
     preset = presets.get(name)
-    pr = preset.run(progress=progress) if _takes_progress(preset.run) else preset.run()
-    config = DemoConfig(dataset=pr.train.name, epochs=len(pr.history.train_loss))
+    pr = preset.run(progress=progress)
+    config = DemoConfig(dataset=pr.data.name, epochs=len(pr.history.train_loss))
     return _finish(
-        config, pr.model.eval(), pr.train, pr.test, pr.history,
+        config, pr.model.eval(), pr.data, pr.test, pr.history,
         title=f"preset {name}: {preset.description}",
     )
-
-
-def _takes_progress(fn: Any) -> bool:
-    import inspect
-
-    return "progress" in inspect.signature(fn).parameters
 
 
 def lecture_table(run: DemoRun) -> str:

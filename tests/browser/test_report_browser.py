@@ -11,6 +11,8 @@ import pytest
 
 from netxray.report import charts, write_report
 
+from ._page import CANVAS_VARIETY, Page
+
 pytestmark = pytest.mark.browser
 
 
@@ -286,35 +288,6 @@ def report_file(payload: dict, tmp_path_factory: pytest.TempPathFactory) -> Path
     return write_report(payload, tmp_path_factory.mktemp("report") / "report.html")
 
 
-class Page:
-    """A page on the report with everything that went wrong recorded."""
-
-    def __init__(self, browser, path: Path, **context_kwargs):
-        self.url = path.resolve().as_uri()
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.blocked: list[str] = []
-        self.context = browser.new_context(**context_kwargs)
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.page.on(
-            "console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None
-        )
-        self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
-        self.page.goto(self.url)
-        self.page.wait_for_selector(".nx-card")
-
-    def _route(self, route) -> None:
-        if route.request.url == self.url:
-            route.continue_()
-        else:
-            self.blocked.append(route.request.url)
-            route.abort()
-
-    def close(self) -> None:
-        self.context.close()
-
-
 @pytest.fixture
 def page(browser, report_file: Path):
     p = Page(browser, report_file, viewport={"width": 1400, "height": 1000})
@@ -326,16 +299,6 @@ def _n_charts(payload: dict) -> int:
     return sum(len(s["charts"]) for s in payload["sections"])
 
 
-CANVAS_VARIETY = """(card) => {
-    const out = [];
-    for (const c of card.querySelectorAll('canvas.nx-canvas')) {
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        const seen = new Set();
-        for (let i = 0; i < d.length; i += 4 * 7) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-        out.push(seen.size);
-    }
-    return out;
-}"""
 
 
 def test_every_chart_renders_offline_without_errors(page: Page, payload: dict) -> None:

@@ -343,7 +343,7 @@ def _severity(s: str) -> str:
 def health_section(health: Any) -> dict[str, Any]:
     items = [
         {"severity": _severity(f.severity), "kind": f.kind, "layer": f.layer or "",
-         "text": f.advice.split(". ")[0] + ".", "advice": f.advice,
+         **_headline(f.advice),
          "units": list(f.units)[:64],
          "evidence": {k: v for k, v in f.evidence.items() if isinstance(v, int | float | str)}}
         for f in health.findings
@@ -356,6 +356,7 @@ def health_section(health: Any) -> dict[str, Any]:
         chart_list.append(
             charts.table("Per layer", cols, [[_cell(r[c]) for c in cols] for r in rows])
         )
+    if len(rows) >= 2:  # curves across depth need at least two layers
         names = [r["layer"] for r in rows]
         active = [r["frac_active"] for r in rows]
         chart_list.append(
@@ -380,6 +381,14 @@ def health_section(health: Any) -> dict[str, Any]:
         "description": health.summary().splitlines()[0],
         "charts": chart_list,
     }
+
+
+def _headline(advice: str) -> dict[str, str]:
+    """A finding's first sentence as its text, the rest as advice (so nothing is shown twice)."""
+    first, sep, rest = advice.partition(". ")
+    if not sep:
+        return {"text": advice, "advice": ""}
+    return {"text": first + ".", "advice": rest}
 
 
 def _cell(v: Any) -> Any:

@@ -10,7 +10,8 @@ from netxray._io import atomic_write
 from netxray.report.build import Analysis
 
 
-def _save(figure: Any, path: Path) -> Path:
+def save_png(figure: Any, path: Path) -> Path:
+    """Write a matplotlib figure as a PNG atomically, then close it."""
     import matplotlib.pyplot as plt
 
     atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=130))
@@ -53,10 +54,10 @@ def write_pngs(a: Analysis, out: Path) -> list[Path]:
         jobs["cka.png"] = lambda: CKADisplay.from_result(a.cka).plot()
     if a.boundary.plane == "input":
         jobs["saliency.png"] = lambda: SaliencyArrowsDisplay.from_result(
-            a.saliency, grid=a.boundary, labels=a.test.y
+            a.saliency, xx=a.boundary.xx, yy=a.boundary.yy, probs=a.boundary.probs
         ).plot()
     if a.train.image_shape is not None:
-        jobs["saliency_by_class.png"] = lambda: ImageAttributionDisplay.from_dataset_result(
+        jobs["saliency_by_class.png"] = lambda: ImageAttributionDisplay.from_result(
             a.dataset_saliency, image_shape=a.train.image_shape, class_names=names
         ).plot()
     if a.health.stats is not None:
@@ -66,5 +67,5 @@ def write_pngs(a: Analysis, out: Path) -> list[Path]:
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
         for filename, draw in jobs.items():
             display = draw()
-            written.append(_save(display.figure_, out / filename))
+            written.append(save_png(display.figure_, out / filename))
     return written

@@ -1,0 +1,144 @@
+"""Files for ``netxray diagnose --out`` and ``netxray explain``: a report, PNGs, and the numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from netxray._checks import model_dtype
+from netxray._io import write_text
+from netxray.data import Dataset
+from netxray.report import charts
+from netxray.report.build import health_section
+from netxray.report.html import write_report
+from netxray.report.pngs import save_png
+
+
+def write_health_report(model: nn.Module, dataset: Dataset, health: Any, out: Path) -> Path:
+    """``out/report.html`` with the Health section, and ``out/health.png``."""
+    from netxray.plot.health import LayerActivityDisplay
+
+    out.mkdir(parents=True, exist_ok=True)
+    if health.stats is not None:
+        save_png(LayerActivityDisplay.from_result(health).plot().figure_, out / "health.png")
+    payload = {
+        "title": f"netxray diagnose: {dataset.name}",
+        "subtitle": f"{type(model).__name__} on {len(dataset)} samples",
+        "meta": {"samples": len(dataset), "findings": len(health.findings)},
+        "sections": [health_section(health)],
+    }
+    return write_report(payload, out / "report.html")
+
+
+#: ``netxray explain --method`` names and the classes behind them
+METHODS = {
+    "saliency": "Saliency",
+    "input_x_gradient": "InputXGradient",
+    "integrated_gradients": "IntegratedGradients",
+    "smoothgrad": "SmoothGrad",
+    "occlusion": "FeatureAblation",
+}
+
+
+def explain(
+    model: nn.Module, dataset: Dataset, *, method: str = "saliency", target: int | str = "pred"
+) -> Any:
+    """Attributions of every sample of ``dataset`` with the named method: an ``Attribution``."""
+    from netxray import attribution
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    explainer = getattr(attribution, METHODS[method])(model)
+    X, _ = dataset.tensors(model_dtype(model))
+    kwargs: dict[str, Any] = {"target": target}
+    if method == "saliency":
+        kwargs["abs"] = False  # keep the sign: it says which way a feature pushes
+    if method in ("integrated_gradients", "smoothgrad"):
+        kwargs["internal_batch_size"] = 65536
+    return explainer.attribute(X, **kwargs)
+
+
+def _summary_csv(values: np.ndarray, dataset: Dataset) -> str:
+    """Per feature: mean |attribution|, mean attribution, and mean |attribution| per class."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    classes = list(dataset.class_names)
+    w.writerow(["feature", "mean_abs", "mean", *[f"mean_abs[{c}]" for c in classes]])
+    per_class = [
+        np.abs(values[dataset.y == k]).mean(0) if np.any(dataset.y == k) else
+        np.full(values.shape[1], np.nan)
+        for k in range(len(classes))
+    ]
+    for j, name in enumerate(dataset.feature_names):
+        w.writerow([name, f"{np.abs(values[:, j]).mean():.6g}", f"{values[:, j].mean():.6g}",
+                    *[f"{pc[j]:.6g}" for pc in per_class]])
+    return buf.getvalue()
+
+
+def write_explanation(
+    model: nn.Module, dataset: Dataset, *, method: str, target: int | str, out: Path
+) -> list[Path]:
+    """Attributions as NPZ (every value) and CSV (per-feature summary), PNGs and a report."""
+    from netxray.plot.attribution import FeatureAttributionDisplay, ImageAttributionDisplay
+
+    out.mkdir(parents=True, exist_ok=True)
+    attr = explain(model, dataset, method=method, target=target)
+    values = attr.values.detach().cpu().double().numpy().reshape(len(dataset), -1)
+    written = [attr.save(out / "attributions.npz")]
+    written.append(write_text(out / "attributions.csv", _summary_csv(values, dataset)))
+    importance = np.abs(values).mean(0)
+    names = list(dataset.feature_names)
+    top = np.argsort(-importance)[:30]
+    written.append(save_png(
+        FeatureAttributionDisplay(importance[top], feature_names=[names[i] for i in top],
+                                  signed=False, title=f"mean |{attr.method}|",
+                                  xlabel="mean |attribution|").plot().figure_,
+        out / "importance.png",
+    ))
+    written.append(save_png(
+        FeatureAttributionDisplay(values[0], feature_names=names,
+                                  title=f"{attr.method}, sample 0").plot().figure_,
+        out / "sample0.png",
+    ))
+    chart_list = [
+        charts.bars(f"Feature importance (mean |{attr.method}|)", [names[i] for i in top],
+                    importance[top], signed=False,
+                    description=f"Over all {len(dataset)} samples; top {len(top)} features."),
+        charts.bars("Sample 0", names[:60], values[0, :60],
+                    description="Signed: positive values push the explained output up."),
+    ]
+    if dataset.image_shape is not None:
+        per_class = np.stack([
+            np.abs(values[dataset.y == k]).mean(0) if np.any(dataset.y == k)
+            else np.zeros(values.shape[1]) for k in range(dataset.n_classes)
+        ]).reshape(-1, *dataset.image_shape)
+        written.append(save_png(
+            ImageAttributionDisplay(per_class, titles=list(dataset.class_names),
+                                    signed=False).plot().figure_,
+            out / "by_class.png",
+        ))
+        chart_list.append(charts.images("Mean |attribution| per class", per_class,
+                                        labels=list(dataset.class_names), cmap="viridis"))
+    if attr.delta is not None:
+        delta = attr.delta.detach().abs().cpu().numpy()
+        chart_list.append(charts.table(
+            "Completeness", ["max |delta|", "median |delta|"],
+            [[float(f"{delta.max():.3g}"), float(f"{np.median(delta):.3g}")]],
+            description="sum(attribution) - (F(x) - F(baseline)) per sample: near 0 means "
+            "the integral was computed accurately; raise n_steps if it is not.",
+        ))
+    payload = {
+        "title": f"netxray explain: {attr.method} on {dataset.name}",
+        "subtitle": f"target: {target}",
+        "meta": {"samples": len(dataset), "method": attr.method},
+        "sections": [{"id": "attribution", "title": "Attribution",
+                      "description": "Which input features drive the model's outputs.",
+                      "charts": chart_list}],
+    }
+    written.append(write_report(payload, out / "report.html"))
+    return written

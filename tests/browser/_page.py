@@ -1,0 +1,62 @@
+"""A report page in Chromium with every console error, page error and outside request recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Page:
+    """A page on the report with everything that went wrong recorded."""
+
+    def __init__(self, browser, path: Path, **context_kwargs):
+        self.url = path.resolve().as_uri()
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.blocked: list[str] = []
+        self.context = browser.new_context(**context_kwargs)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on(
+            "console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        self.page.goto(self.url)
+        self.page.wait_for_selector(".nx-card")
+
+    def _route(self, route) -> None:
+        if route.request.url == self.url:
+            route.continue_()
+        else:
+            self.blocked.append(route.request.url)
+            route.abort()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+#: JS: for each canvas of a chart card, how many distinct colours it shows (blank: 1).
+CANVAS_VARIETY = """(card) => {
+    const out = [];
+    for (const c of card.querySelectorAll('canvas.nx-canvas')) {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4 * 7) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        out.push(seen.size);
+    }
+    return out;
+}"""
+
+
+def assert_all_cards_rendered(page: Page) -> int:
+    """Every chart card drew without error, and every canvas shows something; returns the count."""
+    pg = page.page
+    cards = pg.query_selector_all("figure.nx-card")
+    for card in cards:
+        kind = card.get_attribute("data-kind")
+        assert card.get_attribute("data-rendered") == "1", card.get_attribute("data-error")
+        assert card.query_selector(".nx-error") is None
+        if kind in ("table", "findings"):
+            continue
+        variety = pg.evaluate(CANVAS_VARIETY, card)
+        assert variety and max(variety) > 8, f"{kind} canvas is blank: {variety}"
+    return len(cards)

@@ -1,0 +1,77 @@
+"""`netxray demo` reproduces the lecture, checked against the lecture's own printed numbers."""
+
+import re
+
+import numpy as np
+import pytest
+
+from netxray import demo
+
+# ../shared/seed/seed_demo.expected.txt, kept here as data: the lecture's printout.
+LECTURE_OUTPUT = """\
+epoch 100 | loss 0.3270 | train acc 0.854
+epoch 200 | loss 0.3057 | train acc 0.850
+epoch 300 | loss 0.2969 | train acc 0.861
+
+First two PCA components of hidden states (first 5 rows):
+[[ 1.53146837 -0.839845  ]
+ [-1.26497468  0.39839427]
+ [-1.11865191  0.23210566]
+ [ 1.05886699  0.46724442]
+ [ 1.70560633  0.13048269]]
+
+Saliency scores for first test point: [-0.10720718  0.11882685]
+"""
+
+
+@pytest.fixture(scope="module")
+def lecture_run():
+    return demo.run()
+
+
+def test_demo_prints_every_line_of_the_lecture(lecture_run):
+    table = demo.lecture_table(lecture_run)
+    for line in LECTURE_OUTPUT.splitlines():
+        assert line in table.splitlines(), f"missing lecture line: {line!r}"
+
+
+def test_gradient_saliency_agrees_with_the_lectures_finite_difference(lecture_run):
+    # a central difference with eps=1e-3 is exact to O(eps^2) times the third derivative
+    np.testing.assert_allclose(lecture_run.saliency_grad, [-0.10720718, 0.11882685], atol=1e-6)
+    np.testing.assert_allclose(lecture_run.saliency_fd, [-0.10720718, 0.11882685], atol=5e-9)
+
+
+def test_demo_leaves_a_model_in_eval_mode_with_a_health_report(lecture_run):
+    assert not lecture_run.model.training
+    assert lecture_run.health.n_samples == 280
+
+
+def test_outputs_report_and_pngs(lecture_run, tmp_path):
+    report = demo.write_outputs(lecture_run, tmp_path)
+    assert report == tmp_path / "report.html"
+    html = report.read_text()
+    assert "netxray-data" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
+    pngs = {p.name for p in tmp_path.glob("*.png")}
+    for name in ("training.png", "decision_boundary.png", "unit_maps.png",
+                 "activations_act1.png", "pca_act1.png", "saliency.png"):
+        assert name in pngs
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_variants_run_on_other_datasets(tmp_path):
+    cfg = demo.DemoConfig(dataset="digits", hidden=(16,), epochs=30, lr=0.5, n_checkpoints=3)
+    run = demo.run(cfg)
+    assert run.train.X.shape[1] == 64 and run.pca_rows.shape[1] == 2
+    assert len(run.history.train_loss) == 30
+    table = demo.lecture_table(run)
+    assert "epoch  10 |" in table and "epoch  30 |" in table
+    report = demo.write_outputs(run, tmp_path)
+    assert (tmp_path / "saliency_by_class.png").exists() and report.exists()
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        demo.run(demo.DemoConfig(dataset="mnist"))
+    with pytest.raises(ValueError, match="unknown activation"):
+        demo.run(demo.DemoConfig(activation="swish"))
