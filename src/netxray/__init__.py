@@ -13,25 +13,74 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    # capture
     "record": "netxray.capture",
     "activations": "netxray.capture",
     "select_layers": "netxray.capture",
+    "default_layers": "netxray.capture",
+    "iter_batches": "netxray.capture",
     "Recording": "netxray.capture",
     "Activations": "netxray.capture",
-    # models, data, training
     "mlp": "netxray.models",
     "train": "netxray.training",
     "TrainingHistory": "netxray.training",
+    "collect_stats": "netxray.stats",
+    "UnitStats": "netxray.stats",
+    "LayerStats": "netxray.stats",
+    "NetworkStats": "netxray.stats",
+    "diagnose": "netxray.diagnose",
+    "diagnose_stats": "netxray.diagnose",
+    "precheck": "netxray.diagnose",
+    "HealthReport": "netxray.diagnose",
+    "Finding": "netxray.diagnose",
+    "Thresholds": "netxray.diagnose",
+    "Attribution": "netxray.attribution",
+    "DatasetAttribution": "netxray.attribution",
+    "Saliency": "netxray.attribution",
+    "InputXGradient": "netxray.attribution",
+    "IntegratedGradients": "netxray.attribution",
+    "SmoothGrad": "netxray.attribution",
+    "Occlusion": "netxray.attribution",
+    "FeatureAblation": "netxray.attribution",
+    "FiniteDifference": "netxray.attribution",
+    "NeuronGradient": "netxray.attribution",
+    "NeuronIntegratedGradients": "netxray.attribution",
+    "LayerGradientXActivation": "netxray.attribution",
+    "attribute_dataset": "netxray.attribution",
+    "explain": "netxray.attribution",
+    "project": "netxray.projection",
+    "Projection": "netxray.projection",
+    "Projector": "netxray.projection",
+    "align": "netxray.projection",
+    "activation_map": "netxray.probes",
+    "ActivationMap": "netxray.probes",
+    "linear_probes": "netxray.probes",
+    "ProbeResult": "netxray.probes",
+    "cka": "netxray.probes",
+    "cka_matrix": "netxray.probes",
+    "CKAMatrix": "netxray.probes",
+    "decision_boundary": "netxray.boundary",
+    "BoundaryGrid": "netxray.boundary",
+    "unit_maps": "netxray.boundary",
+    "UnitMaps": "netxray.boundary",
+    "grid_warp": "netxray.boundary",
+    "GridWarp": "netxray.boundary",
+    "boundary_evolution": "netxray.boundary",
+    "BoundaryEvolution": "netxray.boundary",
+    "make_plane": "netxray.boundary",
+    "write_report": "netxray.report.html",
+    "render_html": "netxray.report.html",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+#: submodules reachable as attributes without an explicit import (``netxray.data.moons``)
+_SUBMODULES = {"data", "presets", "plot", "report", "demo"}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        if name in {"data", "presets", "plot", "report"}:
+        if name in _SUBMODULES:
             return importlib.import_module(f"netxray.{name}")
         raise AttributeError(f"module 'netxray' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -84,12 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     diag.add_argument("--out", default=None, help="also write a report into this folder")
 
-    from netxray.report.writers import METHODS
+    from netxray.report.writers import CLI_METHODS
 
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
     _add_model_options(explain)
     explain.add_argument("--method", default="saliency",
-                         choices=list(METHODS), help="default: saliency (signed gradients)")
+                         choices=CLI_METHODS, help="default: saliency (signed gradients)")
     explain.add_argument("--target", default="pred",
                          help="class index or 'pred' (the predicted class; default)")
     explain.add_argument("--out", default="netxray-explain", help="output folder")

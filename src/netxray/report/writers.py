@@ -35,32 +35,28 @@ def write_health_report(model: nn.Module, dataset: Dataset, health: Any, out: Pa
     return write_report(payload, out / "report.html")
 
 
-#: ``netxray explain --method`` names and the classes behind them
-METHODS = {
-    "saliency": "Saliency",
-    "input_x_gradient": "InputXGradient",
-    "integrated_gradients": "IntegratedGradients",
-    "smoothgrad": "SmoothGrad",
-    "occlusion": "FeatureAblation",
-}
+#: the attribution methods ``netxray explain`` offers (names of ``netxray.attribution.METHODS``
+#: that need no option beyond the target)
+CLI_METHODS = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "smoothgrad",
+    "feature_ablation",
+)
 
 
-def explain(
+def explain_dataset(
     model: nn.Module, dataset: Dataset, *, method: str = "saliency", target: int | str = "pred"
 ) -> Any:
-    """Attributions of every sample of ``dataset`` with the named method: an ``Attribution``."""
-    from netxray import attribution
+    """Attributions of every sample of ``dataset``: an ``Attribution`` (signed values)."""
+    from netxray.attribution import explain
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    explainer = getattr(attribution, METHODS[method])(model)
+    if method not in CLI_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(CLI_METHODS)}")
     X, _ = dataset.tensors(model_dtype(model))
-    kwargs: dict[str, Any] = {"target": target}
-    if method == "saliency":
-        kwargs["abs"] = False  # keep the sign: it says which way a feature pushes
-    if method in ("integrated_gradients", "smoothgrad"):
-        kwargs["internal_batch_size"] = 65536
-    return explainer.attribute(X, **kwargs)
+    kwargs: dict[str, Any] = {"abs": False} if method == "saliency" else {}
+    return explain(model, X, method=method, target=target, **kwargs)
 
 
 def _summary_csv(values: np.ndarray, dataset: Dataset) -> str:
@@ -87,7 +83,7 @@ def write_explanation(
     from netxray.plot.attribution import FeatureAttributionDisplay, ImageAttributionDisplay
 
     out.mkdir(parents=True, exist_ok=True)
-    attr = explain(model, dataset, method=method, target=target)
+    attr = explain_dataset(model, dataset, method=method, target=target)
     values = attr.values.detach().cpu().double().numpy().reshape(len(dataset), -1)
     written = [attr.save(out / "attributions.npz")]
     written.append(write_text(out / "attributions.csv", _summary_csv(values, dataset)))
