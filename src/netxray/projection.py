@@ -24,9 +24,10 @@ from netxray._io import atomic_write, write_text
 from netxray._results import Result
 
 METHODS = ("pca", "tsne", "umap")
-# Barnes-Hut t-SNE beats openTSNE's FFT interpolation below this many points on a few cores
-# (measured: 1.5k points 5 s vs 17 s; 10k points 21 s vs 52 s; see benchmarks/bench_projection).
-BH_MAX_POINTS = 20_000
+# openTSNE's Barnes-Hut gradients beat its FFT interpolation on small data only. Measured on
+# 64-unit hidden states, one thread (benchmarks/results/projection.md): 2k points 5.3 s vs
+# 13.6 s, 5k 18.1 s vs 18.4 s, 10k 48 s vs 27 s. So BH below 5k points, FFT from there on.
+BH_MAX_POINTS = 5000
 TSNE_THREADS_MIN = 5000
 TRUST_MAX_POINTS = 2000
 TRUST_NEIGHBORS = 5
@@ -321,7 +322,7 @@ def project(
     """Project hidden states ``H`` ``(n, d)`` (or ``(n, c, h, w)``, flattened) to ``(n, k)``.
 
     ``method``: ``"pca"`` (scikit-learn's PCA: identical coordinates and signs),
-    ``"tsne"`` (openTSNE; Barnes-Hut below 20k points, FFT above; seeded) or ``"umap"``
+    ``"tsne"`` (openTSNE; Barnes-Hut below 5k points, FFT above; seeded) or ``"umap"``
     (umap-learn, the ``netxray[umap]`` extra; seeded, hence single-threaded). Extra keyword
     arguments go to the underlying estimator (e.g. ``perplexity=50``, ``n_neighbors=30``).
     The result's ``transform`` places new points in the same space.
