@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Self
@@ -19,23 +20,49 @@ import torch
 
 from netxray._io import atomic_write
 
+_SCALARS = (str, int, bool, type(None))
+
+
+def _is_number(v: Any) -> bool:
+    t = type(v)
+    return t is float or t is int
+
+
+def _array_plain(a: np.ndarray) -> Any:
+    if a.dtype.kind in "fc" and not np.isfinite(a).all():
+        obj = a.astype(object)
+        obj[~np.isfinite(a)] = None
+        return obj.tolist()
+    return a.tolist()
+
 
 def to_plain(value: Any) -> Any:
-    """Tensors and arrays to nested lists, NumPy scalars to Python ones, recursively."""
+    """Tensors and arrays to nested lists, NumPy scalars to Python ones, NaN/Inf to None.
+
+    Reports hold hundreds of thousands of numbers, so plain floats and flat lists of numbers
+    take a fast path.
+    """
+    t = type(value)
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t in _SCALARS:
+        return value
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _array_plain(value)
     if isinstance(value, np.generic):
-        return value.item()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return to_plain(value.item())
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if all(map(_is_number, value)):
+            return [v if type(v) is int or math.isfinite(v) else None for v in value]
         return [to_plain(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, float):  # float subclasses
+        return float(value) if math.isfinite(value) else None
     return value
 
 

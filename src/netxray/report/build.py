@@ -18,6 +18,8 @@ from netxray.report import charts
 
 #: A report embeds at most this many points per scatter/surface, so it stays small.
 MAX_POINTS = 1500
+#: The report adds a t-SNE of the last hidden layer up to this many training samples.
+TSNE_MAX_POINTS = 5000
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Analysis:
     unit_maps: Any  # UnitMaps
     layers: list[str]  # hidden layers shown, in forward order
     activation_maps: dict[str, Any]  # layer -> ActivationMap (training set)
-    projections: dict[str, Any]  # layer -> Projection (PCA of the training set)
+    projections: dict[str, Any]  # layer (or "layer (t-SNE)") -> Projection of the training set
     train_pred: np.ndarray  # (n_train,) predicted class
     probes: Any  # ProbeResult | None
     cka: Any  # CKAMatrix | None
@@ -75,12 +77,17 @@ def analyze(
     maps = unit_maps(model, Xtr, resolution=48)
     evolution = None
     if history is not None and len(history.checkpoints) > 1:
+        # frames hold resolution^2 x classes numbers each: keep many-class reports small
+        res = 80 if train.n_classes <= 3 else 48
         evolution = boundary_evolution(
-            model, history.checkpoints, Xtr, ytr, resolution=80, hidden_layer=layers[-1]
+            model, history.checkpoints, Xtr, ytr, resolution=res, hidden_layer=layers[-1]
         )
     projections = {
         name: project(H, "pca", n_components=2) for name, H in hidden.items() if H.shape[1] >= 2
     }
+    last = hidden[layers[-1]]
+    if not two_d and last.shape[1] > 2 and len(last) <= TSNE_MAX_POINTS:
+        projections[f"{layers[-1]} (t-SNE)"] = project(last, "tsne", random_state=0)
     probes = None
     counts = np.bincount(train.y)
     if counts.min() >= 5:
@@ -249,23 +256,40 @@ def activations_section(a: Analysis) -> dict[str, Any]:
     }
 
 
+def _projection_chart(a: Analysis, name: str, proj: Any, correct: np.ndarray) -> dict[str, Any]:
+    idx = _subsample(len(proj.coords))
+    evr = proj.explained_variance_ratio
+    if evr is not None:
+        desc = f"explained variance {evr[0]:.0%} + {evr[1]:.0%}"
+    elif proj.trustworthiness is not None:
+        desc = f"trustworthiness {proj.trustworthiness:.3f}"
+    else:
+        desc = ""
+    axis = proj.method.upper() if proj.method == "pca" else proj.method
+    return charts.scatter(
+        f"{name}: {axis} of hidden states", proj.coords[idx, 0], proj.coords[idx, 1],
+        color_by={"class": [int(v) for v in a.train.y[idx]],
+                  "correct": [str(v) for v in correct[idx]],
+                  "prediction": [int(v) for v in a.train_pred[idx]]},
+        class_names=list(a.train.class_names), xlabel=f"{axis} 1", ylabel=f"{axis} 2",
+        description=desc,
+    )
+
+
 def representations_section(a: Analysis) -> dict[str, Any]:
     correct = np.where(a.train_pred == a.train.y, "correct", "wrong")
-    chart_list = []
-    for name, proj in a.projections.items():
-        idx = _subsample(len(proj.coords))
-        evr = proj.explained_variance_ratio
-        desc = "" if evr is None else f"explained variance {evr[0]:.0%} + {evr[1]:.0%}"
-        chart_list.append(
-            charts.scatter(
-                f"{name}: PCA of hidden states", proj.coords[idx, 0], proj.coords[idx, 1],
-                color_by={"class": [int(v) for v in a.train.y[idx]],
-                          "correct": [str(v) for v in correct[idx]],
-                          "prediction": [int(v) for v in a.train_pred[idx]]},
-                class_names=list(a.train.class_names), xlabel="PC 1", ylabel="PC 2",
-                description=desc,
-            )
-        )
+    pca = {n: p for n, p in a.projections.items() if p.method == "pca"}
+    frames = [_projection_chart(a, n, p, correct) for n, p in pca.items()]
+    chart_list: list[dict[str, Any]] = []
+    if len(frames) == 1:
+        chart_list.append(frames[0])
+    elif frames:
+        chart_list.append(charts.slider("PCA of hidden states, layer by layer", frames,
+                                        list(pca)))
+    chart_list += [
+        _projection_chart(a, n.removesuffix(" (t-SNE)"), p, correct)
+        for n, p in a.projections.items() if p.method != "pca"
+    ]
     if a.probes is not None:
         p = a.probes
         chart_list.append(

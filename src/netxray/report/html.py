@@ -111,24 +111,13 @@ def validate_payload(payload: Any) -> None:
             _check_chart(chart, f"sections[{i}] ({sid}).charts[{j}]")
 
 
-def _finite(value: Any) -> Any:
-    """``to_plain`` stops at arrays' ``tolist()``; walk once more to turn NaN/Inf into None."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def payload_json(payload: Mapping[str, Any]) -> str:
     """The payload, validated, as compact JSON (what the report embeds and the server sends).
 
     Arrays and tensors become lists, NaN/Inf become ``null``.
     """
     validate_payload(payload)
-    plain = _finite(to_plain(dict(payload)))
+    plain = to_plain(dict(payload))
     plain.setdefault("subtitle", "")
     plain.setdefault("meta", {})
     return json.dumps(plain, allow_nan=False, separators=(",", ":"), ensure_ascii=False)

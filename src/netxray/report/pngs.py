@@ -44,10 +44,13 @@ def write_pngs(a: Analysis, out: Path) -> list[Path]:
                 title=f"{layer}: activations by class"
             )
         )
-    for layer, proj in a.projections.items():
-        jobs[f"pca_{layer}.png"] = lambda proj=proj, layer=layer: ProjectionDisplay.from_result(
-            proj, labels=a.train.y, predictions=a.train_pred, class_names=names
-        ).plot(color_by="correct", title=f"{layer}: PCA of hidden states")
+    for key, proj in a.projections.items():
+        layer = key.removesuffix(" (t-SNE)")
+        jobs[f"{proj.method}_{layer}.png"] = (
+            lambda proj=proj, layer=layer: ProjectionDisplay.from_result(
+                proj, labels=a.train.y, predictions=a.train_pred, class_names=names
+            ).plot(color_by="label", title=f"{layer}: {proj.method} of hidden states")
+        )
     if a.probes is not None:
         jobs["probes.png"] = lambda: ProbeDisplay.from_result(a.probes).plot()
     if a.cka is not None:
