@@ -358,3 +358,70 @@ def test_diagnose_stats_is_reusable_on_collected_stats():
     report = diagnose_stats(stats)
     assert report.stats is stats and report.by_kind("dead_units")[0].units == (0, 1)
     assert "gradients" in report.skipped[0]
+
+
+# ------------------------------------------------------------------ displays
+
+
+def test_health_displays_draw_the_numbers():
+    import matplotlib.pyplot as plt
+
+    from netxray.plot.health import GradientNormDisplay, LayerActivityDisplay, UnitStatsDisplay
+
+    net = nn.Sequential(relu_net(), nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2))
+    y = torch.zeros(N, dtype=torch.long)
+    report = diagnose(net, (inputs(), y))
+    la = LayerActivityDisplay.from_result(report).plot()
+    assert la.layers == ["0.1", "2"]
+    assert la.frac_dead[0] == pytest.approx(2 / 6) and np.isnan(la.frac_dead[1])
+    heights = [p.get_height() for p in la.ax_.patches]
+    assert heights[2 * 2] == pytest.approx(2 / 6)  # third group of bars: dead share
+    g = GradientNormDisplay.from_result(report).plot()
+    assert g.ax_.get_yscale() == "log"
+    np.testing.assert_allclose(g.grad_rms, [report.stats["0.1"].grad_rms, report.stats["2"].grad_rms])
+    u = UnitStatsDisplay.from_result(report.stats, "0.1").plot()
+    assert u.dead.tolist() == [True, True, False, False, False, False]
+    assert u.figure_ is u.ax_.figure
+    with pytest.raises(ValueError, match="no gradients"):
+        GradientNormDisplay.from_result(collect_stats(net, inputs()))
+    plt.close("all")
+
+
+def test_one_shot_generators_and_loaders_are_read_once():
+    x = inputs()
+    y = torch.zeros(N, dtype=torch.long)
+    net = nn.Sequential(relu_net(), nn.Linear(6, 2))
+    gen = ((x[i : i + 100], y[i : i + 100]) for i in range(0, N, 100))
+    report = diagnose(net, gen)
+    assert report.n_samples == N and report.loss is not None
+    assert report.by_kind("dead_units")[0].evidence["inputs"] == N
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=128)
+    assert diagnose(net, loader).n_samples == N
+
+
+def test_conv_dead_channels_count_inputs_not_positions():
+    conv = nn.Conv2d(1, 3, 3)
+    with torch.no_grad():
+        conv.bias[:] = torch.tensor([-100.0, 0.0, 0.0])
+    net = nn.Sequential(conv, nn.ReLU())
+    (f,) = diagnose(net, torch.randn(200, 1, 6, 6)).by_kind("dead_units")
+    assert f.units == (0,) and f.evidence["inputs"] == 200
+
+
+def test_report_data_is_compact_json():
+    report = diagnose(relu_net(), inputs())
+    d = report.report_data()
+    text = json.dumps(d, allow_nan=False)  # strict JSON: no NaN/Inf
+    assert d["layers"][0]["unit_dead"] == [True, True, False, False, False, False]
+    assert sum(d["layers"][0]["hist"]) == N * 6
+    assert len(d["layers"][0]["hist_edges"]) == len(d["layers"][0]["hist"]) - 1
+    assert d["findings"][0]["kind"] == "dead_units" and d["exit_code"] == 0
+    assert d["weights"][0]["name"] == "0.weight" and "spectral_norm" in text
+
+
+def test_the_module_is_callable_like_the_function():
+    import netxray.diagnose as mod
+
+    report = mod(relu_net(), inputs())  # what netxray.diagnose(...) hits if the module won
+    assert isinstance(report, HealthReport) and report.by_kind("dead_units")
+    assert mod.diagnose is diagnose

@@ -47,7 +47,7 @@ def mlp64() -> nn.Sequential:
 def test_collect_stats_matches_numpy_on_the_whole_data():
     model = mlp64()
     X = torch.randn(700, 5, dtype=torch.float64) * 2
-    stats = collect_stats(model, X, batch_size=128)
+    stats = collect_stats(model, X, batch_size=128, bins=32)
     assert list(stats) == ["1", "3"] and stats.n_samples == 700
     with torch.no_grad():
         a1 = model[1](model[0](X)).numpy()
@@ -320,7 +320,7 @@ def test_gradient_statistics_match_autograd_on_the_whole_data():
     for (pname, p), g in zip(params.items(), gw, strict=True):
         assert stats.params[pname].grad_norm == pytest.approx(float(g.norm()), rel=1e-9)
         assert stats.params[pname].weight_norm == pytest.approx(float(p.detach().norm()), rel=1e-12)
-    assert stats.loss == pytest.approx(float(per_sample.mean()), rel=1e-12)
+    assert stats.loss == pytest.approx(per_sample.mean().item(), rel=1e-12)
 
 
 def test_the_model_is_left_exactly_as_it_was(hook_count):
@@ -397,3 +397,35 @@ def test_exported_from_the_package():
 
     assert mod.collect_stats is collect_stats
     assert netxray.__version__
+
+
+def test_histograms_can_be_switched_off():
+    model = mlp64()
+    X = torch.randn(64, 5, dtype=torch.float64)
+    a, b = collect_stats(model, X), collect_stats(model, X, bins=32)
+    assert a["1"].hist.shape == (16, 0) and a["1"].hist_edges.shape == (0,)
+    assert b["1"].hist.shape == (16, 34) and b["1"].hist.sum() == 64 * 16
+    np.testing.assert_array_equal(a["1"].mean, b["1"].mean)
+    u = UnitStats(bins=0).update(torch.randn(5, 2)).merge(UnitStats(bins=0).update(torch.randn(3, 2)))
+    assert u.compute()["count"].tolist() == [8, 8]
+
+
+def test_a_shared_module_called_twice_per_forward():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3).double()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.lin(self.act(self.lin(x))))
+
+    m = Twice()
+    X = torch.randn(40, 3, dtype=torch.float64)
+    s = collect_stats(m, X, batch_size=16)["act"]
+    with torch.no_grad():
+        a1 = m.act(m.lin(X))
+        a2 = m.act(m.lin(a1))
+    ref = torch.cat([a1, a2]).numpy()
+    assert s.calls == 2 and s.count.tolist() == [80, 80, 80]
+    np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import textwrap
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -199,6 +201,41 @@ class HealthReport(Result):
                     f"{act:>8}{sat:>8}{dead:>6}{r['nonfinite']:>9}{grad:>11}"
                 )
         return "\n".join(lines)
+
+    def report_data(self) -> dict[str, Any]:
+        """A compact, JSON-ready view for the HTML report and the dashboard: findings, the
+        per-layer table, per-unit activity (frac_active, frac_saturated, dead) and each
+        layer's histogram pooled over units (with its edges), weight health and notes.
+        Unlike ``to_dict`` it leaves out per-unit histograms and raw moments."""
+        layers = []
+        if self.stats is not None:
+            rows = {r["layer"]: r for r in self.layer_table()}
+            for name, s in self.stats.items():
+                dead = (s.frac_active == 0) & (s.count > 0) if s.family == "relu" else None
+                layers.append({
+                    **rows[name],
+                    "unit_frac_active": s.frac_active.tolist(),
+                    "unit_frac_saturated": (
+                        s.frac_saturated.tolist() if s.saturation is not None else None
+                    ),
+                    "unit_dead": None if dead is None else dead.tolist(),
+                    "hist": s.hist.sum(0).tolist(),
+                    "hist_edges": s.hist_edges.tolist(),
+                })
+        weights = None
+        if self.weights is not None:
+            weights = [lw.to_dict() for lw in self.weights.layers.values()]
+        return _json_safe({
+            "context": self.context,
+            "n_samples": self.n_samples,
+            "loss": self.loss,
+            "expected_loss": self.expected_loss,
+            "exit_code": self.exit_code,
+            "findings": [f.to_dict() for f in self.findings],
+            "layers": layers,
+            "weights": weights,
+            "skipped": list(self.skipped),
+        })
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The report as JSON (non-finite numbers become null)."""
@@ -406,8 +443,10 @@ def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -
                 advice=(
                     f"{k} of {s.units} units in `{s.name}` are active on fewer than "
                     f"{th.dying_fraction:.0%} of {n:,} inputs: they are close to dying and "
-                    "learn from very few examples. Try: a lower learning rate, LeakyReLU/GELU, "
-                    "smaller negative biases."
+                    "learn from very few examples. Try: "
+                    + ("standardize the inputs, a small positive bias, LeakyReLU/GELU."
+                       if context == "precheck"
+                       else "a lower learning rate, LeakyReLU/GELU, smaller negative biases.")
                 ),
             )
         )
@@ -697,6 +736,7 @@ def diagnose(
     batch_size: int = 1024,
     thresholds: Thresholds | None = None,
     allow_train: bool = False,
+    bins: int = 32,
 ) -> HealthReport:
     """Run ``model`` over ``data`` and report what is wrong with it, in plain words.
 
@@ -706,6 +746,7 @@ def diagnose(
     TrainingHistory (checked for divergence). ``previous_weights``: an earlier state dict
     (or model) to measure update ratios against, over ``steps`` optimizer steps.
     The model's weights, mode, ``.grad`` and ``requires_grad`` are left as they were.
+    ``bins``: histogram bins per unit kept in the report's statistics (0: none).
     """
     from netxray.stats import collect_stats
     from netxray.weights import weight_health
@@ -715,7 +756,7 @@ def diagnose(
     fn = loss_fn if loss_fn is not None else default_loss
     stats = collect_stats(
         model, _pairs(batches), layers, gradients=has_y, loss_fn=fn if has_y else None,
-        batch_size=batch_size, allow_train=allow_train,
+        batch_size=batch_size, allow_train=allow_train, bins=bins,
     )
     weights = weight_health(model, previous_weights)
     return diagnose_stats(stats, history=history, weights=weights, steps=steps,
@@ -730,6 +771,7 @@ def precheck(
     layers: Any = None,
     batch_size: int = 1024,
     thresholds: Thresholds | None = None,
+    bins: int = 32,
 ) -> HealthReport:
     """Check a model before training: loss at init against ln(classes), activation scale
     per layer, dead/saturated units and gradient flow at init.
@@ -745,7 +787,7 @@ def precheck(
     has_y = y0 is not None
     fn = loss_fn if loss_fn is not None else default_loss
     stats = collect_stats(model, _pairs(batches), layers, gradients=has_y,
-                          loss_fn=fn if has_y else None, batch_size=batch_size)
+                          loss_fn=fn if has_y else None, batch_size=batch_size, bins=bins)
     expected = None
     extra: list[Finding] = []
     classes = None
@@ -793,6 +835,19 @@ def render_findings(report: HealthReport) -> Any:
     if not report.findings:
         table.add_row("[green]ok[/]", "-", "-", "No problems found.")
     return table
+
+
+class _CallableModule(types.ModuleType):
+    """``netxray.diagnose`` is both this module and its main function: once the module is
+    imported, Python binds the package attribute ``netxray.diagnose`` to the module, which
+    would shadow the function exported under the same name. Calling the module calls
+    :func:`diagnose`, so ``netxray.diagnose(model, data)`` works in every import order."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> HealthReport:
+        return diagnose(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 __all__ = [

@@ -21,7 +21,8 @@ from torch import nn
 @dataclass(frozen=True)
 class PresetRun:
     """A trained ``model``, the ``data`` (a :class:`netxray.data.Dataset`) it was trained on,
-    and its ``history`` (:class:`netxray.training.TrainingHistory`)."""
+    and its ``history`` (:class:`netxray.training.TrainingHistory`, with the weights before
+    training and at the end in ``history.checkpoints``)."""
 
     name: str
     model: nn.Module
@@ -57,7 +58,8 @@ def _train(name: str, sizes: list[int], activation: str, *, init: str, scale: fl
 
     ds = _moons(seed)
     model = mlp(sizes, activation, init=init, scale=scale, seed=seed)
-    history = train(model, ds.tensors(), epochs=epochs, lr=lr, optimizer=optimizer, seed=seed)
+    history = train(model, ds.tensors(), epochs=epochs, lr=lr, optimizer=optimizer, seed=seed,
+                    checkpoints=(0, epochs))
     model.eval()
     return PresetRun(name=name, model=model, data=ds, history=history)
 
@@ -68,7 +70,7 @@ def _healthy(seed: int) -> PresetRun:
 
 
 def _dying_relu(seed: int) -> PresetRun:
-    return _train("dying_relu", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=3.0,
+    return _train("dying_relu", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=1.5,
                   optimizer="momentum", seed=seed)
 
 
@@ -83,7 +85,7 @@ def _exploding(seed: int) -> PresetRun:
 
 
 def _vanishing(seed: int) -> PresetRun:
-    return _train("vanishing", [2] + [32] * 10 + [2], "sigmoid", init="xavier", epochs=50,
+    return _train("vanishing", [2] + [32] * 10 + [2], "sigmoid", init="xavier", epochs=20,
                   lr=0.5, seed=seed)
 
 
@@ -100,7 +102,7 @@ _PRESETS: dict[str, Preset] = {
                "5-15% of the second layer's units are dead even at init on 2-D inputs; "
                "LeakyReLU keeps a small gradient, so no unit can die.)", (), _healthy),
         Preset("dying_relu", "The same ReLU MLP trained with a learning rate far too high "
-               "(momentum SGD, lr 3): large updates push units' pre-activations negative "
+               "(momentum SGD, lr 1.5): large updates push units' pre-activations negative "
                "for every input and they never come back.", ("dead_units",), _dying_relu),
         Preset("saturated", "A tanh MLP whose weights start at N(0, 3^2): pre-activations are "
                "so large that most units sit at +-1, where tanh has no gradient.",

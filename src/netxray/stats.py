@@ -7,12 +7,15 @@ Chan's parallel formula, min, max, counts above thresholds, NaN/Inf counts and a
 fixed-edge histogram), so raw activations are never kept and any split of the data into
 batches -- or across ``torch.distributed`` ranks -- gives the same result.
 
-The hot path is :func:`_update`: a handful of single-pass float32 reductions per batch on
-the activation's device, merged into float64 accumulators once per batch. Measured on this
-project's 2-core CPU (4096 x 512 float32): ``var_mean`` 12 ms but mean + centred square sum
-0.8 ms; ``(a > 0).sum(0)`` 1.5-2.3 ms (bool kernels are slow) but ``a.sign().clamp(min=0)
-.sum(0)`` 0.6 ms; ``torch.histc`` 11 ms but quantise + ``bincount`` 6 ms; ``isfinite().all()``
-4 ms, so finiteness is read off the batch sums instead (NaN and Inf propagate into them).
+The hot path is :func:`_batch`: a handful of single-pass reductions per batch in the
+activation's dtype on its device, merged into float64 accumulators once per batch by
+:func:`_merge`. Measured on this project's 2-core CPU, one thread, 4096 x 512 float32:
+``var_mean`` 12 ms but mean + centred square sum 0.8 ms; ``(a > 0).sum(0)`` 1.5-2.3 ms
+(bool kernels are slow) but ``a.sign().clamp(min=0).sum(0)`` 0.6 ms; ``torch.histc`` 11 ms
+but quantise + int32 ``bincount`` about 3 ms; ``isfinite().all()`` 4 ms, so finiteness is
+read off the batch means instead (NaN and Inf propagate into them). One work buffer per
+collection is reused by every pass (fresh activation-sized temporaries cost their page
+faults each time).
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def _empty(units: int, bins: int, device: torch.device | str = "cpu") -> State:
         "n_sat": torch.zeros(units, **i64),
         "nan": torch.zeros(units, **i64),
         "inf": torch.zeros(units, **i64),
-        "hist": torch.zeros(units, bins + 2, **i64),
+        "hist": torch.zeros(units, bins + 2 if bins else 0, **i64),
     }
 
 
@@ -116,9 +119,23 @@ def _as_units_last(x: torch.Tensor, unit_dim: int) -> tuple[torch.Tensor, tuple[
     return x, dims
 
 
-def _count_pos(x: torch.Tensor, dims: tuple[int, ...], acc: torch.dtype) -> torch.Tensor:
-    # sign().clamp(min=0) is ~3x faster than (x > 0).sum() on CPU (bool kernels are slow)
-    return x.sign().clamp_(min=0).sum(dims, dtype=acc)
+class Scratch:
+    """Reusable work buffers for :func:`_batch`, shared by every layer of one collection.
+
+    A fresh activation-sized tensor per pass costs its page faults on first touch (about as
+    much as the pass itself); reusing one buffer per dtype costs one activation's memory.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def get(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = self._bufs.get((dtype, device))
+        if buf is None or buf.numel() < n:
+            buf = torch.empty(n, dtype=dtype, device=device)
+            self._bufs[(dtype, device)] = buf
+        return buf[:n].view(shape)
 
 
 def _batch(
@@ -127,13 +144,14 @@ def _batch(
     band: tuple[float, float] | None,
     hist_range: tuple[float, float],
     bins: int,
+    scratch: Scratch | None = None,
 ) -> State:
     """Sufficient statistics of one batch ``x`` (batch, ..., units at ``unit_dim``, ...)."""
     x, dims = _as_units_last(x.detach(), unit_dim)
     units = x.shape[unit_dim % x.ndim]
     n = x.numel() // max(units, 1)
-    if not x.is_floating_point():
-        x = x.to(torch.get_default_dtype())
+    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # half-precision sums and bin indices would be inexact
     # float32 sums are exact for counts below 2**24; beyond that count in float64
     acc = x.dtype if n < 2**24 or x.dtype == torch.float64 else torch.float64
     shape = [1] * x.ndim
@@ -141,9 +159,12 @@ def _batch(
 
     mean_b = x.mean(dims)
     finite = bool(torch.isfinite(mean_b).all())
+    scratch = scratch or Scratch()
+    if not x.is_contiguous():
+        x = x.contiguous()
+    buf = scratch.get(x.shape, x.dtype, x.device)  # one work tensor reused by every pass
     if finite:
-        d = x - mean_b.view(shape)
-        m2_b = d.square_().sum(dims, dtype=acc)
+        m2_b = torch.sub(x, mean_b.view(shape), out=buf).square_().sum(dims, dtype=acc)
         if not bool(torch.isfinite(m2_b).all()):  # overflow of squares: redo in float64
             d = x.double() - mean_b.double().view(shape)
             m2_b = d.square_().sum(dims)
@@ -169,25 +190,42 @@ def _batch(
         mx = torch.where(mask, x, -math.inf).amax(dims)
         valid = torch.where(mask, x, 0)
 
-    n_pos = _count_pos(valid, dims, acc)
+    # counts as sums of sign(.) clamped at 0: ~3x faster than (x > 0).sum() (bool kernels)
+    n_pos = torch.sign(valid, out=buf).clamp_(min=0).sum(dims, dtype=acc)
     if band is None:
         n_sat = torch.zeros(units, dtype=torch.int64, device=x.device)
     else:
         centre, half = (band[0] + band[1]) / 2, (band[1] - band[0]) / 2
-        s = (valid - centre).abs_().sub_(half)
+        sat = torch.sub(valid, centre, out=buf).abs_().sub_(half)
         if mask is not None:
-            s = torch.where(mask, s, -1.0)
-        n_sat = s.sign_().clamp_(min=0).sum(dims, dtype=acc)
+            sat = sat.masked_fill_(~mask, -1.0)
+        n_sat = sat.sign_().clamp_(min=0).sum(dims, dtype=acc)
 
     # fixed-edge histogram per unit: bin k holds [lo + k w, lo + (k+1) w), plus
     # one underflow bin (-inf, lo) first and one overflow bin [hi, inf) last
+    # (the unit offset is added in floating point, exact below 2**24, then converted)
+    if bins == 0:  # histograms switched off
+        hist = torch.zeros(units, 0, dtype=torch.int64, device=x.device)
+        return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
     lo, hi = hist_range
-    q = (valid - lo).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins).add_(1)
-    idx = q.to(torch.int64) + (torch.arange(units, device=x.device) * (bins + 2)).view(shape)
+    nbins = units * (bins + 2)
+    q = torch.sub(valid, lo, out=buf).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins)
+    offset = torch.arange(units, device=x.device, dtype=q.dtype).mul_(bins + 2).add_(1)
+    if nbins < 2**24:  # int32 indices: the conversion and bincount are ~1.5x faster
+        idx = scratch.get(q.shape, torch.int32, q.device)
+        idx.copy_(q.add_(offset.view(shape)))
+    else:
+        idx = scratch.get(q.shape, torch.int64, q.device)
+        idx.copy_(q).add_(offset.to(torch.int64).view(shape))
     if mask is not None:
         idx = idx[mask]  # drop non-finite values
-    hist = torch.bincount(idx.reshape(-1), minlength=units * (bins + 2)).view(units, bins + 2)
+    hist = torch.bincount(idx.reshape(-1), minlength=nbins).view(units, bins + 2)
+    return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
 
+
+def _finish(*parts: torch.Tensor) -> State:
+    """The batch state from (count, mean, m2, min, max, n_pos, n_sat, nan, inf, hist)."""
+    count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist = parts
     return {
         "count": count.to(torch.int64),
         "mean": mean_b.double(),
@@ -282,7 +320,8 @@ class UnitStats:
     of ``(batch, tokens, features)``). ``saturation`` is the open interval ``(lo, hi)``
     outside which a value is saturated (None: never). The histogram has ``bins`` equal bins
     over ``hist_range`` plus an underflow and an overflow bin, so edges are fixed and
-    states merge exactly. The state lives on the device of the first update.
+    states merge exactly; ``bins=0`` switches histograms off (the costliest statistic,
+    about a third of the hook's time). The state lives on the device of the first update.
     """
 
     def __init__(
@@ -293,8 +332,8 @@ class UnitStats:
         hist_range: tuple[float, float] = (-8.0, 8.0),
         bins: int = 32,
     ) -> None:
-        if bins < 1:
-            raise ValueError(f"bins must be >= 1, got {bins}")
+        if bins < 0:
+            raise ValueError(f"bins must be >= 0 (0: no histogram), got {bins}")
         lo, hi = float(hist_range[0]), float(hist_range[1])
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"hist_range must be finite with lo < hi, got {hist_range}")
@@ -308,7 +347,10 @@ class UnitStats:
 
     @property
     def hist_edges(self) -> np.ndarray:
-        """The ``bins + 1`` finite edges; the first and last bins lie outside them."""
+        """The ``bins + 1`` finite edges; the first and last bins lie outside them
+        (empty when ``bins=0``: no histogram)."""
+        if self.bins == 0:
+            return np.zeros(0)
         return np.linspace(self.hist_range[0], self.hist_range[1], self.bins + 1)
 
     def _same_config(self, other: UnitStats) -> None:
@@ -320,9 +362,10 @@ class UnitStats:
                 "build both UnitStats with the same saturation, hist_range and bins"
             )
 
-    def update(self, x: torch.Tensor) -> UnitStats:
-        """Add a batch ``x`` (batch, ...) to the statistics; returns self."""
-        batch = _batch(x, self.unit_dim, self.saturation, self.hist_range, self.bins)
+    def update(self, x: torch.Tensor, *, scratch: Scratch | None = None) -> UnitStats:
+        """Add a batch ``x`` (batch, ...) to the statistics; returns self. ``scratch``:
+        work buffers to reuse across calls (see :class:`Scratch`)."""
+        batch = _batch(x, self.unit_dim, self.saturation, self.hist_range, self.bins, scratch)
         if self.state is not None and self.state["count"].shape != batch["count"].shape:
             raise ValueError(
                 f"this batch has {batch['count'].shape[0]} units but earlier ones had "
@@ -398,7 +441,8 @@ class LayerStats(Result):
     ``saturation`` (zeros when the family has no band); ``nan_count``/``inf_count``;
     ``hist`` ``(units, len(hist_edges) + 1)``: counts below the first edge, between edges,
     and at or above the last one. ``family`` is ``relu``/``rectifier``/``tanh``/``sigmoid``/
-    ``linear``; ``shape`` is one sample's output shape; ``calls`` how often the layer ran.
+    ``linear``; ``shape`` is one sample's output shape; ``calls`` how often the layer runs
+    in one forward pass (more than 1 for a shared module).
     With gradients: ``grad_abs_mean`` (units,) mean |d loss_n / d a| per sample,
     ``grad_norm`` the root-mean-square over samples of the per-sample gradient norm.
     """
@@ -544,7 +588,8 @@ class _Collector:
         }
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self.calls: dict[str, int] = dict.fromkeys(chosen, 0)
+        self.calls: dict[str, int] = dict.fromkeys(chosen, 0)  # per forward pass (max)
+        self.batch_calls: dict[str, int] = dict.fromkeys(chosen, 0)
         self.outputs: list[tuple[str, torch.Tensor]] = []  # this batch's, for gradients only
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
@@ -556,15 +601,21 @@ class _Collector:
         self.loss_sum = 0.0
         self.loss_n = 0
         self.output_shape: tuple[int, ...] = ()
+        self.scratch = Scratch()
 
     def hook(self, name: str, output: torch.Tensor) -> None:
         if name not in self.shapes:
             self.order.append(name)
             self.shapes[name] = tuple(output.shape[1:])
-        self.calls[name] += 1
-        self.stats[name].update(output.detach())
+        self.batch_calls[name] += 1
+        self.stats[name].update(output.detach(), scratch=self.scratch)
         if self.keep_outputs and output.requires_grad:
             self.outputs.append((name, output))
+
+    def end_batch(self) -> None:
+        for name, n in self.batch_calls.items():
+            self.calls[name] = max(self.calls[name], n)
+            self.batch_calls[name] = 0
 
     def add_grad(self, name: str, g: torch.Tensor, batch: int) -> None:
         """``g``: gradient of the batch's mean loss w.r.t. the layer output (batch, ...)."""
@@ -642,6 +693,19 @@ class _Collector:
                             output_shape=self.output_shape)
 
 
+def _as_input(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Like ``_checks.as_input_tensor``, with a cheap finiteness test first (one sum
+    instead of ``isfinite`` over the whole batch, which costs ~10% of an MLP forward)."""
+    from netxray._checks import as_input_tensor, check_finite, model_device, model_dtype
+
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim == 0 or not len(x):
+        return as_input_tensor(x, model, "inputs")
+    x = x.to(device=model_device(model), dtype=model_dtype(model))
+    if not bool(torch.isfinite(x.sum())):
+        check_finite(x, "inputs")  # raises, naming the first bad value (unless sum overflowed)
+    return x
+
+
 def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(outputs, targets)
 
@@ -657,7 +721,7 @@ def collect_stats(
     unit_dim: int | None = None,
     tanh_threshold: float = 0.99,
     sigmoid_threshold: float = 0.01,
-    bins: int = 32,
+    bins: int = 0,
     allow_train: bool = False,
     sync: bool = True,
 ) -> NetworkStats:
@@ -677,9 +741,12 @@ def collect_stats(
     ``unit_dim`` overrides which output dimension indexes units (default: channels, dim 1,
     for conv-like layers and activations after them; the last dimension otherwise). With an
     initialized ``torch.distributed`` process group and ``sync=True`` every rank must call
-    this and all get the statistics over all ranks' data.
+    this and all get the statistics over all ranks' data. ``bins``: histogram bins per unit
+    over a fixed range per activation family; 0 (the default) skips histograms, which are the
+    costliest statistic (``bincount`` is single-threaded): about 1.3x the plain forward pass
+    of an MLP without them, 1.6x with 32 bins (benchmarks/results/stats.md).
     """
-    from netxray._checks import as_input_tensor, check_eval_mode, preserved_state
+    from netxray._checks import check_eval_mode, preserved_state
     from netxray.capture import first_tensor, hooks, iter_batches, select_layers
 
     chosen = select_layers(model, layers)
@@ -697,7 +764,7 @@ def collect_stats(
                 p.requires_grad_(True)
             col.keep_outputs = True
         for x, y in iter_batches(data, batch_size):
-            x = as_input_tensor(x, model, "inputs")
+            x = _as_input(x, model)
             b = int(x.shape[0])
             col.n_samples += b
             if gradients:
@@ -729,12 +796,16 @@ def collect_stats(
                         col.param_grad[pname] = g64
                 col.outputs = []
                 lv = float(loss.detach())
+                out = first_tensor(out)
+                out = None if out is None else out.detach()
+                del loss, wrt, grads  # free this batch's graph before the next forward
             else:
                 with torch.no_grad():
                     out = model(x)
                     lv = None
                     if loss_fn is not None and y is not None:
                         lv = float(loss_fn(out, y.to(x.device)))
+            col.end_batch()
             out_t = first_tensor(out)
             if out_t is not None:
                 col.output_shape = tuple(out_t.shape[1:])
