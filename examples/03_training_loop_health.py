@@ -9,7 +9,7 @@ import torch
 
 import netxray
 from netxray import data
-from netxray.diagnose import diagnose
+from netxray.health import diagnose
 
 LR, CHECK_EVERY, EPOCHS = 0.5, 10, 2
 

@@ -5,7 +5,7 @@ health check should name what went wrong (and find nothing wrong with ``healthy`
 """
 
 from netxray import presets
-from netxray.diagnose import diagnose
+from netxray.health import diagnose
 
 for name in presets.names():
     preset = presets.get(name)

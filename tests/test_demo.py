@@ -75,3 +75,20 @@ def test_bad_config_is_refused():
         demo.run(demo.DemoConfig(dataset="mnist"))
     with pytest.raises(ValueError, match="unknown activation"):
         demo.run(demo.DemoConfig(activation="swish"))
+
+
+def test_a_diverged_preset_still_gets_a_report_that_says_so_first(tmp_path):
+    run = demo.run_preset("nan")
+    assert not run.finite and run.pca_rows is None
+    table = demo.lecture_table(run)
+    assert "not computed: the network's values are NaN/Inf" in table
+    assert run.health.findings[0].kind == "nonfinite"
+    html = demo.write_outputs(run, tmp_path).read_text()
+    assert '"id":"health"' in html and '"id":"boundary"' not in html
+
+
+def test_a_preset_report_shows_its_pathology(tmp_path):
+    run = demo.run_preset("dying_relu")
+    assert "dead_units" in run.health.kinds
+    html = demo.write_outputs(run, tmp_path).read_text()
+    assert '"kind":"dead_units"' in html

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from netxray import presets
-from netxray.diagnose import diagnose
+from netxray.health import diagnose
 
 PATHOLOGIES = ("dying_relu", "saturated", "exploding", "vanishing", "nan")
 

@@ -7,7 +7,6 @@ Exit codes: 0 success (``diagnose``: healthy), 1 ``diagnose`` found error-severi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,7 +118,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from netxray import demo
 
     if args.preset is not None:
-        run = demo.run_preset(args.preset, progress=not args.no_progress)
+        run = demo.run_preset(args.preset)
     else:
         config = demo.DemoConfig(
             dataset=args.dataset, hidden=args.hidden, activation=args.activation,
@@ -154,23 +153,25 @@ def _load_target(args: argparse.Namespace):  # -> (model, Dataset)
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from netxray import diagnose as diag
     from netxray._checks import model_dtype
+    from netxray.health import diagnose, render_findings
 
     model, ds = _load_target(args)
-    report = diag.diagnose(model, ds.tensors(model_dtype(model)))
+    report = diagnose(model, ds.tensors(model_dtype(model)))
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
-    else:
+        print(report.to_json(indent=1))
+    elif sys.stdout.isatty():
         from rich.console import Console
 
-        Console().print(diag.render_findings(report))
+        Console().print(render_findings(report))
+    else:
+        print(report.summary())
     if args.out:
         from netxray.report.writers import write_health_report
 
         path = write_health_report(model, ds, report, Path(args.out))
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
-    return 1 if any(f.severity in ("error", "critical") for f in report.findings) else 0
+    return report.exit_code
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

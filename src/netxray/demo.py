@@ -7,7 +7,7 @@ lecture's numbers, :func:`write_outputs` writes the HTML report and its PNG pict
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,17 @@ class DemoRun:
     train: Dataset
     test: Dataset
     history: TrainingHistory
-    pca_rows: np.ndarray  # (n_train, 2): PCA of the last hidden layer on the training set
-    saliency_fd: np.ndarray  # (features,): the lecture's finite difference, first test point
-    saliency_grad: np.ndarray  # (features,): the exact gradient of the same probability
-    health: Any  # netxray.diagnose.HealthReport
+    # The next three are None when the trained network's values are NaN/Inf (it diverged).
+    pca_rows: np.ndarray | None  # (n_train, 2): PCA of the last hidden layer, training set
+    saliency_fd: np.ndarray | None  # (features,): the lecture's finite difference, test point 0
+    saliency_grad: np.ndarray | None  # (features,): the exact gradient of the same probability
+    health: Any  # netxray.health.HealthReport
     title: str = "netxray demo"
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finite(self) -> bool:
+        """False when the network's outputs are NaN/Inf, so only the health report is shown."""
+        return self.pca_rows is not None
 
 
 def load_dataset(config: DemoConfig) -> tuple[Dataset, Dataset]:
@@ -119,14 +124,19 @@ def _finish(
     title: str,
 ) -> DemoRun:
     from netxray.attribution import FiniteDifference, Saliency
-    from netxray.diagnose import diagnose
+    from netxray.health import diagnose
     from netxray.projection import project
 
     dtype = next(model.parameters()).dtype
     Xtr, ytr = train_set.tensors(dtype)
     last_hidden = list(default_layers(model))[-1]
     hidden = activations(model, Xtr, layers=last_hidden)
-    pca = project(hidden.flat(last_hidden), method="pca", n_components=2)
+    health = diagnose(model, (Xtr, ytr))
+    H = hidden.flat(last_hidden)
+    if not (np.isfinite(H).all() and torch.isfinite(hidden.outputs).all()):
+        return DemoRun(config, model, train_set, test_set, history, None, None, None, health,
+                       title)
+    pca = project(H, method="pca", n_components=2)
 
     x0 = test_set.X[:1]
     y0 = int(test_set.y[0])
@@ -138,7 +148,6 @@ def _finish(
 
     fd = FiniteDifference(predict_proba, eps=LECTURE_EPS).attribute(x0, target=y0)
     grad = Saliency(probs).attribute(torch.as_tensor(x0, dtype=dtype), target=y0, abs=False)
-    health = diagnose(model, (Xtr, ytr))
     return DemoRun(
         config=config,
         model=model,
@@ -153,12 +162,12 @@ def _finish(
     )
 
 
-def run_preset(name: str, *, progress: bool = False) -> DemoRun:
-    """Train one of :mod:`netxray.presets` and analyse it as the demo does."""
+def run_preset(name: str) -> DemoRun:
+    """Train one of :mod:`netxray.presets` (seconds) and analyse it as the demo does."""
     from netxray import presets
 
     preset = presets.get(name)
-    pr = preset.run(progress=progress)
+    pr = preset.run()
     config = DemoConfig(dataset=pr.data.name, epochs=len(pr.history.train_loss))
     return _finish(
         config, pr.model.eval(), pr.data, pr.test, pr.history,
@@ -175,13 +184,17 @@ def lecture_table(run: DemoRun) -> str:
         if epoch % step == 0:
             lines.append(f"epoch {epoch:3d} | loss {loss:.4f} | train acc {acc:.3f}")
     lines.append("")
-    lines.append("First two PCA components of hidden states (first 5 rows):")
-    lines.append(str(run.pca_rows[:5]))
-    lines.append("")
-    lines.append(f"Saliency scores for first test point: {run.saliency_fd}")
-    lines.append(f"  exact gradient (autograd):          {run.saliency_grad}")
-    diff = float(np.max(np.abs(run.saliency_fd - run.saliency_grad)))
-    lines.append(f"  finite difference vs gradient: max |diff| = {diff:.1e}")
+    if run.pca_rows is None or run.saliency_fd is None or run.saliency_grad is None:
+        lines.append("PCA and saliency not computed: the network's values are NaN/Inf.")
+        lines.append("See the health report below for where they first appear.")
+    else:
+        lines.append("First two PCA components of hidden states (first 5 rows):")
+        lines.append(str(run.pca_rows[:5]))
+        lines.append("")
+        lines.append(f"Saliency scores for first test point: {run.saliency_fd}")
+        lines.append(f"  exact gradient (autograd):          {run.saliency_grad}")
+        diff = float(np.max(np.abs(run.saliency_fd - run.saliency_grad)))
+        lines.append(f"  finite difference vs gradient: max |diff| = {diff:.1e}")
     if h.test_acc:
         test = f"test loss {h.test_loss[-1]:.4f} | test acc {h.test_acc[-1]:.3f}"
         lines.append("")
@@ -209,14 +222,18 @@ def _meta(run: DemoRun) -> dict[str, Any]:
 
 def write_outputs(run: DemoRun, out: Path) -> Path:
     """Write ``out/report.html`` and the same pictures as PNG files beside it."""
-    from netxray.report.build import analyze, payload
+    from netxray.report.build import analyze, diverged_payload, payload
     from netxray.report.html import write_report
     from netxray.report.pngs import write_pngs
 
     out.mkdir(parents=True, exist_ok=True)
+    meta = _meta(run)
+    if not run.finite:  # a diverged network: its health and its training curves, nothing else
+        return write_report(diverged_payload(run.title, run.health, run.history, meta),
+                            out / "report.html")
     analysis = analyze(run.model, run.train, run.test, run.history, health=run.health,
                        title=run.title)
     write_pngs(analysis, out)
     return write_report(
-        payload(analysis, subtitle="made by netxray demo", meta=_meta(run)), out / "report.html"
+        payload(analysis, subtitle="made by netxray demo", meta=meta), out / "report.html"
     )

@@ -21,13 +21,15 @@ from torch import nn
 @dataclass(frozen=True)
 class PresetRun:
     """A trained ``model``, the ``data`` (a :class:`netxray.data.Dataset`) it was trained on,
-    and its ``history`` (:class:`netxray.training.TrainingHistory`, with the weights before
-    training and at the end in ``history.checkpoints``)."""
+    held-out ``test`` data from the same distribution, and its ``history``
+    (:class:`netxray.training.TrainingHistory`, with test curves and the weights before,
+    half-way through and after training in ``history.checkpoints``)."""
 
     name: str
     model: nn.Module
     data: Any
     history: Any
+    test: Any
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Preset:
 def _moons(seed: int) -> Any:
     from netxray import data
 
-    return data.moons(n_samples=500, noise=0.2, seed=seed)
+    return data.moons(n_samples=700, noise=0.2, seed=seed)
 
 
 def _train(name: str, sizes: list[int], activation: str, *, init: str, scale: float = 0.4,
@@ -56,12 +58,12 @@ def _train(name: str, sizes: list[int], activation: str, *, init: str, scale: fl
     from netxray.models import mlp
     from netxray.training import train
 
-    ds = _moons(seed)
+    ds, test = _moons(seed).split(test_size=0.3, seed=seed)
     model = mlp(sizes, activation, init=init, scale=scale, seed=seed)
     history = train(model, ds.tensors(), epochs=epochs, lr=lr, optimizer=optimizer, seed=seed,
-                    checkpoints=(0, epochs))
+                    test_data=test.tensors(), checkpoints=sorted({0, epochs // 2, epochs}))
     model.eval()
-    return PresetRun(name=name, model=model, data=ds, history=history)
+    return PresetRun(name=name, model=model, data=ds, history=history, test=test)
 
 
 def _healthy(seed: int) -> PresetRun:

@@ -20,7 +20,7 @@ from torch import nn
 from netxray._results import Result
 
 if TYPE_CHECKING:
-    from netxray.diagnose import Finding, Thresholds
+    from netxray.health import Finding, Thresholds
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def weight_findings(
     health: WeightHealth, *, steps: int | None = None, thresholds: Thresholds | None = None
 ) -> list[Finding]:
     """Findings from weight health: updates too large per step (needs ``steps``)."""
-    from netxray.diagnose import Finding, Thresholds
+    from netxray.health import Finding, Thresholds
 
     th = thresholds or Thresholds()
     if steps is None or steps < 1:

@@ -62,7 +62,7 @@ def analyze(
     from netxray.attribution import Saliency, attribute_dataset
     from netxray.boundary import boundary_evolution, decision_boundary, unit_maps
     from netxray.capture import activations, default_layers
-    from netxray.diagnose import diagnose
+    from netxray.health import diagnose
     from netxray.probes import activation_map, cka_matrix, linear_probes
     from netxray.projection import project
 
@@ -147,8 +147,8 @@ def _axis_labels(a: Analysis) -> tuple[str, str]:
     return "PC 1 of the inputs", "PC 2 of the inputs"
 
 
-def training_section(a: Analysis) -> dict[str, Any]:
-    h = a.history
+def training_section(h: Any) -> dict[str, Any]:
+    """Loss and accuracy curves from a :class:`netxray.TrainingHistory`."""
     loss = {"train loss": h.train_loss}
     acc = {"train accuracy": h.train_acc}
     if h.test_loss:
@@ -427,7 +427,7 @@ def payload(a: Analysis, *, subtitle: str = "", meta: dict[str, Any] | None = No
     """The report's JSON payload: health first, then the pictures."""
     sections = [health_section(a.health)]
     if a.history is not None:
-        sections.append(training_section(a))
+        sections.append(training_section(a.history))
     sections += [
         boundary_section(a),
         units_section(a),
@@ -436,3 +436,16 @@ def payload(a: Analysis, *, subtitle: str = "", meta: dict[str, Any] | None = No
         saliency_section(a),
     ]
     return {"title": a.title, "subtitle": subtitle, "meta": meta or {}, "sections": sections}
+
+
+def diverged_payload(title: str, health: Any, history: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """The report of a network whose values are NaN/Inf: its health first, then its curves.
+
+    Nothing computed from the broken network (boundaries, projections, saliency) is shown:
+    it would be garbage, and the findings already say what went wrong and where.
+    """
+    sections = [health_section(health)]
+    if history is not None:
+        sections.append(training_section(history))
+    return {"title": title, "subtitle": "the network's values are NaN/Inf", "meta": meta,
+            "sections": sections}

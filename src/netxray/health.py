@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import textwrap
-import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -835,19 +833,6 @@ def render_findings(report: HealthReport) -> Any:
     if not report.findings:
         table.add_row("[green]ok[/]", "-", "-", "No problems found.")
     return table
-
-
-class _CallableModule(types.ModuleType):
-    """``netxray.diagnose`` is both this module and its main function: once the module is
-    imported, Python binds the package attribute ``netxray.diagnose`` to the module, which
-    would shadow the function exported under the same name. Calling the module calls
-    :func:`diagnose`, so ``netxray.diagnose(model, data)`` works in every import order."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> HealthReport:
-        return diagnose(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 
 __all__ = [
