@@ -68,6 +68,16 @@ def test_variants_run_on_other_datasets(tmp_path):
     assert "epoch  10 |" in table and "epoch  30 |" in table
     report = demo.write_outputs(run, tmp_path)
     assert (tmp_path / "saliency_by_class.png").exists() and report.exists()
+    assert (tmp_path / "unit_patterns.png").exists()  # the input pattern of each unit
+    assert (tmp_path / "boundary_evolution.gif").read_bytes()[:6] == b"GIF89a"
+    html = report.read_text()
+    assert "hidden states over training" in html and "Per unit" in html
+
+
+def test_a_net_with_two_unit_layers_gets_the_manifold_view(tmp_path):
+    run = demo.run(demo.DemoConfig(hidden=(2, 2), epochs=20, n_checkpoints=2))
+    demo.write_outputs(run, tmp_path)
+    assert (tmp_path / "grid_warp.png").exists()
 
 
 def test_bad_config_is_refused():

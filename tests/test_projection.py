@@ -247,3 +247,14 @@ def test_umap_is_seeded_and_transforms(blobs, capsys: pytest.CaptureFixture[str]
     assert a.params["n_neighbors"] == 10 and a.trustworthiness > 0.85
     knn = KNeighborsClassifier(5).fit(a.coords, y[:200])
     assert knn.score(a.transform(X[200:]), y[200:]) > 0.95
+
+
+def test_pca_of_a_constant_layer_is_zero_without_warnings():
+    # every unit dead: zero variance, so nothing to explain (and no 0/0 warning leaks out)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = project(np.zeros((30, 5)), "pca")
+    np.testing.assert_array_equal(p.explained_variance_ratio, [0.0, 0.0])
+    np.testing.assert_array_equal(p.coords, np.zeros((30, 2)))

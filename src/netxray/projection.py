@@ -238,11 +238,14 @@ class Projector:
         self._check_k(*X.shape)
         # scikit-learn's defaults, so coordinates (signs included) equal PCA().fit_transform.
         pca = PCA(n_components=self.n_components, random_state=self.random_state, **self.params)
-        coords = pca.fit_transform(X)
+        with np.errstate(divide="ignore", invalid="ignore"):  # constant H: 0/0 variance ratio
+            coords = pca.fit_transform(X)
         self.estimator_ = pca
         used = dict(self.params)
         used["svd_solver"] = getattr(pca, "_fit_svd_solver", pca.svd_solver)
-        return coords, used, np.asarray(pca.explained_variance_ratio_)
+        # a constant layer (e.g. every unit dead) explains none of a variance that is zero
+        ratio = np.nan_to_num(np.asarray(pca.explained_variance_ratio_), nan=0.0)
+        return coords, used, ratio
 
     def _fit_tsne(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, Any], None]:
         from openTSNE import TSNE

@@ -346,15 +346,16 @@ class SaliencyArrowsDisplay:
         norm = np.linalg.norm(v, axis=1)
         if normalize:
             v = v / np.where(norm > 0, norm, 1.0)[:, None]
-        ax.quiver(
-            self.points[:, 0],
-            self.points[:, 1],
-            v[:, 0],
-            v[:, 1],
-            color=color,
-            angles="xy",
-            width=0.004,
-        )
+        if np.any(v != 0):  # all-zero gradients (e.g. a dead network) have no arrows to draw
+            ax.quiver(
+                self.points[:, 0],
+                self.points[:, 1],
+                v[:, 0],
+                v[:, 1],
+                color=color,
+                angles="xy",
+                width=0.004,
+            )
         sc = ax.scatter(
             self.points[:, 0], self.points[:, 1], c=norm, cmap="viridis", s=10, zorder=3
         )

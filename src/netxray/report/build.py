@@ -20,6 +20,10 @@ from netxray.report import charts
 MAX_POINTS = 1500
 #: The report adds a t-SNE of the last hidden layer up to this many training samples.
 TSNE_MAX_POINTS = 5000
+#: The report shows the input pattern of at most this many first-layer units.
+MAX_PATTERNS = 64
+#: The per-unit health table lists at most this many units (the least active first).
+MAX_UNIT_ROWS = 400
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Analysis:
     saliency: Any  # Attribution of the test points (signed, predicted class)
     dataset_saliency: Any  # DatasetAttribution over the test set (by true class)
     health: Any  # HealthReport
+    unit_patterns: np.ndarray | None = None  # (units, features): mean d unit / d input, layer 1
+    grid_warp: Any = None  # GridWarp, when a hidden layer has exactly 2 units
 
 
 def _predict(model: nn.Module, X: torch.Tensor) -> np.ndarray:
@@ -59,8 +65,8 @@ def analyze(
     title: str = "netxray report",
 ) -> Analysis:
     """Compute what the report shows. ``model`` must be in eval mode; it is not changed."""
-    from netxray.attribution import Saliency, attribute_dataset
-    from netxray.boundary import boundary_evolution, decision_boundary, unit_maps
+    from netxray.attribution import NeuronGradient, Saliency, attribute_dataset
+    from netxray.boundary import boundary_evolution, decision_boundary, grid_warp, unit_maps
     from netxray.capture import activations, default_layers
     from netxray.health import diagnose
     from netxray.probes import activation_map, cka_matrix, linear_probes
@@ -99,6 +105,17 @@ def analyze(
     )
     if health is None:
         health = diagnose(model, (Xtr, ytr))
+    patterns = None
+    if train.image_shape is not None:  # what each first-layer unit looks for in an image
+        ng = NeuronGradient(model, layers[0])
+        n_units = hidden[layers[0]].shape[1]
+        patterns = np.stack([
+            ng.attribute(Xte, unit=k).values.mean(0).detach().cpu().numpy().reshape(-1)
+            for k in range(min(n_units, MAX_PATTERNS))
+        ])
+    warp = None
+    if any(h.shape[1] == 2 for h in hidden.values()):
+        warp = grid_warp(model, Xtr, layers=[n for n, h in hidden.items() if h.shape[1] == 2])
     return Analysis(
         title=title,
         train=train,
@@ -116,6 +133,8 @@ def analyze(
         saliency=saliency,
         dataset_saliency=dataset_saliency,
         health=health,
+        unit_patterns=patterns,
+        grid_warp=warp,
     )
 
 
@@ -225,6 +244,15 @@ def units_section(a: Analysis) -> dict[str, Any]:
                               labels=[f"{name}[{i}]" for i in range(maps.shape[0])],
                               marked=marked, extent=ext, description=desc)
         )
+    if a.unit_patterns is not None and a.train.image_shape is not None:
+        imgs = a.unit_patterns.reshape(-1, *a.train.image_shape)
+        chart_list.append(
+            charts.images(f"{a.layers[0]}: the input pattern that drives each unit", imgs,
+                          labels=[f"{a.layers[0]}[{i}]" for i in range(len(imgs))],
+                          cmap="diverging",
+                          description="Mean gradient of each unit with respect to the input "
+                          "image over the test set: blue pixels raise the unit, orange lower it.")
+        )
     return {
         "id": "units",
         "title": "Hidden units",
@@ -290,6 +318,20 @@ def representations_section(a: Analysis) -> dict[str, Any]:
         _projection_chart(a, n.removesuffix(" (t-SNE)"), p, correct)
         for n, p in a.projections.items() if p.method != "pca"
     ]
+    ev = a.evolution
+    if ev is not None and ev.hidden is not None:
+        idx = _subsample(ev.hidden.shape[1], 800)
+        y = [int(v) for v in a.train.y[idx]]
+        frames = [
+            charts.scatter(f"epoch {e}", h[idx, 0], h[idx, 1], color_by={"class": y},
+                           class_names=list(a.train.class_names), xlabel="PC 1", ylabel="PC 2")
+            for e, h in zip(ev.epochs, ev.hidden, strict=True)
+        ]
+        chart_list.append(charts.slider(
+            f"{ev.hidden_layer}: hidden states over training", frames,
+            [f"epoch {e}" for e in ev.epochs],
+            description="PCA of the layer at each checkpoint, each frame aligned to the one "
+            "before (Procrustes), so the picture moves instead of flipping."))
     if a.probes is not None:
         p = a.probes
         chart_list.append(
@@ -380,6 +422,12 @@ def health_section(health: Any) -> dict[str, Any]:
         chart_list.append(
             charts.table("Per layer", cols, [[_cell(r[c]) for c in cols] for r in rows])
         )
+    units = _unit_rows(health)
+    if units:
+        chart_list.append(charts.table(
+            "Per unit", ["layer", "unit", "frac_active", "frac_saturated", "mean", "std", "min",
+                         "max", "nan+inf", "mean |grad|"], units,
+            description=f"The {len(units)} least active units first; click a header to sort."))
     if len(rows) >= 2:  # curves across depth need at least two layers
         names = [r["layer"] for r in rows]
         active = [r["frac_active"] for r in rows]
@@ -405,6 +453,23 @@ def health_section(health: Any) -> dict[str, Any]:
         "description": health.summary().splitlines()[0],
         "charts": chart_list,
     }
+
+
+def _unit_rows(health: Any) -> list[list[Any]]:
+    if health.stats is None:
+        return []
+    rows = []
+    for name, st in health.stats.items():
+        grad = st.grad_abs_mean
+        for u in range(st.units):
+            sat = float(st.frac_saturated[u]) if st.saturation is not None else None
+            rows.append([name, u, _cell(float(st.frac_active[u])), _cell(sat),
+                         _cell(float(st.mean[u])), _cell(float(np.sqrt(st.var[u]))),
+                         _cell(float(st.min[u])), _cell(float(st.max[u])),
+                         int(st.nan_count[u] + st.inf_count[u]),
+                         _cell(None if grad is None else float(grad[u]))])
+    rows.sort(key=lambda r: r[2] if isinstance(r[2], float) else -1.0)
+    return rows[:MAX_UNIT_ROWS]
 
 
 def _headline(advice: str) -> dict[str, str]:

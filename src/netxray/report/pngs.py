@@ -24,7 +24,12 @@ def write_pngs(a: Analysis, out: Path) -> list[Path]:
     import matplotlib
 
     from netxray.plot.attribution import ImageAttributionDisplay, SaliencyArrowsDisplay
-    from netxray.plot.boundary import DecisionBoundaryDisplay, UnitMapsDisplay
+    from netxray.plot.boundary import (
+        DecisionBoundaryDisplay,
+        GridWarpDisplay,
+        UnitMapsDisplay,
+        save_gif,
+    )
     from netxray.plot.health import LayerActivityDisplay
     from netxray.plot.probes import ActivationMapDisplay, CKADisplay, ProbeDisplay
     from netxray.plot.projection import ProjectionDisplay
@@ -66,7 +71,17 @@ def write_pngs(a: Analysis, out: Path) -> list[Path]:
     if a.health.stats is not None:
         jobs["health.png"] = lambda: LayerActivityDisplay.from_result(a.health).plot()
 
+    if a.grid_warp is not None:
+        jobs["grid_warp.png"] = lambda: GridWarpDisplay.from_result(a.grid_warp, y=a.train.y).plot()
+    if a.unit_patterns is not None and a.train.image_shape is not None:
+        jobs["unit_patterns.png"] = lambda: ImageAttributionDisplay(
+            a.unit_patterns.reshape(-1, *a.train.image_shape),
+            titles=[f"{a.layers[0]}[{i}]" for i in range(len(a.unit_patterns))],
+        ).plot()
+
     written = []
+    if a.evolution is not None:
+        written.append(save_gif(a.evolution, out / "boundary_evolution.gif", y=a.train.y))
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
         for filename, draw in jobs.items():
             display = draw()
