@@ -27,8 +27,8 @@ def main() -> None:
     parts = [PREFACE]
     for f in files:
         text = f.read_text().strip()
-        if text.startswith("# "):  # one page, one top-level title: demote sections
-            text = "#" + text
+        title, _, rest = text.partition("\n")
+        text = "## " + title.lstrip("#").strip() + "\n" + rest  # every section at one level
         parts.append(text)
     (ROOT / "BENCHMARKS.md").write_text("\n\n".join(parts) + "\n")
     print(f"BENCHMARKS.md: {len(files)} sections")
