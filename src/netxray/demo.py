@@ -131,7 +131,13 @@ def _finish(
     Xtr, ytr = train_set.tensors(dtype)
     last_hidden = list(default_layers(model))[-1]
     hidden = activations(model, Xtr, layers=last_hidden)
-    health = diagnose(model, (Xtr, ytr))
+    epochs = sorted(history.checkpoints)
+    previous, steps = None, None
+    if len(epochs) >= 2:  # update-to-weight ratios over the last stretch of training
+        previous = history.checkpoints[epochs[-2]]
+        per_epoch = 1 if config.batch_size is None else math.ceil(len(train_set) / config.batch_size)
+        steps = (epochs[-1] - epochs[-2]) * per_epoch
+    health = diagnose(model, (Xtr, ytr), history=history, previous_weights=previous, steps=steps)
     H = hidden.flat(last_hidden)
     if not (np.isfinite(H).all() and torch.isfinite(hidden.outputs).all()):
         return DemoRun(config, model, train_set, test_set, history, None, None, None, health,

@@ -428,6 +428,14 @@ def health_section(health: Any) -> dict[str, Any]:
             "Per unit", ["layer", "unit", "frac_active", "frac_saturated", "mean", "std", "min",
                          "max", "nan+inf", "mean |grad|"], units,
             description=f"The {len(units)} least active units first; click a header to sort."))
+    if health.weights is not None and len(health.weights):
+        chart_list.append(charts.table(
+            "Weights", ["parameter", "shape", "spectral norm", "stable rank", "update ratio"],
+            [[n, "x".join(map(str, w.shape)), _cell(w.spectral_norm), _cell(w.stable_rank),
+              _cell(w.update_ratio)] for n, w in health.weights.layers.items()],
+            description="Spectral norm (largest singular value), stable rank "
+            "(||W||_F^2 / ||W||_2^2), and the update ratio ||W - W_before|| / ||W_before|| "
+            "over the last stretch of training (between the last two checkpoints)."))
     if len(rows) >= 2:  # curves across depth need at least two layers
         names = [r["layer"] for r in rows]
         active = [r["frac_active"] for r in rows]
