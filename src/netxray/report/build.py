@@ -38,6 +38,7 @@ class Analysis:
     evolution: Any  # BoundaryEvolution | None
     unit_maps: Any  # UnitMaps
     layers: list[str]  # hidden layers shown, in forward order
+    hidden: dict[str, np.ndarray]  # layer -> (n_train, features) activations
     activation_maps: dict[str, Any]  # layer -> ActivationMap (training set)
     projections: dict[str, Any]  # layer (or "layer (t-SNE)") -> Projection of the training set
     train_pred: np.ndarray  # (n_train,) predicted class
@@ -125,6 +126,7 @@ def analyze(
         evolution=evolution,
         unit_maps=maps,
         layers=layers,
+        hidden=hidden,
         activation_maps={n: activation_map(H, train.y) for n, H in hidden.items()},
         projections=projections,
         train_pred=_predict(model, Xtr),
@@ -286,6 +288,9 @@ def activations_section(a: Analysis) -> dict[str, Any]:
 
 def _projection_chart(a: Analysis, name: str, proj: Any, correct: np.ndarray) -> dict[str, Any]:
     idx = _subsample(len(proj.coords))
+    H = a.hidden[name]
+    busiest = np.argsort(-H.var(axis=0))[:3]  # colour by the units that vary most
+    units = {f"{name}[{u}] activation": H[idx, u].astype(np.float64) for u in busiest}
     evr = proj.explained_variance_ratio
     if evr is not None:
         desc = f"explained variance {evr[0]:.0%} + {evr[1]:.0%}"
@@ -298,7 +303,7 @@ def _projection_chart(a: Analysis, name: str, proj: Any, correct: np.ndarray) ->
         f"{name}: {axis} of hidden states", proj.coords[idx, 0], proj.coords[idx, 1],
         color_by={"class": [int(v) for v in a.train.y[idx]],
                   "correct": [str(v) for v in correct[idx]],
-                  "prediction": [int(v) for v in a.train_pred[idx]]},
+                  "prediction": [int(v) for v in a.train_pred[idx]], **units},
         class_names=list(a.train.class_names), xlabel=f"{axis} 1", ylabel=f"{axis} 2",
         description=desc,
     )
