@@ -120,3 +120,14 @@ def test_explain_writes_attributions(capsys, tmp_path):
     written = out.split()
     assert any(p.endswith(".npz") for p in written) and any(p.endswith(".csv") for p in written)
     assert any(p.endswith(".png") for p in written)
+
+
+def test_project_writes_coordinates_with_labels(capsys, tmp_path, user_model):
+    out = tmp_path / "coords.csv"
+    code, stdout, _ = run(capsys, "project", "--model", f"{user_model}/mynet.py:make", "--data",
+                          str(user_model / "d.npz"), "--layer", "0", "--out", str(out))
+    assert code == 0 and "pca of 0 (8 features, 200 samples)" in stdout
+    rows = out.read_text().splitlines()
+    assert rows[0].split(",")[:4] == ["index", "pca1", "pca2", "label"] and len(rows) == 201
+    code, _, err = run(capsys, "project", "--preset", "healthy", "--layer", "nope")
+    assert code == 2 and "layer 'nope' not found" in err

@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="class index or 'pred' (the predicted class; default)")
     explain.add_argument("--out", default="netxray-explain", help="output folder")
 
+    proj = sub.add_parser("project", help="project a layer's hidden states to 2-D (CSV out)")
+    _add_model_options(proj)
+    proj.add_argument("--layer", default=None,
+                      help="dotted layer name (default: the last activation layer)")
+    proj.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
+    proj.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    proj.add_argument("--out", default="netxray-projection.csv",
+                      help="CSV of coordinates with labels (or .npz)")
+
     sub.add_parser("presets", help="list the counter-example presets")
     sub.add_parser("datasets", help="list the built-in datasets")
     return parser
@@ -185,6 +194,27 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_project(args: argparse.Namespace) -> int:
+    from netxray._checks import model_dtype
+    from netxray.capture import activations, default_layers
+    from netxray.projection import project
+
+    model, ds = _load_target(args)
+    layer = args.layer if args.layer is not None else list(default_layers(model))[-1]
+    acts = activations(model, ds.tensors(model_dtype(model)), layers=layer)
+    result = project(acts.flat(layer), method=args.method, random_state=args.seed)
+    out = Path(args.out)
+    if out.suffix == ".npz":
+        path = result.to_npz(out, labels=ds.y)
+    else:
+        path = result.to_csv(out, labels=ds.y)
+    trust = "-" if result.trustworthiness is None else f"{result.trustworthiness:.3f}"
+    print(f"{args.method} of {layer} ({acts.flat(layer).shape[1]} features, {len(ds)} samples); "
+          f"trustworthiness {trust}")
+    print(path)
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     from netxray import presets
 
@@ -212,6 +242,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "diagnose": _cmd_diagnose,
     "explain": _cmd_explain,
+    "project": _cmd_project,
     "presets": _cmd_presets,
     "datasets": _cmd_datasets,
 }
