@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -22,24 +23,19 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number of ``kind`` that must be > 0."""
 
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+        return value
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
+    return parse
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
@@ -50,8 +46,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="hidden widths, e.g. 16,16 (default: 10)")
     p.add_argument("--activation", default="relu",
                    help="relu, leaky_relu, gelu, elu, silu, tanh, sigmoid (default: relu)")
-    p.add_argument("--epochs", type=_positive_int, default=300, help="default: 300")
-    p.add_argument("--lr", type=_positive_float, default=0.2, help="default: 0.2")
+    p.add_argument("--epochs", type=_positive(int), default=300, help="default: 300")
+    p.add_argument("--lr", type=_positive(float), default=0.2, help="default: 0.2")
     p.add_argument("--seed", type=int, default=5, help="default: 5 (the lecture's)")
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from netxray import data as datasets
+from netxray._checks import model_dtype
 from netxray.capture import activations, default_layers
 from netxray.data import Dataset
 from netxray.models import mlp
@@ -127,7 +128,7 @@ def _finish(
     from netxray.health import diagnose
     from netxray.projection import project
 
-    dtype = next(model.parameters()).dtype
+    dtype = model_dtype(model)
     Xtr, ytr = train_set.tensors(dtype)
     last_hidden = list(default_layers(model))[-1]
     hidden = activations(model, Xtr, layers=last_hidden)

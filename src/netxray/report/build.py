@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netxray._checks import model_dtype
 from netxray.data import Dataset
 from netxray.report import charts
 
@@ -73,7 +74,7 @@ def analyze(
     from netxray.probes import activation_map, cka_matrix, linear_probes
     from netxray.projection import project
 
-    dtype = next(model.parameters()).dtype
+    dtype = model_dtype(model)
     Xtr, ytr = train.tensors(dtype)
     Xte, _ = test.tensors(dtype)
     layers = list(default_layers(model))
