@@ -1,4 +1,9 @@
-"""Shared helpers for the benchmarks: median timing and markdown tables."""
+"""Shared helpers for the benchmarks: median timing, markdown tables, writing results.
+
+Import as ``from benchmarks._common import ...`` (``python -m benchmarks.bench_x``), falling
+back to ``from _common import ...`` when a benchmark runs as a script (``python
+benchmarks/bench_x.py`` puts ``benchmarks/`` itself on ``sys.path``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+
+from netxray._io import write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,12 +46,20 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
+def emit(name: str, text: str, *, write: bool = True) -> Path | None:
+    """Print ``text`` and, if ``write``, save it atomically as ``results/<name>.md``."""
+    print()
+    print(text)
+    if not write:
+        return None
+    path = write_text(RESULTS / f"{name}.md", text)
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
 def write_result(name: str, title: str, body: str) -> Path:
     """Write ``results/<name>.md`` with the command that made it."""
-    RESULTS.mkdir(exist_ok=True)
     command = " ".join([Path(sys.executable).name, *sys.argv])
-    text = f"### {title}\n\nCommand: `{command}` ({machine()})\n\n{body}\n"
-    path = RESULTS / f"{name}.md"
-    path.write_text(text)
-    print(text)
+    path = emit(name, f"## {title}\n\nCommand: `{command}` ({machine()})\n\n{body}\n")
+    assert path is not None
     return path

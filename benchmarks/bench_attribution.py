@@ -26,26 +26,21 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from netxray import attribution as nxa  # noqa: E402
+from netxray.models import mlp  # noqa: E402
+
+try:
+    from benchmarks._common import emit
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import emit  # type: ignore[no-redef]
 
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore", category=UserWarning)
-
-
-def mlp(sizes: list[int]) -> nn.Module:
-    torch.manual_seed(0)
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).eval()
 
 
 def cnn() -> nn.Module:
@@ -161,10 +156,16 @@ def main() -> None:
     q = args.quick
     g = torch.Generator().manual_seed(0)
     cases = [
-        ("MLP 2-10-2", mlp([2, 10, 2]), torch.randn(2000 if q else 10_000, 2, generator=g), 7, 3),
+        (
+            "MLP 2-10-2",
+            mlp([2, 10, 2], init="torch", seed=0).eval(),
+            torch.randn(2000 if q else 10_000, 2, generator=g),
+            7,
+            3,
+        ),
         (
             "MLP 784-512-256-10",
-            mlp([784, 512, 256, 10]),
+            mlp([784, 512, 256, 10], init="torch", seed=0).eval(),
             torch.randn(500 if q else 10_000, 784, generator=g),
             3,
             1,
@@ -216,14 +217,7 @@ def main() -> None:
         "| model | method | ours ms | floor ms | captum ms | ours/floor | captum/ours | max abs diff vs captum |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    text = "\n".join(head + rows_md) + "\n"
-    print()
-    print(text)
-    out = Path(__file__).parent / "results" / "attribution.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not q:
-        out.write_text(text)
-        print(f"wrote {out}")
+    emit("attribution", "\n".join(head + rows_md) + "\n", write=not q)
 
 
 if __name__ == "__main__":

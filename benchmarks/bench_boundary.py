@@ -18,40 +18,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from netxray._io import write_text
 from netxray.boundary import decision_boundary
+from netxray.models import mlp
 
-RESULTS = Path(__file__).parent / "results" / "boundary.md"
+try:
+    from benchmarks._common import emit, median_seconds
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import emit, median_seconds  # type: ignore[no-redef]
+
 SUBSET = 2000
-
-
-def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
-    torch.manual_seed(0)
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).eval()
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -63,12 +44,13 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     rng = np.random.default_rng(0)
     cases = [
-        ("lecture 2-10-2, 2-D inputs", mlp((2, 10, 2)), rng.normal(size=(400, 2))),
-        ("2-64-64-3, 2-D inputs", mlp((2, 64, 64, 3)), rng.normal(size=(400, 2))),
-        ("64-128-128-10, PCA plane", mlp((64, 128, 128, 10)), rng.normal(size=(2000, 64))),
+        ("lecture 2-10-2, 2-D inputs", (2, 10, 2), rng.normal(size=(400, 2))),
+        ("2-64-64-3, 2-D inputs", (2, 64, 64, 3), rng.normal(size=(400, 2))),
+        ("64-128-128-10, PCA plane", (64, 128, 128, 10), rng.normal(size=(2000, 64))),
     ]
     rows = []
-    for name, model, X in cases:
+    for name, sizes, X in cases:
+        model = mlp(sizes, init="torch", seed=0).eval()
         X = X.astype(np.float32)
         grid = decision_boundary(model, X, resolution=res)
         inputs = torch.as_tensor(
@@ -87,9 +69,9 @@ def main() -> None:
             with torch.no_grad():
                 return [torch.softmax(model(inputs[i : i + 1]), 1) for i in range(SUBSET)]
 
-        t_ours = median_time(ours, 5)
-        t_floor = median_time(floor, 5)
-        t_loop = median_time(loop, 3) * m / SUBSET
+        t_ours = median_seconds(ours, 5, warmup=0)
+        t_floor = median_seconds(floor, 5, warmup=0)
+        t_loop = median_seconds(loop, 3, warmup=0) * m / SUBSET
         rows.append((name, t_ours, t_loop, t_floor))
         print(f"{name}: ours {t_ours:.3f}s loop {t_loop:.1f}s floor {t_floor:.3f}s", flush=True)
 
@@ -115,11 +97,7 @@ def main() -> None:
             f"| {m / t_floor:,.0f} ({t_floor:.3f} s) | {t_loop / t_ours:,.0f}x faster "
             f"| {t_ours / t_floor:.2f}x |"
         )
-    table = "\n".join(lines) + "\n"
-    print()
-    print(table)
-    write_text(RESULTS, table)
-    print(f"written to {RESULTS}")
+    emit("boundary", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

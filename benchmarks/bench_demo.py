@@ -14,7 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks._common import markdown_table, median_seconds, write_result
+try:
+    from benchmarks._common import markdown_table, median_seconds, write_result
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import markdown_table, median_seconds, write_result  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "seed" / "seed_demo.py"

@@ -16,19 +16,21 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+try:
+    from benchmarks._common import emit
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import emit  # type: ignore[no-redef]
 
 CHILD = r"""
 import json, resource, sys, time
 import torch
-from torch import nn
+from netxray.models import mlp
 from netxray.stats import collect_stats
 
 torch.set_num_threads(2)
 n, mode, batch = int(sys.argv[1]), sys.argv[2], 4096
-torch.manual_seed(0)
-model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                      nn.Linear(256, 10)).eval()
+model = mlp((784, 512, 256, 10), init="torch", seed=0).eval()
 
 def batches():
     g = torch.Generator().manual_seed(0)
@@ -90,13 +92,7 @@ def main() -> None:
         "and with gradients one batch's autograd graph and gradients plus the float64 "
         "full-data gradient accumulators (one copy of the parameters).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.quick:
-        out = Path(__file__).parent / "results" / "memory.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    emit("memory", "\n".join(lines) + "\n", write=not args.quick)
 
 
 if __name__ == "__main__":

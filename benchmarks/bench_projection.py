@@ -19,15 +19,16 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from netxray._io import write_text
 from netxray.projection import BH_MAX_POINTS, _trust_sample, project
 
-RESULTS = Path(__file__).parent / "results" / "projection.md"
+try:
+    from benchmarks._common import emit
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import emit  # type: ignore[no-redef]
 
 
 def hidden_states(n: int, seed: int = 0) -> np.ndarray:
@@ -141,11 +142,7 @@ def main() -> None:
         )
     if args.quick:
         lines += ["", "Quick run: the 50k-point rows were skipped (`--quick`)."]
-    table = "\n".join(lines) + "\n"
-    print()
-    print(table)
-    write_text(RESULTS, table)
-    print(f"written to {RESULTS}")
+    emit("projection", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

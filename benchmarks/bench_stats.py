@@ -21,23 +21,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from netxray.models import mlp
 from netxray.stats import collect_stats
 
+try:
+    from benchmarks._common import emit
+except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
+    from _common import emit  # type: ignore[no-redef]
+
 ACT = (nn.ReLU,)
-
-
-def mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
-    ).eval()
 
 
 def cnn() -> nn.Module:
@@ -142,9 +139,9 @@ def main() -> None:
     y = torch.randint(0, 10, (batch,), generator=g)
     Xc = torch.randn(batch, 1, 28, 28, generator=g)
     torch.set_num_threads(1)
-    rows += bench("MLP 784-512-256-10, 1 thread", mlp(), X, y, repeats)
+    rows += bench("MLP 784-512-256-10, 1 thread", mlp((784, 512, 256, 10), init="torch", seed=0).eval(), X, y, repeats)
     torch.set_num_threads(2)
-    rows += bench("MLP 784-512-256-10", mlp(), X, y, repeats)
+    rows += bench("MLP 784-512-256-10", mlp((784, 512, 256, 10), init="torch", seed=0).eval(), X, y, repeats)
     rows += bench("CNN 1x28x28 c16 c32 fc", cnn(), Xc, y, max(3, repeats // 3))
     load1 = os.getloadavg()[0]
 
@@ -176,13 +173,7 @@ def main() -> None:
         "batches; collect_stats also checks the input for NaN/Inf. Gradient statistics use "
         "the default (no histograms).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.quick:
-        out = Path(__file__).parent / "results" / "stats.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    emit("stats", "\n".join(lines) + "\n", write=not args.quick)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from lecture_reference import train_lecture
 from netxray.attribution import (
     Attribution,
     DatasetAttribution,
@@ -334,32 +335,8 @@ def test_saliency_matches_central_finite_difference():
 
 
 def test_finite_difference_reproduces_the_lecture():
-    """The seed script's NumPy MLP, trained inline; its last lines' saliency numbers."""
-    from sklearn.datasets import make_moons
-    from sklearn.model_selection import train_test_split
-
-    rng = np.random.default_rng(5)
-    X, y = make_moons(n_samples=400, noise=0.25, random_state=5)
-    y_onehot = np.eye(2)[y]
-    X_train, X_test, y_train, y_test = train_test_split(X, y_onehot, test_size=0.3, random_state=5)
-    W1 = rng.normal(scale=0.4, size=(2, 10))
-    B1 = np.zeros(10)
-    W2 = rng.normal(scale=0.4, size=(10, 2))
-    B2 = np.zeros(2)
-    for _ in range(300):
-        z1 = X_train @ W1 + B1
-        a1 = np.maximum(0, z1)
-        logits = a1 @ W2 + B2
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = exp / exp.sum(axis=1, keepdims=True)
-        grad_logits = (probs - y_train) / len(X_train)
-        grad_W2 = a1.T @ grad_logits
-        grad_B2 = grad_logits.sum(axis=0)
-        grad_z1 = (grad_logits @ W2.T) * (z1 > 0)
-        W2 -= 0.2 * grad_W2
-        B2 -= 0.2 * grad_B2
-        W1 -= 0.2 * (X_train.T @ grad_z1)
-        B1 -= 0.2 * grad_z1.sum(axis=0)
+    """The seed script's NumPy MLP (tests/lecture_reference.py); its last lines' saliency numbers."""
+    W1, B1, W2, B2, _, X_test, _, y_test, _ = train_lecture(300)
 
     def predict_proba(a: np.ndarray) -> np.ndarray:
         logits = np.maximum(0, a @ W1 + B1) @ W2 + B2

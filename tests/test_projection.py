@@ -10,12 +10,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.datasets import make_blobs, make_moons
+from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
-from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
+from lecture_reference import train_lecture
 from netxray.projection import Projection, Projector, align, project
 
 FAST = {"n_iter": 100, "early_exaggeration_iter": 100}  # short optimisation for tests
@@ -29,28 +29,8 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
 
 def lecture_hidden() -> np.ndarray:
     """The lecture's NumPy 2-10-2 ReLU MLP, trained as in seed_demo.py; its hidden states."""
-    rng = np.random.default_rng(5)
-    X, y = make_moons(n_samples=400, noise=0.25, random_state=5)
-    y_onehot = np.eye(2)[y]
-    X_train, _, y_train, _ = train_test_split(X, y_onehot, test_size=0.3, random_state=5)
-    W1 = rng.normal(scale=0.4, size=(2, 10))
-    B1 = np.zeros(10)
-    W2 = rng.normal(scale=0.4, size=(10, 2))
-    B2 = np.zeros(2)
-    for _ in range(300):
-        z1 = X_train @ W1 + B1
-        a1 = np.maximum(0, z1)
-        logits = a1 @ W2 + B2
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = e / e.sum(axis=1, keepdims=True)
-        g = (probs - y_train) / len(X_train)
-        gW2, gB2 = a1.T @ g, g.sum(0)
-        gz1 = (g @ W2.T) * (z1 > 0)
-        W2 -= 0.2 * gW2
-        B2 -= 0.2 * gB2
-        W1 -= 0.2 * (X_train.T @ gz1)
-        B1 -= 0.2 * gz1.sum(0)
-    return np.maximum(0, X_train @ W1 + B1)
+    lec = train_lecture(300)
+    return np.maximum(0, lec.X_train @ lec.W1 + lec.B1)
 
 
 def test_pca_reproduces_the_lectures_printed_numbers() -> None:

@@ -5,42 +5,14 @@ import pytest
 import torch
 
 import netxray
+from lecture_reference import train_lecture
 from netxray import data
 from netxray.training import load_checkpoint
 
 
-def lecture_numpy(epochs: int):
-    """The lecture's NumPy training loop, written out independently of netxray."""
-    from sklearn.datasets import make_moons
-    from sklearn.model_selection import train_test_split
-
-    rng = np.random.default_rng(5)
-    X, y = make_moons(n_samples=400, noise=0.25, random_state=5)
-    Y = np.eye(2)[y]
-    Xtr, _, Ytr, _ = train_test_split(X, Y, test_size=0.3, random_state=5)
-    W1 = rng.normal(scale=0.4, size=(2, 10))
-    b1 = np.zeros(10)
-    W2 = rng.normal(scale=0.4, size=(10, 2))
-    b2 = np.zeros(2)
-    losses = []
-    for _ in range(epochs):
-        z1 = Xtr @ W1 + b1
-        a1 = np.maximum(0, z1)
-        logits = a1 @ W2 + b2
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        p = e / e.sum(1, keepdims=True)
-        losses.append(-np.mean(np.sum(Ytr * np.log(p), axis=1)))
-        g = (p - Ytr) / len(Xtr)
-        gz = (g @ W2.T) * (z1 > 0)
-        W2 -= 0.2 * a1.T @ g
-        b2 -= 0.2 * g.sum(0)
-        W1 -= 0.2 * Xtr.T @ gz
-        b1 -= 0.2 * gz.sum(0)
-    return losses, W1, W2
-
-
 def test_full_batch_training_equals_the_lectures_numpy_loop():
-    ref_losses, W1, W2 = lecture_numpy(50)
+    lec = train_lecture(50)
+    ref_losses, W1, W2 = lec.losses, lec.W1, lec.W2
     tr, _ = data.moons(400, 0.25, 5).split(0.3, 5)
     m = netxray.mlp([2, 10, 2], init="lecture", seed=5, dtype=torch.float64)
     h = netxray.train(m, tr.tensors(torch.float64), epochs=50, lr=0.2)

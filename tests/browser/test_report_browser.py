@@ -340,15 +340,24 @@ def test_dead_units_are_marked(page: Page, payload: dict) -> None:
     assert tiles[3].query_selector(".nx-badge").inner_text().lower() == "dead"
 
 
-def test_scatter_tooltip_and_colour_selector(page: Page) -> None:
-    pg = page.page
-    card = pg.query_selector(".nx-kind-scatter")
+def _hover(pg, kind: str, point: int | None = None):
+    """Scroll the first ``kind`` chart into view and hover its data point ``point`` (the
+    plot's centre if None); returns the chart's card and the visible tooltip."""
+    card = pg.query_selector(f".nx-kind-{kind}")
     card.scroll_into_view_if_needed()
     plot = card.query_selector(".nx-plot")
     box = plot.bounding_box()
-    pt = pg.evaluate("(el) => el.nxPoint(7)", plot)
-    pg.mouse.move(box["x"] + pt["x"], box["y"] + pt["y"])
-    tip = pg.wait_for_selector(".nx-tip", state="visible")
+    if point is None:
+        x, y = box["width"] / 2, box["height"] / 2
+    else:
+        pt = pg.evaluate(f"(el) => el.nxPoint({point})", plot)
+        x, y = pt["x"], pt["y"]
+    pg.mouse.move(box["x"] + x, box["y"] + y)
+    return card, pg.wait_for_selector(".nx-tip", state="visible")
+
+
+def test_scatter_tooltip_and_colour_selector(page: Page) -> None:
+    card, tip = _hover(page.page, "scatter", 7)
     assert "#7" in tip.inner_text()
     before = card.query_selector("canvas.nx-canvas").evaluate("c => c.toDataURL()")
     legend_before = card.query_selector(".nx-controls").inner_text()
@@ -379,20 +388,9 @@ def test_slider_changes_frame(page: Page, payload: dict) -> None:
 
 
 def test_surface_and_lines_tooltips(page: Page) -> None:
-    pg = page.page
-    card = pg.query_selector(".nx-kind-surface")
-    card.scroll_into_view_if_needed()
-    plot = card.query_selector(".nx-plot")
-    box = plot.bounding_box()
-    pt = pg.evaluate("(el) => el.nxPoint(5)", plot)
-    pg.mouse.move(box["x"] + pt["x"], box["y"] + pt["y"])
-    text = pg.wait_for_selector(".nx-tip", state="visible").inner_text()
+    text = _hover(page.page, "surface", 5)[1].inner_text()
     assert "train point #" in text and "P(moon A)" in text
-    card = pg.query_selector(".nx-kind-lines")
-    card.scroll_into_view_if_needed()
-    box = card.query_selector(".nx-plot").bounding_box()
-    pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    text = pg.wait_for_selector(".nx-tip", state="visible").inner_text()
+    text = _hover(page.page, "lines")[1].inner_text()
     assert "epoch =" in text and "train loss" in text
 
 
