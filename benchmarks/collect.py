@@ -16,7 +16,8 @@ PREFACE = """# Benchmarks
 Side-by-side timings, each made in one run on this project's 2-core CPU machine (no GPU).
 Machines here are shared and noisy: every table quotes medians and, above all, ratios
 between rows measured in the same run. Each section names the command that produced it;
-rerun it to refresh that section, then `python -m benchmarks.collect` to rebuild this file.
+rerun it to refresh that section, then `python -m benchmarks.collect` to rebuild this file
+(`make bench` reruns every benchmark and rebuilds it, in about half an hour).
 """
 
 
