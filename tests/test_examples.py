@@ -129,3 +129,15 @@ def test_capture_docs_run(tmp_path: Path) -> None:
                  "layer 'fc4' not found; did you mean", "(100, 32)", "(1797, 16)",
                  "(797, 64) (797,)", "[(5, 64), (3, 64)]", "0 True", "1797 32"]:
         assert line in proc.stdout, f"{line!r} not printed by docs/capture.md:\n{proc.stdout}"
+
+
+@pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report"])
+def test_every_docs_page_runs(doc: str, tmp_path: Path) -> None:
+    """Each page's python blocks run in order, as a reader pasting them would run them."""
+    env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_DOC, str(ROOT / "docs" / f"{doc}.md")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip(), f"docs/{doc}.md printed nothing"
