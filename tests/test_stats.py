@@ -429,3 +429,61 @@ def test_a_shared_module_called_twice_per_forward():
     ref = torch.cat([a1, a2]).numpy()
     assert s.calls == 2 and s.count.tolist() == [80, 80, 80]
     np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ channel fast path
+
+
+def _per_channel(x: torch.Tensor) -> np.ndarray:
+    """``(channels, batch * positions)`` float64 reference of a (batch, channels, ...) tensor."""
+    a = x.double().numpy()
+    return np.moveaxis(a, 1, 0).reshape(a.shape[1], -1)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 3 * 20])  # one chunk / many with a ragged last one
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_channel_path_matches_float64_numpy(monkeypatch, chunk, dtype):
+    import netxray.stats as stats_mod
+
+    monkeypatch.setattr(stats_mod, "_CHUNK_ELEMS", chunk)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(37, 5, 4, 5, generator=g, dtype=dtype) * 2 + torch.arange(5.0).view(1, 5, 1, 1)
+    x[x.abs() < 0.3] = 0.0  # exact zeros: not active
+    band, rng_h = (-0.99, 0.99), (-4.0, 4.0)
+    got = UnitStats(saturation=band, hist_range=rng_h, bins=6).update(x).compute()
+    a = _per_channel(x)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    np.testing.assert_allclose(got["mean"], a.mean(1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["var"], a.var(1), rtol=tol)
+    np.testing.assert_array_equal(got["min"], a.min(1))
+    np.testing.assert_array_equal(got["max"], a.max(1))
+    np.testing.assert_array_equal(got["count"], np.full(5, 37 * 20))
+    np.testing.assert_array_equal(got["frac_active"], (a > 0).mean(1))
+    np.testing.assert_array_equal(got["frac_saturated"], (np.abs(a) > 0.99).mean(1))
+    np.testing.assert_array_equal(got["hist"], ref_hist(a.T, -4.0, 4.0, 6))
+
+
+def test_channel_path_keeps_the_variance_of_a_large_mean_with_a_small_spread():
+    g = torch.Generator().manual_seed(0)
+    x = 1e4 + 1e-2 * torch.randn(256, 3, 28, 28, generator=g)  # float32
+    got = UnitStats().update(x).compute()
+    a = _per_channel(x)
+    np.testing.assert_allclose(got["mean"], a.mean(1), rtol=1e-9)
+    np.testing.assert_allclose(got["var"], a.var(1), rtol=1e-5)
+
+
+def test_channel_path_with_nan_and_inf_falls_back_to_masked_statistics():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 3, 4, 4, generator=g)
+    x[0, 1, 0, 0] = float("nan")
+    x[2, 1, 3, 1] = float("inf")
+    x[4, 2, 1, 2] = float("-inf")
+    got = UnitStats().update(x).compute()
+    a = np.ma.masked_invalid(_per_channel(x))
+    np.testing.assert_array_equal(got["nan_count"], [0, 1, 0])
+    np.testing.assert_array_equal(got["inf_count"], [0, 1, 1])
+    np.testing.assert_array_equal(got["count"], [96, 94, 95])
+    np.testing.assert_allclose(got["mean"], a.mean(1).data, rtol=1e-6)
+    np.testing.assert_allclose(got["var"], a.var(1).data, rtol=1e-6)
+    np.testing.assert_array_equal(got["min"], a.min(1).data)
+    np.testing.assert_array_equal(got["max"], a.max(1).data)

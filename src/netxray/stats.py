@@ -15,7 +15,11 @@ activation's dtype on its device, merged into float64 accumulators once per batc
 but quantise + int32 ``bincount`` about 3 ms; ``isfinite().all()`` 4 ms, so finiteness is
 read off the batch means instead (NaN and Inf propagate into them). One work buffer per
 collection is reused by every pass (fresh activation-sized temporaries cost their page
-faults each time).
+faults each time). Channels of conv outputs take :func:`_channel_moments` instead: rows of
+``(batch * channels, positions)`` reduced along the contiguous dimension in cache-sized
+chunks, then merged per channel in float64; on (4096, 16, 28, 28) float32, 2 threads, about
+50 ms against 180 ms for reductions over dims (0, 2, 3) with a reused buffer (250 ms with a
+fresh one), and a more accurate variance (shifted by each row's mean).
 """
 
 from __future__ import annotations
@@ -138,6 +142,74 @@ class Scratch:
         return buf[:n].view(shape)
 
 
+#: Elements per chunk of the channel fast path: a 4 MiB float32 work buffer that stays in
+#: cache while each chunk is read several times (measured best of 2**16..2**22 on this CPU).
+_CHUNK_ELEMS = 1 << 20
+
+
+def _channel_moments(
+    x: torch.Tensor, band: tuple[float, float] | None
+) -> tuple[torch.Tensor, ...] | None:
+    """Per-channel statistics of a contiguous ``(batch, channels, *spatial)`` tensor, or
+    None when a value is not finite (the caller then takes the masked path).
+
+    Viewed as rows ``(batch * channels, positions)``, every reduction runs along the
+    contiguous last dimension (~3x faster than reducing over dims (0, 2, 3)), chunk by chunk
+    so that the rows stay in cache across the passes and the work buffer is small. Per row:
+    shift ``K`` = the row's float32 mean, ``d = x - K`` (exact for values near K), sum of
+    ``d`` and ``||d||^2``, min, max, count > 0 (and outside the band); rows are then merged
+    per channel in float64 (Chan), so a large mean with a small spread keeps its variance.
+    """
+    n, c = x.shape[0], x.shape[1]
+    length = x.numel() // (n * c)
+    rows = x.view(n * c, length)
+    total = n * c
+    new = {"dtype": x.dtype, "device": x.device}
+    shift, dsum, dnorm, mn, mx, npos = (torch.empty(total, **new) for _ in range(6))
+    nsat = torch.empty(total, **new) if band is not None else None
+    step = max(1, _CHUNK_ELEMS // length)
+    work = torch.empty(min(step, total), length, **new)
+    centre, half = 0.0, 0.0
+    if band is not None:
+        centre, half = (band[0] + band[1]) / 2, (band[1] - band[0]) / 2
+    for i in range(0, total, step):
+        j = min(total, i + step)
+        r, w, k = rows[i:j], work[: j - i], shift[i:j]
+        torch.sum(r, 1, out=k)
+        k.div_(length)
+        torch.sub(r, k.unsqueeze(1), out=w)
+        torch.sum(w, 1, out=dsum[i:j])
+        torch.linalg.vector_norm(w, dim=1, out=dnorm[i:j])
+        torch.amin(r, 1, out=mn[i:j])
+        torch.amax(r, 1, out=mx[i:j])
+        # a float comparison written into the float buffer: bool kernels are slow
+        torch.sum(torch.gt(r, 0, out=w), 1, out=npos[i:j])
+        if nsat is not None:
+            torch.sum(torch.sub(r, centre, out=w).abs_().gt_(half), 1, out=nsat[i:j])
+    f64 = torch.float64
+    d64 = dsum.to(f64)
+    m_row = (shift.to(f64) + d64 / length).view(n, c)
+    m2_row = (dnorm.to(f64).square_() - d64.square_() / length).view(n, c)
+    mean = m_row.mean(0)
+    m2 = m2_row.sum(0) + length * (m_row - mean).square_().sum(0)
+    if not bool(torch.isfinite(m2).all()):  # NaN/Inf in x, or squares overflowed
+        return None
+    n_sat = (
+        torch.zeros(c, dtype=f64, device=x.device)
+        if nsat is None
+        else nsat.view(n, c).sum(0, dtype=f64)
+    )
+    return (
+        torch.full((c,), n * length, dtype=torch.int64, device=x.device),
+        mean,
+        m2,
+        mn.view(n, c).amin(0),
+        mx.view(n, c).amax(0),
+        npos.view(n, c).sum(0, dtype=f64),
+        n_sat,
+    )
+
+
 def _batch(
     x: torch.Tensor,
     unit_dim: int,
@@ -157,6 +229,14 @@ def _batch(
     shape = [1] * x.ndim
     shape[unit_dim % x.ndim] = units
 
+    length = n // max(x.shape[0], 1)  # positions per sample and unit
+    if unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24:
+        fast = _channel_moments(x, band)  # channels of conv-like outputs: the hot path
+        if fast is not None:
+            count, mean_b, m2_b, mn, mx, n_pos, n_sat = fast
+            zero = torch.zeros(units, dtype=torch.int64, device=x.device)
+            hist = _hist(x, None, shape, hist_range, bins, scratch)
+            return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, zero, zero, hist)
     mean_b = x.mean(dims)
     finite = bool(torch.isfinite(mean_b).all())
     scratch = scratch or Scratch()
@@ -201,16 +281,34 @@ def _batch(
             sat = sat.masked_fill_(~mask, -1.0)
         n_sat = sat.sign_().clamp_(min=0).sum(dims, dtype=acc)
 
-    # fixed-edge histogram per unit: bin k holds [lo + k w, lo + (k+1) w), plus
-    # one underflow bin (-inf, lo) first and one overflow bin [hi, inf) last
-    # (the unit offset is added in floating point, exact below 2**24, then converted)
-    if bins == 0:  # histograms switched off
-        hist = torch.zeros(units, 0, dtype=torch.int64, device=x.device)
-        return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
+    hist = _hist(valid, mask, shape, hist_range, bins, scratch)
+    return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
+
+
+def _hist(
+    valid: torch.Tensor,
+    mask: torch.Tensor | None,
+    shape: list[int],
+    hist_range: tuple[float, float],
+    bins: int,
+    scratch: Scratch | None,
+) -> torch.Tensor:
+    """Fixed-edge histogram per unit ``(units, bins + 2)`` of ``valid`` (units at the dim
+    where ``shape`` is not 1), leaving out the values where ``mask`` is False.
+
+    Bin k holds [lo + k w, lo + (k+1) w), plus one underflow bin (-inf, lo) first and one
+    overflow bin [hi, inf) last (the unit offset is added in floating point, exact below
+    2**24, then converted). ``bins=0``: histograms switched off, an empty ``(units, 0)``.
+    """
+    units = math.prod(shape)
+    if bins == 0:
+        return torch.zeros(units, 0, dtype=torch.int64, device=valid.device)
+    scratch = scratch or Scratch()
+    buf = scratch.get(valid.shape, valid.dtype, valid.device)
     lo, hi = hist_range
     nbins = units * (bins + 2)
     q = torch.sub(valid, lo, out=buf).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins)
-    offset = torch.arange(units, device=x.device, dtype=q.dtype).mul_(bins + 2).add_(1)
+    offset = torch.arange(units, device=valid.device, dtype=q.dtype).mul_(bins + 2).add_(1)
     if nbins < 2**24:  # int32 indices: the conversion and bincount are ~1.5x faster
         idx = scratch.get(q.shape, torch.int32, q.device)
         idx.copy_(q.add_(offset.view(shape)))
@@ -219,8 +317,7 @@ def _batch(
         idx.copy_(q).add_(offset.to(torch.int64).view(shape))
     if mask is not None:
         idx = idx[mask]  # drop non-finite values
-    hist = torch.bincount(idx.reshape(-1), minlength=nbins).view(units, bins + 2)
-    return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
+    return torch.bincount(idx.reshape(-1), minlength=nbins).view(units, bins + 2)
 
 
 def _finish(*parts: torch.Tensor) -> State:
@@ -743,8 +840,8 @@ def collect_stats(
     initialized ``torch.distributed`` process group and ``sync=True`` every rank must call
     this and all get the statistics over all ranks' data. ``bins``: histogram bins per unit
     over a fixed range per activation family; 0 (the default) skips histograms, which are the
-    costliest statistic (``bincount`` is single-threaded): about 1.3x the plain forward pass
-    of an MLP without them, 1.6x with 32 bins (benchmarks/results/stats.md).
+    costliest statistic (``bincount`` is single-threaded): about 1.2x the plain forward pass
+    of an MLP or a small CNN without them, 1.4-1.7x with 32 bins (benchmarks/results/stats.md).
     """
     from netxray._checks import check_eval_mode, preserved_state
     from netxray.capture import first_tensor, hooks, iter_batches, select_layers
