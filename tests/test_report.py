@@ -437,3 +437,10 @@ def test_assets_ship_with_the_package() -> None:
     for kind in KINDS:  # the front-end draws every kind the builders make
         assert re.search(rf"\b{kind}: render", js), kind
     assert "window.netxrayRender" in js
+
+
+def test_lines_take_named_x_positions():
+    spec = charts.lines("probe", [0, 1, 2], {"acc": [0.5, 0.8, 0.9]}, x_labels=["input", "a", "b"])
+    assert spec["x_labels"] == ["input", "a", "b"]
+    with pytest.raises(ValueError, match="x_labels has 2 entries but there are 3"):
+        charts.lines("probe", [0, 1, 2], {"acc": [0.5, 0.8, 0.9]}, x_labels=["input", "a"])

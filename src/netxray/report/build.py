@@ -345,8 +345,7 @@ def representations_section(a: Analysis) -> dict[str, Any]:
                 "Linear probe accuracy by depth", list(range(len(p.layers))),
                 {"probe accuracy": [p.accuracy[n] for n in p.layers],
                  "chance": [p.chance] * len(p.layers)},
-                xlabel="depth (0 = input; " + ", ".join(p.layers) + ")", ylabel="accuracy",
-                dashed=["chance"],
+                xlabel="depth", ylabel="accuracy", dashed=["chance"], x_labels=p.layers,
                 description="Cross-validated logistic regression on each layer: where the "
                 "classes become linearly separable.",
             )
@@ -417,7 +416,8 @@ def health_section(health: Any) -> dict[str, Any]:
         {"severity": _severity(f.severity), "kind": f.kind, "layer": f.layer or "",
          **_headline(f.advice),
          "units": list(f.units)[:64],
-         "evidence": {k: v for k, v in f.evidence.items() if isinstance(v, int | float | str)}}
+         "evidence": {("layer width" if k == "units" else k): v for k, v in f.evidence.items()
+                      if isinstance(v, int | float | str)}}
         for f in health.findings
     ]
     chart_list = [charts.findings("Findings", items)]
@@ -432,7 +432,7 @@ def health_section(health: Any) -> dict[str, Any]:
     if units:
         chart_list.append(charts.table(
             "Per unit", ["layer", "unit", "frac_active", "frac_saturated", "mean", "std", "min",
-                         "max", "nan+inf", "mean |grad|"], units,
+                         "max", "nan+inf", "mean |dloss/da|"], units,
             description=f"The {len(units)} least active units first; click a header to sort."))
     if health.weights is not None and len(health.weights):
         chart_list.append(charts.table(
@@ -451,15 +451,14 @@ def health_section(health: Any) -> dict[str, Any]:
                           "mean fraction saturated": [
                               math.nan if r["frac_saturated"] is None else r["frac_saturated"]
                               for r in rows]},
-                         xlabel="layer (" + ", ".join(names) + ")", ylabel="fraction")
+                         xlabel="layer", ylabel="fraction", x_labels=names)
         )
         grads = [r["grad_rms"] for r in rows]
         if any(g is not None for g in grads):
             chart_list.append(
                 charts.lines("Gradient RMS by depth", list(range(len(rows))),
                              {"gradient RMS": [math.nan if g is None else g for g in grads]},
-                             xlabel="layer (" + ", ".join(names) + ")", ylabel="RMS",
-                             log_y=True)
+                             xlabel="layer", ylabel="RMS", log_y=True, x_labels=names)
             )
     return {
         "id": "health",

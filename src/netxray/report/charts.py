@@ -178,6 +178,7 @@ def lines(
     ylabel: str = "",
     log_y: bool = False,
     dashed: Sequence[str] = (),
+    x_labels: Sequence[Any] | None = None,
     description: str = "",
 ) -> dict[str, Any]:
     """Line plot of several series over a shared x, e.g. train/test loss per epoch.
@@ -185,6 +186,8 @@ def lines(
     ``x``: ``(n,)`` finite numbers. ``series``: name -> ``(n,)`` values (NaN/Inf become gaps).
     ``log_y`` draws the y axis in log scale (values <= 0 are left out). Series named in
     ``dashed`` are drawn dashed (e.g. the test curves beside the train ones).
+    ``x_labels``: one name per x, shown as the x ticks instead of numbers (e.g. layer names
+    along depth).
     """
     spec = _base("lines", title, description)
     xs = _numbers(x, "x", 1)
@@ -211,6 +214,8 @@ def lines(
         ylabel=_text(ylabel, "ylabel"),
         log_y=bool(log_y),
     )
+    if x_labels is not None:
+        spec["x_labels"] = _labels(x_labels, xs.shape[0], "x_labels")
     return spec
 
 

@@ -386,8 +386,11 @@
     var sx = linear(xr[0], xr[1], f.l, f.l + f.w), sy = linear(yr[0], yr[1], f.t + f.h, f.t);
     var yt = logY ? logTicks(yr[0], yr[1]).map(function (e) { return { v: e, s: fmt(Math.pow(10, e)) }; })
                   : linTicks(yr[0], yr[1], Math.max(3, Math.round(f.h / 50)));
+    var xt = spec.x_labels   // named x positions (e.g. layers along depth) or plain numbers
+      ? spec.x.map(function (v, i) { return { v: v, s: spec.x_labels[i] }; })
+      : linTicks(xr[0], xr[1], Math.max(3, Math.round(f.w / 80)));
     drawAxes(ctx, f, sx, sy, {
-      xticks: linTicks(xr[0], xr[1], Math.max(3, Math.round(f.w / 80))), yticks: yt,
+      xticks: xt, yticks: yt,
       xlabel: spec.xlabel, ylabel: spec.ylabel + (logY ? " (log)" : ""),
     });
     ctx.save();
