@@ -3,7 +3,7 @@
 One function per chart kind. Each checks its inputs (shapes agree, labels fit) and returns a
 dict ``{"kind": ..., "title": ..., ...}`` holding only lists, strings, bools, finite numbers
 and ``None`` (NaN and +-Inf become ``None``, drawn as gaps or grey cells). Arrays may be
-NumPy arrays, torch tensors or nested lists. Numbers are stored at float32 precision, which
+NumPy arrays, torch tensors or nested lists. Numbers are stored to 4 significant digits, which
 is plenty for a picture and keeps reports small.
 
 The same dicts feed the self-contained HTML report and, later, the live server: put them in
@@ -53,6 +53,8 @@ SEVERITIES = ("critical", "error", "warning", "info", "ok")
 _CMAPS = ("viridis", "diverging", "gray")
 _MARKERS = ("train", "test")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Significant digits kept for chart numbers (probabilities keep 3 decimals).
+SIGNIFICANT = 4
 
 
 # --------------------------------------------------------------------------- helpers
@@ -84,12 +86,20 @@ def _numbers(value: Any, name: str, ndim: int, *, nonempty: bool = True) -> np.n
 
 
 def _plain(arr: np.ndarray) -> list:
-    """Nested lists of float32-precision Python floats, ``None`` for NaN/Inf."""
+    """Nested lists of Python floats to :data:`SIGNIFICANT` digits, ``None`` for NaN/Inf.
+
+    A picture needs no more, and reports with hundreds of thousands of numbers stay small.
+    """
     arr = np.asarray(arr, dtype=np.float64)
     finite = np.isfinite(arr)
     small = finite & (np.abs(arr) < _FLOAT32_MAX)
+    kept = np.where(small, arr, 0.0)
+    mid = small & (np.abs(kept) > 1e-30) & (np.abs(kept) < 1e30)  # leave extremes exact
+    safe = np.where(mid, np.abs(kept), 1.0)
+    mag = 10.0 ** (np.floor(np.log10(safe)) - (SIGNIFICANT - 1))
+    kept = np.where(mid, np.round(kept / mag) * mag, kept)
     # float32's shortest repr, read back as float64, prints short in JSON (0.1, not 0.10000000149)
-    short = np.where(small, arr, 0.0).astype(np.float32).astype(str).astype(np.float64)
+    short = kept.astype(np.float32).astype(str).astype(np.float64)
     out = np.where(small, short, arr).astype(object)
     out[~finite] = None
     return out.tolist()
@@ -377,7 +387,7 @@ def surface(
     spec.update(
         x=_plain(ax),
         y=_plain(ay),
-        probs=np.round(p, 4).tolist(),
+        probs=np.round(p, 3).tolist(),
         class_names=[str(n) for n in names],
         points=pts,
         arrows=arr,
