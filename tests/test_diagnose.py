@@ -425,3 +425,15 @@ def test_netxray_diagnose_is_the_function_in_any_import_order():
 
     report = netxray.diagnose(relu_net(), inputs())
     assert isinstance(report, HealthReport) and report.by_kind("dead_units")
+
+
+def test_a_finite_loss_that_climbs_back_up_is_flagged_and_a_falling_one_is_not():
+    from netxray.stats import collect_stats
+
+    stats = collect_stats(relu_net(), inputs())
+    rising = diagnose_stats(stats, history=[1.0, 0.6, 0.3, 0.25, 0.4, 0.7, 0.9])
+    (f,) = rising.by_kind("loss_rising")
+    assert f.severity == "warning" and f.evidence["best_epoch"] == 4
+    assert f.evidence["ratio"] == pytest.approx(0.9 / 0.25)
+    falling = diagnose_stats(stats, history=[1.0, 0.6, 0.3, 0.25, 0.26, 0.24, 0.27])
+    assert not falling.by_kind("loss_rising")

@@ -38,6 +38,7 @@ SEVERITIES = ("info", "warning", "error")
 #: Every kind of finding, in the order a report lists them.
 KINDS = (
     "loss_diverged",
+    "loss_rising",
     "nonfinite",
     "initial_loss",
     "dead_units",
@@ -86,6 +87,7 @@ class Thresholds:
     gradient_ratio: float = 100.0  # first/last gradient RMS beyond 1/this or this
     initial_loss_ratio: float = 2.0  # precheck: loss at init above this x ln(classes)
     update_ratio: float = 1e-2  # per-step ||dW|| / ||W|| above this is too large
+    loss_rise: float = 2.0  # a final training loss this many times its best is rising
 
 
 @dataclass(frozen=True)
@@ -617,6 +619,35 @@ def _rule_gradients(stats: NetworkStats, th: Thresholds) -> list[Finding]:
     return []
 
 
+def _rule_loss_rising(history: Any, th: Thresholds) -> list[Finding]:
+    """A finite training loss that ended well above its best: training is going backwards."""
+    losses = _history_losses(history)
+    if len(losses) < 5 or not all(math.isfinite(v) for v in losses):
+        return []
+    best = min(losses)
+    at = losses.index(best)
+    final = losses[-1]
+    if not (final > th.loss_rise * best and final > best + 1e-12 and at < len(losses) - 1):
+        return []
+    return [
+        Finding(
+            kind="loss_rising",
+            severity="warning",
+            layer=None,
+            units=(),
+            evidence={"best_loss": best, "best_epoch": at + 1, "final_loss": final,
+                      "ratio": final / best if best > 0 else math.inf},
+            advice=(
+                f"The training loss ended at {_fmt(final)}, {final / best:.1f}x its best "
+                f"({_fmt(best)} at epoch {at + 1}): training is going backwards. Common "
+                "causes: a learning rate too high for this stage of training, no learning-"
+                "rate decay, an optimizer overshooting. Try: lower the learning rate or decay "
+                "it, clip gradients, keep the checkpoint of the best epoch."
+            ),
+        )
+    ]
+
+
 def _history_losses(history: Any) -> list[float]:
     if history is None:
         return []
@@ -669,7 +700,7 @@ def diagnose_stats(
             "computed from them would give misleading advice"
         )
     else:
-        findings = list(extra) + rest
+        findings = list(extra) + rest + _rule_loss_rising(history, th)
         for s in stats.values():
             findings += _rule_dead_dying(s, th, context)
             findings += _rule_saturated(s, th)
