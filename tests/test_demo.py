@@ -104,3 +104,5 @@ def test_a_preset_report_shows_its_pathology(tmp_path):
     assert "dead_units" in run.health.kinds
     html = demo.write_outputs(run, tmp_path).read_text()
     assert '"kind":"dead_units"' in html
+    # the header says how the preset was trained, not the lecture's defaults
+    assert "dying_relu preset's recipe" in html and "sgd, lr 0.2" not in html

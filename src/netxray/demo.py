@@ -61,6 +61,7 @@ class DemoRun:
     saliency_grad: np.ndarray | None  # (features,): the exact gradient of the same probability
     health: Any  # netxray.health.HealthReport
     title: str = "netxray demo"
+    training: str = ""  # how the model was trained, in words (shown in the report's header)
 
     @property
     def finite(self) -> bool:
@@ -107,7 +108,8 @@ def run(config: DemoConfig = DemoConfig(), *, progress: bool = False) -> DemoRun
         progress=progress,
     )
     model.eval()
-    return _finish(config, model, train_set, test_set, history, title=_title(config, sizes))
+    return _finish(config, model, train_set, test_set, history, title=_title(config, sizes),
+                   training=f"{config.optimizer}, lr {config.lr}, {config.epochs} epochs")
 
 
 def _title(config: DemoConfig, sizes: tuple[int, ...]) -> str:
@@ -123,6 +125,7 @@ def _finish(
     history: TrainingHistory,
     *,
     title: str,
+    training: str,
 ) -> DemoRun:
     from netxray.attribution import FiniteDifference, Saliency
     from netxray.health import diagnose
@@ -142,7 +145,7 @@ def _finish(
     H = hidden.flat(last_hidden)
     if not (np.isfinite(H).all() and torch.isfinite(hidden.outputs).all()):
         return DemoRun(config, model, train_set, test_set, history, None, None, None, health,
-                       title)
+                       title, training)
     pca = project(H, method="pca", n_components=2)
 
     x0 = test_set.X[:1]
@@ -166,6 +169,7 @@ def _finish(
         saliency_grad=grad.values.detach().cpu().numpy()[0],
         health=health,
         title=title,
+        training=training,
     )
 
 
@@ -179,6 +183,7 @@ def run_preset(name: str) -> DemoRun:
     return _finish(
         config, pr.model.eval(), pr.data, pr.test, pr.history,
         title=f"preset {name}: {preset.description}",
+        training=f"the {name} preset's recipe (see the title), {len(pr.history.epochs)} epochs",
     )
 
 
@@ -213,14 +218,14 @@ def lecture_table(run: DemoRun) -> str:
 
 
 def _meta(run: DemoRun) -> dict[str, Any]:
-    c, h = run.config, run.history
+    h = run.history
     meta: dict[str, Any] = {
         "dataset": f"{run.train.name.replace(' (train)', '')}: {len(run.train)} train, "
         f"{len(run.test)} test",
         "model": " → ".join(
             f"{n}: {type(m).__name__}" for n, m in run.model.named_children()
         ),
-        "training": f"{c.optimizer}, lr {c.lr}, {len(h.epochs)} epochs",
+        "training": run.training,
     }
     if h.test_acc:
         meta["final"] = f"train acc {h.train_acc[-1]:.3f}, test acc {h.test_acc[-1]:.3f}"

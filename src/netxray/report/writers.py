@@ -59,17 +59,22 @@ def explain_dataset(
     return explain(model, X, method=method, target=target, **kwargs)
 
 
+def _class_mean_abs(values: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """``(classes, features)`` mean |attribution| per true class; NaN for an absent class."""
+    return np.stack([
+        np.abs(values[dataset.y == k]).mean(0) if np.any(dataset.y == k)
+        else np.full(values.shape[1], np.nan)
+        for k in range(dataset.n_classes)
+    ])
+
+
 def _summary_csv(values: np.ndarray, dataset: Dataset) -> str:
     """Per feature: mean |attribution|, mean attribution, and mean |attribution| per class."""
     buf = io.StringIO()
     w = csv.writer(buf)
     classes = list(dataset.class_names)
     w.writerow(["feature", "mean_abs", "mean", *[f"mean_abs[{c}]" for c in classes]])
-    per_class = [
-        np.abs(values[dataset.y == k]).mean(0) if np.any(dataset.y == k) else
-        np.full(values.shape[1], np.nan)
-        for k in range(len(classes))
-    ]
+    per_class = _class_mean_abs(values, dataset)
     for j, name in enumerate(dataset.feature_names):
         w.writerow([name, f"{np.abs(values[:, j]).mean():.6g}", f"{values[:, j].mean():.6g}",
                     *[f"{pc[j]:.6g}" for pc in per_class]])
@@ -109,10 +114,9 @@ def write_explanation(
                     description="Signed: positive values push the explained output up."),
     ]
     if dataset.image_shape is not None:
-        per_class = np.stack([
-            np.abs(values[dataset.y == k]).mean(0) if np.any(dataset.y == k)
-            else np.zeros(values.shape[1]) for k in range(dataset.n_classes)
-        ]).reshape(-1, *dataset.image_shape)
+        per_class = np.nan_to_num(_class_mean_abs(values, dataset)).reshape(
+            -1, *dataset.image_shape
+        )
         written.append(save_png(
             ImageAttributionDisplay(per_class, titles=list(dataset.class_names),
                                     signed=False).plot().figure_,
