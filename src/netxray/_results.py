@@ -74,8 +74,58 @@ def _is_array_dict(value: Any) -> bool:
     )
 
 
+def values_equal(a: Any, b: Any) -> bool:
+    """Equality for result fields: arrays and tensors by dtype, shape and value (NaN equals
+    NaN), containers element by element, floats with NaN equal to NaN."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return False
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        a, b = a.detach().cpu(), b.detach().cpu()
+        return bool(torch.equal(a, b)) or bool(
+            (a.is_floating_point() or a.is_complex()) and torch.equal(a.isnan(), b.isnan())
+            and torch.equal(a[~a.isnan()], b[~b.isnan()])
+        )
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if type(a) is not type(b):
+        if isinstance(a, int | float | np.number) and isinstance(b, int | float | np.number):
+            return bool(a == b) and not isinstance(a, bool) and not isinstance(b, bool)
+        return False
+    if isinstance(a, float | np.floating):
+        return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(values_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(values_equal, a, b))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and not isinstance(a, Result):
+        return all(
+            values_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    return bool(a == b)
+
+
 class Result:
-    """Mixin for frozen dataclasses: ``to_dict()``, ``save(path)``, ``load(path)``."""
+    """Mixin for frozen dataclasses: ``to_dict()``, ``save(path)``, ``load(path)``.
+
+    Declare results with ``@dataclass(frozen=True, eq=False)`` so that ``==`` is this class's:
+    arrays compare by value instead of raising.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented
+        return all(
+            values_equal(getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready data (lists, numbers, strings, None for non-finite floats)."""

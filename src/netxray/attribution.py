@@ -72,7 +72,7 @@ _AUTO_CHUNK_ELEMENTS = 1 << 23
 # --------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Attribution(Result):
     """What one attribution call found.
 
@@ -95,7 +95,7 @@ class Attribution(Result):
         return int(self.values.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DatasetAttribution(Result):
     """Attribution summed up over a whole dataset, computed batch by batch.
 

@@ -188,7 +188,7 @@ class _PlaneResult:
         return _to_plane(Xf, self.origin, self.basis)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BoundaryGrid(_PlaneResult, Result):
     """Class probabilities over a grid in a 2-D plane of input space.
 
@@ -279,7 +279,7 @@ def _unit_view(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UnitMaps(_PlaneResult, Result):
     """Each hidden unit's response over a grid in a plane of input space.
 
@@ -391,7 +391,7 @@ def unit_maps(
 # Grid warp (colah's "Neural Networks, Manifolds, and Topology")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GridWarp(_PlaneResult, Result):
     """How each 2-unit layer bends a grid laid over the input plane.
 
@@ -498,7 +498,7 @@ def grid_warp(
 # Evolution over checkpoints
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BoundaryEvolution(_PlaneResult, Result):
     """Decision surfaces of one model at several checkpoints, on one fixed plane and grid.
 

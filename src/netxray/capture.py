@@ -283,7 +283,7 @@ def _iter_loader(loader: Iterable[Any]) -> Iterator[tuple[torch.Tensor, torch.Te
         raise ValueError("the data yielded no batches; pass at least one sample")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Activations(Result):
     """Hidden-layer outputs over a dataset, kept on the CPU.
 

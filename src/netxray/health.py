@@ -52,7 +52,7 @@ KINDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Finding(Result):
     """One problem: its ``kind``, ``severity`` (info/warning/error), the ``layer`` (dotted
     name; None for the whole network), the affected ``units`` (indices), the numbers behind
@@ -90,7 +90,7 @@ class Thresholds:
     loss_rise: float = 2.0  # a final training loss this many times its best is rising
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HealthReport(Result):
     """What :func:`diagnose` / :func:`precheck` found.
 

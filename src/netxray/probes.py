@@ -49,7 +49,7 @@ def _layer_dict(acts: Any) -> dict[str, Any]:
 # Activation maps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ActivationMap(Result):
     """Data for a class-sorted activation heatmap.
 
@@ -145,7 +145,7 @@ def activation_map(
 # Linear probes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProbeResult(Result):
     """Cross-validated linear-probe accuracy per layer (layers in the order given).
 
@@ -292,7 +292,7 @@ def _check_n(n: int, debiased: bool) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CKAMatrix(Result):
     """CKA between every pair of layers: ``values[i, j]`` for ``layers[i]``, ``layers[j]``."""
 

@@ -68,7 +68,7 @@ def as_features(H: torch.Tensor | np.ndarray, what: str = "H") -> np.ndarray:
     return H
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Projection(Result):
     """Low-dimensional coordinates of ``n`` samples.
 

@@ -528,7 +528,7 @@ class UnitStats:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerStats(Result):
     """One layer's per-unit statistics over a dataset.
 
@@ -594,7 +594,7 @@ class LayerStats(Result):
         return self.grad_norm / math.sqrt(max(int(np.prod(self.shape)), 1))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ParamStats(Result):
     """A parameter's norm and the norm of the full-data gradient of the mean loss."""
 
@@ -604,7 +604,7 @@ class ParamStats(Result):
     grad_norm: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NetworkStats(Result, Mapping[str, LayerStats]):
     """``collect_stats``'s result: a mapping ``layer name -> LayerStats`` in forward order.
 

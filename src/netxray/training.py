@@ -21,7 +21,7 @@ from netxray._results import Result
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrainingHistory(Result):
     """Per-epoch curves (index ``i`` is epoch ``i + 1``) and saved weights.
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from netxray.health import Finding, Thresholds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerWeights(Result):
     """One weight matrix (conv kernels reshaped to ``(out, in * k...)``).
 
@@ -39,7 +39,7 @@ class LayerWeights(Result):
     update_ratio: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WeightHealth(Result):
     """Per-parameter weight health, keyed by parameter name (``fc1.weight``)."""
 
