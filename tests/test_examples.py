@@ -131,7 +131,7 @@ def test_capture_docs_run(tmp_path: Path) -> None:
         assert line in proc.stdout, f"{line!r} not printed by docs/capture.md:\n{proc.stdout}"
 
 
-@pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report"])
+@pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report", "results"])
 def test_every_docs_page_runs(doc: str, tmp_path: Path) -> None:
     """Each page's python blocks run in order, as a reader pasting them would run them."""
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
