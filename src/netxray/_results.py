@@ -131,6 +131,20 @@ class Result:
         # the library's own class keeps the name when a test or user reuses it
         if known is None or not known.__module__.startswith("netxray."):
             _REGISTRY[cls.__name__] = cls
+        if "__repr__" not in cls.__dict__:  # @dataclass keeps a __repr__ the class already has
+            cls.__repr__ = Result.__repr__  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        """``Name(field=summary, ...)``: arrays by dtype and shape, never dumped."""
+        from netxray.notebook import short_repr
+
+        return short_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: findings, tables with sparklines, or a small picture."""
+        from netxray.notebook import result_html
+
+        return result_html(self)
 
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
