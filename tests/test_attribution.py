@@ -597,7 +597,7 @@ def test_attribute_dataset_with_layer_and_neuron_methods_and_errors():
 
 
 def test_masks_built_per_chunk_give_the_same_result(monkeypatch):
-    import netxray.attribution as nxa
+    import netxray.attribution._engine as nxa
 
     model, x, _ = make("cnn", torch.float64, n=3)
     fmask = torch.arange(36).view(1, 6, 6) // 5
