@@ -40,3 +40,24 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert len([ln for ln in blocks[0].splitlines() if ln.strip()]) <= 10  # ten lines
+
+
+def test_split_packages_keep_their_names():
+    """netxray.stats and netxray.boundary are packages of concept-sized private modules;
+    the names code imports from them stay importable from the package itself."""
+    import netxray.boundary
+    import netxray.stats
+
+    used = {
+        netxray.stats: ["DEFAULT_HIST_RANGES", "LayerStats", "NetworkStats", "ParamStats",
+                        "RECTIFIER_FAMILY", "RELU_FAMILY", "Scratch", "UnitStats",
+                        "activation_family", "collect_stats", "saturation_band",
+                        "_batch", "_compute", "_merge", "_update"],
+        netxray.boundary: ["BoundaryEvolution", "BoundaryGrid", "GridWarp", "UnitMaps",
+                           "boundary_evolution", "decision_boundary", "grid_warp",
+                           "make_plane", "unit_maps"],
+    }  # fmt: skip
+    for mod, names in used.items():
+        assert mod.__all__ == sorted(mod.__all__), mod.__name__
+        assert [n for n in names if not hasattr(mod, n)] == [], mod.__name__
+        assert set(mod.__all__) == {n for n in names if not n.startswith("_")}, mod.__name__

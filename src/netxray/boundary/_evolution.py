@@ -1,0 +1,141 @@
+"""Boundary evolution: the decision surface at each training checkpoint, on one fixed plane."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._results import Result
+from netxray.boundary._plane import (
+    PlaneSpec,
+    _chunks,
+    _grid,
+    _inputs,
+    _PlaneResult,
+    _probabilities,
+    _to_plane,
+    make_plane,
+)
+from netxray.boundary._surface import BoundaryGrid, _surface
+
+
+@dataclass(frozen=True, eq=False)
+class BoundaryEvolution(_PlaneResult, Result):
+    """Decision surfaces of one model at several checkpoints, on one fixed plane and grid.
+
+    epochs: ``(T,)`` checkpoint keys in increasing order. probs: ``(T, res, res, classes)``.
+    xx, yy, points, origin, basis, plane: as in :class:`BoundaryGrid`.
+    accuracy: ``(T,)`` accuracy on ``X`` per checkpoint when labels were given, else None.
+    hidden: ``(T, n, 2)`` PCA of ``hidden_layer`` on ``X`` per checkpoint, each frame
+    Procrustes-aligned to the previous one so the animation does not flip or spin; or None.
+    """
+
+    epochs: np.ndarray
+    probs: np.ndarray
+    xx: np.ndarray
+    yy: np.ndarray
+    points: np.ndarray
+    origin: np.ndarray
+    basis: np.ndarray
+    plane: str
+    accuracy: np.ndarray | None = None
+    hidden: np.ndarray | None = None
+    hidden_layer: str | None = None
+
+    def frame(self, i: int) -> BoundaryGrid:
+        """Frame ``i`` as a :class:`BoundaryGrid` (for :class:`DecisionBoundaryDisplay`)."""
+        return BoundaryGrid(
+            xx=self.xx,
+            yy=self.yy,
+            probs=self.probs[i],
+            points=self.points,
+            origin=self.origin,
+            basis=self.basis,
+            plane=self.plane,
+        )
+
+
+def boundary_evolution(
+    model: nn.Module | Callable[[], nn.Module],
+    checkpoints: Mapping[int, Mapping[str, torch.Tensor]],
+    X: torch.Tensor | np.ndarray,
+    y: Any = None,
+    *,
+    resolution: int = 100,
+    plane: PlaneSpec = "auto",
+    margin: float = 0.1,
+    hidden_layer: str | None = None,
+    batch_size: int = 65536,
+) -> BoundaryEvolution:
+    """Decision surface at each checkpoint (e.g. ``TrainingHistory.checkpoints``).
+
+    ``model``: the architecture, as a model (deep-copied; the original is never touched) or
+    a zero-argument factory. Each ``state_dict`` is loaded into that copy, put in eval mode.
+    The plane and grid come from ``X`` and are the same for every frame. ``y`` (optional)
+    adds per-frame accuracy; ``hidden_layer`` adds aligned 2-D PCA of that layer on ``X``.
+    """
+    from netxray.capture import hooks, select_layers
+    from netxray.projection import align
+
+    if not checkpoints:
+        raise ValueError("checkpoints is empty; train with checkpoints=(...) to record some")
+    net = copy.deepcopy(model) if isinstance(model, nn.Module) else model()
+    if not isinstance(net, nn.Module):
+        raise TypeError("model must be an nn.Module or a function returning one")
+    net.eval()
+    Xt, Xf = _inputs(net, X)
+    labels = None
+    if y is not None:
+        labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y).reshape(-1)
+        if labels.shape[0] != Xf.shape[0]:
+            raise ValueError(f"y has {labels.shape[0]} labels for {Xf.shape[0]} samples")
+    origin, basis, kind = make_plane(Xf, plane)
+    points = _to_plane(Xf, origin, basis)
+    xx, yy = _grid(points, resolution, margin)
+    chosen = select_layers(net, hidden_layer) if hidden_layer is not None else {}
+    if len(chosen) > 1:
+        raise ValueError(
+            f"hidden_layer {hidden_layer!r} matches {len(chosen)} layers "
+            f"({', '.join(chosen)}); name exactly one"
+        )
+    epochs = sorted(checkpoints)
+    frames, accs, hidden = [], [], []
+    kept: list[torch.Tensor] = []
+    for epoch in epochs:
+        net.load_state_dict(checkpoints[epoch])
+        with torch.no_grad():
+            frames.append(_surface(net, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size))
+            kept.clear()
+            with hooks(chosen, lambda _n, out: kept.append(out.detach())):
+                outs = [_probabilities(net(Xt[sl])) for sl in _chunks(Xt.shape[0], batch_size)]
+        if labels is not None:
+            pred = torch.cat(outs).argmax(1).cpu().numpy()
+            accs.append(float((pred == labels).mean()))
+        if chosen:
+            from netxray.projection import project
+
+            H = torch.cat(kept).reshape(Xt.shape[0], -1).cpu().double().numpy()
+            if H.shape[1] >= 2:
+                coords = project(H, "pca").coords
+            else:  # a 1-unit layer: plot it against zero
+                coords = np.column_stack([H[:, 0], np.zeros(H.shape[0])])
+            hidden.append(coords if not hidden else align(hidden[-1], coords))
+    return BoundaryEvolution(
+        epochs=np.asarray(epochs),
+        probs=np.stack(frames),
+        xx=xx,
+        yy=yy,
+        points=points,
+        origin=origin,
+        basis=basis,
+        plane=kind,
+        accuracy=np.asarray(accs) if labels is not None else None,
+        hidden=np.stack(hidden) if chosen else None,
+        hidden_layer=next(iter(chosen)) if chosen else None,
+    )

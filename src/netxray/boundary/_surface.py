@@ -1,0 +1,97 @@
+"""The decision surface: a model's class probabilities over a grid in a plane of input space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._checks import check_eval_mode, preserved_state
+from netxray._results import Result
+from netxray.boundary._plane import (
+    PlaneSpec,
+    _chunks,
+    _grid,
+    _inputs,
+    _plane_inputs,
+    _PlaneResult,
+    _probabilities,
+    _to_plane,
+    make_plane,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class BoundaryGrid(_PlaneResult, Result):
+    """Class probabilities over a grid in a 2-D plane of input space.
+
+    xx, yy: ``(res, res)`` plane coordinates (``xx[i, j] = u_j``, ``yy[i, j] = v_i``).
+    probs: ``(res, res, classes)`` softmax of the logits (sigmoid -> 2 classes for one logit).
+    points: ``(n, 2)`` the data in plane coordinates. origin ``(d,)``, basis ``(2, d)``:
+    the grid point ``(u, v)`` is the input ``origin + u * basis[0] + v * basis[1]``.
+    plane: ``"input"``, ``"pca"`` or ``"samples"``.
+    """
+
+    xx: np.ndarray
+    yy: np.ndarray
+    probs: np.ndarray
+    points: np.ndarray
+    origin: np.ndarray
+    basis: np.ndarray
+    plane: str
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """``(res, res)`` the most probable class at each grid point."""
+        return self.probs.argmax(-1)
+
+
+def _surface(
+    model: nn.Module,
+    xx: np.ndarray,
+    yy: np.ndarray,
+    origin: np.ndarray,
+    basis: np.ndarray,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+) -> np.ndarray:
+    uv = np.column_stack([xx.ravel(), yy.ravel()])
+    probs: np.ndarray | None = None
+    for sl in _chunks(uv.shape[0], batch_size):
+        p = _probabilities(model(_plane_inputs(uv[sl], origin, basis, model, input_shape)))
+        if probs is None:
+            probs = np.empty((uv.shape[0], p.shape[1]), dtype=np.float32)
+        probs[sl] = p.detach().cpu().float().numpy()
+    assert probs is not None
+    return probs.reshape(*xx.shape, -1)
+
+
+def decision_boundary(
+    model: nn.Module,
+    X: torch.Tensor | np.ndarray,
+    resolution: int = 200,
+    plane: PlaneSpec = "auto",
+    margin: float = 0.1,
+    batch_size: int = 65536,
+    *,
+    allow_train: bool = False,
+) -> BoundaryGrid:
+    """The model's class probabilities on a ``resolution x resolution`` grid around ``X``.
+
+    ``X``: ``(n, d)`` or ``(n, *input_shape)`` data fixing the plane and the grid's extent
+    (the points' range plus ``margin`` times it on each side). ``plane``: see
+    :func:`make_plane`. Evaluated in chunks of ``batch_size`` points without gradients;
+    the model's weights and mode are untouched.
+    """
+    check_eval_mode(model, allow_train=allow_train)
+    Xt, Xf = _inputs(model, X)
+    origin, basis, kind = make_plane(Xf, plane)
+    points = _to_plane(Xf, origin, basis)
+    xx, yy = _grid(points, resolution, margin)
+    with preserved_state(model), torch.no_grad():
+        probs = _surface(model, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size)
+    return BoundaryGrid(
+        xx=xx, yy=yy, probs=probs, points=points, origin=origin, basis=basis, plane=kind
+    )

@@ -1,0 +1,343 @@
+"""The pure kernels of per-unit statistics: ``_batch`` / ``_merge`` / ``_compute`` on tensors.
+
+A *state* is a dict of per-unit tensors (count, mean, M2 by Chan's parallel formula, min,
+max, counts above zero and outside the saturation band, NaN/Inf counts, and a fixed-edge
+histogram); :func:`_batch` reduces one batch to a state, :func:`_merge` combines two states
+(associative and commutative), :func:`_compute` turns a state into final NumPy arrays.
+
+The hot path is :func:`_batch`: a handful of single-pass reductions per batch in the
+activation's dtype on its device, merged into float64 accumulators once per batch by
+:func:`_merge`. Measured on this project's 2-core CPU, one thread, 4096 x 512 float32:
+``var_mean`` 12 ms but mean + centred square sum 0.8 ms; ``(a > 0).sum(0)`` 1.5-2.3 ms
+(bool kernels are slow) but ``a.sign().clamp(min=0).sum(0)`` 0.6 ms; ``torch.histc`` 11 ms
+but quantise + int32 ``bincount`` about 3 ms; ``isfinite().all()`` 4 ms, so finiteness is
+read off the batch means instead (NaN and Inf propagate into them). One work buffer per
+collection is reused by every pass (fresh activation-sized temporaries cost their page
+faults each time). Channels of conv outputs take :func:`_channel_moments` instead: rows of
+``(batch * channels, positions)`` reduced along the contiguous dimension in cache-sized
+chunks, then merged per channel in float64; on (4096, 16, 28, 28) float32, 2 threads, about
+50 ms against 180 ms for reductions over dims (0, 2, 3) with a reused buffer (250 ms with a
+fresh one), and a more accurate variance (shifted by each row's mean).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+State = dict[str, torch.Tensor]
+
+_KEYS = ("count", "mean", "m2", "min", "max", "n_pos", "n_sat", "nan", "inf", "hist")
+
+
+def _empty(units: int, bins: int, device: torch.device | str = "cpu") -> State:
+    """The state of no data: ``units`` units, a histogram of ``bins`` (+2 outlier) bins."""
+    f64 = {"dtype": torch.float64, "device": device}
+    i64 = {"dtype": torch.int64, "device": device}
+    return {
+        "count": torch.zeros(units, **i64),
+        "mean": torch.zeros(units, **f64),
+        "m2": torch.zeros(units, **f64),
+        "min": torch.full((units,), math.inf, **f64),
+        "max": torch.full((units,), -math.inf, **f64),
+        "n_pos": torch.zeros(units, **i64),
+        "n_sat": torch.zeros(units, **i64),
+        "nan": torch.zeros(units, **i64),
+        "inf": torch.zeros(units, **i64),
+        "hist": torch.zeros(units, bins + 2 if bins else 0, **i64),
+    }
+
+
+def _as_units_last(x: torch.Tensor, unit_dim: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``x`` and the dims to reduce over so that only ``unit_dim`` survives."""
+    if x.ndim == 1:
+        x = x.unsqueeze(1)
+        unit_dim = 1
+    unit_dim = unit_dim % x.ndim
+    if unit_dim == 0:
+        raise ValueError("the unit dimension cannot be the batch dimension (0)")
+    dims = tuple(d for d in range(x.ndim) if d != unit_dim)
+    return x, dims
+
+
+class Scratch:
+    """Reusable work buffers for :func:`_batch`, shared by every layer of one collection.
+
+    A fresh activation-sized tensor per pass costs its page faults on first touch (about as
+    much as the pass itself); reusing one buffer per dtype costs one activation's memory.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def get(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = self._bufs.get((dtype, device))
+        if buf is None or buf.numel() < n:
+            buf = torch.empty(n, dtype=dtype, device=device)
+            self._bufs[(dtype, device)] = buf
+        return buf[:n].view(shape)
+
+
+#: Elements per chunk of the channel fast path: a 4 MiB float32 work buffer that stays in
+#: cache while each chunk is read several times (measured best of 2**16..2**22 on this CPU).
+_CHUNK_ELEMS = 1 << 20
+
+
+def _channel_moments(
+    x: torch.Tensor, band: tuple[float, float] | None
+) -> tuple[torch.Tensor, ...] | None:
+    """Per-channel statistics of a contiguous ``(batch, channels, *spatial)`` tensor, or
+    None when a value is not finite (the caller then takes the masked path).
+
+    Viewed as rows ``(batch * channels, positions)``, every reduction runs along the
+    contiguous last dimension (~3x faster than reducing over dims (0, 2, 3)), chunk by chunk
+    so that the rows stay in cache across the passes and the work buffer is small. Per row:
+    shift ``K`` = the row's float32 mean, ``d = x - K`` (exact for values near K), sum of
+    ``d`` and ``||d||^2``, min, max, count > 0 (and outside the band); rows are then merged
+    per channel in float64 (Chan), so a large mean with a small spread keeps its variance.
+    """
+    n, c = x.shape[0], x.shape[1]
+    length = x.numel() // (n * c)
+    rows = x.view(n * c, length)
+    total = n * c
+    new = {"dtype": x.dtype, "device": x.device}
+    shift, dsum, dnorm, mn, mx, npos = (torch.empty(total, **new) for _ in range(6))
+    nsat = torch.empty(total, **new) if band is not None else None
+    step = max(1, _CHUNK_ELEMS // length)
+    work = torch.empty(min(step, total), length, **new)
+    centre, half = 0.0, 0.0
+    if band is not None:
+        centre, half = (band[0] + band[1]) / 2, (band[1] - band[0]) / 2
+    for i in range(0, total, step):
+        j = min(total, i + step)
+        r, w, k = rows[i:j], work[: j - i], shift[i:j]
+        torch.sum(r, 1, out=k)
+        k.div_(length)
+        torch.sub(r, k.unsqueeze(1), out=w)
+        torch.sum(w, 1, out=dsum[i:j])
+        torch.linalg.vector_norm(w, dim=1, out=dnorm[i:j])
+        torch.amin(r, 1, out=mn[i:j])
+        torch.amax(r, 1, out=mx[i:j])
+        # a float comparison written into the float buffer: bool kernels are slow
+        torch.sum(torch.gt(r, 0, out=w), 1, out=npos[i:j])
+        if nsat is not None:
+            torch.sum(torch.sub(r, centre, out=w).abs_().gt_(half), 1, out=nsat[i:j])
+    f64 = torch.float64
+    d64 = dsum.to(f64)
+    m_row = (shift.to(f64) + d64 / length).view(n, c)
+    m2_row = (dnorm.to(f64).square_() - d64.square_() / length).view(n, c)
+    mean = m_row.mean(0)
+    m2 = m2_row.sum(0) + length * (m_row - mean).square_().sum(0)
+    if not bool(torch.isfinite(m2).all()):  # NaN/Inf in x, or squares overflowed
+        return None
+    n_sat = (
+        torch.zeros(c, dtype=f64, device=x.device)
+        if nsat is None
+        else nsat.view(n, c).sum(0, dtype=f64)
+    )
+    return (
+        torch.full((c,), n * length, dtype=torch.int64, device=x.device),
+        mean,
+        m2,
+        mn.view(n, c).amin(0),
+        mx.view(n, c).amax(0),
+        npos.view(n, c).sum(0, dtype=f64),
+        n_sat,
+    )
+
+
+def _batch(
+    x: torch.Tensor,
+    unit_dim: int,
+    band: tuple[float, float] | None,
+    hist_range: tuple[float, float],
+    bins: int,
+    scratch: Scratch | None = None,
+) -> State:
+    """Sufficient statistics of one batch ``x`` (batch, ..., units at ``unit_dim``, ...)."""
+    x, dims = _as_units_last(x.detach(), unit_dim)
+    units = x.shape[unit_dim % x.ndim]
+    n = x.numel() // max(units, 1)
+    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # half-precision sums and bin indices would be inexact
+    # float32 sums are exact for counts below 2**24; beyond that count in float64
+    acc = x.dtype if n < 2**24 or x.dtype == torch.float64 else torch.float64
+    shape = [1] * x.ndim
+    shape[unit_dim % x.ndim] = units
+
+    length = n // max(x.shape[0], 1)  # positions per sample and unit
+    if unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24:
+        fast = _channel_moments(x, band)  # channels of conv-like outputs: the hot path
+        if fast is not None:
+            count, mean_b, m2_b, mn, mx, n_pos, n_sat = fast
+            zero = torch.zeros(units, dtype=torch.int64, device=x.device)
+            hist = _hist(x, None, shape, hist_range, bins, scratch)
+            return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, zero, zero, hist)
+    mean_b = x.mean(dims)
+    finite = bool(torch.isfinite(mean_b).all())
+    scratch = scratch or Scratch()
+    if not x.is_contiguous():
+        x = x.contiguous()
+    buf = scratch.get(x.shape, x.dtype, x.device)  # one work tensor reused by every pass
+    if finite:
+        m2_b = torch.sub(x, mean_b.view(shape), out=buf).square_().sum(dims, dtype=acc)
+        if not bool(torch.isfinite(m2_b).all()):  # overflow of squares: redo in float64
+            d = x.double() - mean_b.double().view(shape)
+            m2_b = d.square_().sum(dims)
+        mn, mx = x.amin(dims), x.amax(dims)
+        count = torch.full((units,), n, dtype=torch.int64, device=x.device)
+        nan = torch.zeros(units, dtype=torch.int64, device=x.device)
+        inf = nan
+        valid = x
+        mask = None
+    else:  # NaN/Inf present: count them, keep them out of every other statistic
+        isnan = torch.isnan(x)
+        isinf = torch.isinf(x)
+        nan = isnan.sum(dims)
+        inf = isinf.sum(dims)
+        mask = ~(isnan | isinf)
+        count = mask.sum(dims)
+        xd = torch.where(mask, x, 0).double()
+        safe = count.clamp(min=1).double()
+        mean_b = xd.sum(dims) / safe
+        d = torch.where(mask, xd - mean_b.view(shape), 0)
+        m2_b = d.square_().sum(dims)
+        mn = torch.where(mask, x, math.inf).amin(dims)
+        mx = torch.where(mask, x, -math.inf).amax(dims)
+        valid = torch.where(mask, x, 0)
+
+    # counts as sums of sign(.) clamped at 0: ~3x faster than (x > 0).sum() (bool kernels)
+    n_pos = torch.sign(valid, out=buf).clamp_(min=0).sum(dims, dtype=acc)
+    if band is None:
+        n_sat = torch.zeros(units, dtype=torch.int64, device=x.device)
+    else:
+        centre, half = (band[0] + band[1]) / 2, (band[1] - band[0]) / 2
+        sat = torch.sub(valid, centre, out=buf).abs_().sub_(half)
+        if mask is not None:
+            sat = sat.masked_fill_(~mask, -1.0)
+        n_sat = sat.sign_().clamp_(min=0).sum(dims, dtype=acc)
+
+    hist = _hist(valid, mask, shape, hist_range, bins, scratch)
+    return _finish(count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist)
+
+
+def _hist(
+    valid: torch.Tensor,
+    mask: torch.Tensor | None,
+    shape: list[int],
+    hist_range: tuple[float, float],
+    bins: int,
+    scratch: Scratch | None,
+) -> torch.Tensor:
+    """Fixed-edge histogram per unit ``(units, bins + 2)`` of ``valid`` (units at the dim
+    where ``shape`` is not 1), leaving out the values where ``mask`` is False.
+
+    Bin k holds [lo + k w, lo + (k+1) w), plus one underflow bin (-inf, lo) first and one
+    overflow bin [hi, inf) last (the unit offset is added in floating point, exact below
+    2**24, then converted). ``bins=0``: histograms switched off, an empty ``(units, 0)``.
+    """
+    units = math.prod(shape)
+    if bins == 0:
+        return torch.zeros(units, 0, dtype=torch.int64, device=valid.device)
+    scratch = scratch or Scratch()
+    buf = scratch.get(valid.shape, valid.dtype, valid.device)
+    lo, hi = hist_range
+    nbins = units * (bins + 2)
+    q = torch.sub(valid, lo, out=buf).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins)
+    offset = torch.arange(units, device=valid.device, dtype=q.dtype).mul_(bins + 2).add_(1)
+    if nbins < 2**24:  # int32 indices: the conversion and bincount are ~1.5x faster
+        idx = scratch.get(q.shape, torch.int32, q.device)
+        idx.copy_(q.add_(offset.view(shape)))
+    else:
+        idx = scratch.get(q.shape, torch.int64, q.device)
+        idx.copy_(q).add_(offset.to(torch.int64).view(shape))
+    if mask is not None:
+        idx = idx[mask]  # drop non-finite values
+    return torch.bincount(idx.reshape(-1), minlength=nbins).view(units, bins + 2)
+
+
+def _finish(*parts: torch.Tensor) -> State:
+    """The batch state from (count, mean, m2, min, max, n_pos, n_sat, nan, inf, hist)."""
+    count, mean_b, m2_b, mn, mx, n_pos, n_sat, nan, inf, hist = parts
+    return {
+        "count": count.to(torch.int64),
+        "mean": mean_b.double(),
+        "m2": m2_b.double(),
+        "min": mn.double(),
+        "max": mx.double(),
+        "n_pos": n_pos.round().to(torch.int64),
+        "n_sat": n_sat.round().to(torch.int64),
+        "nan": nan.to(torch.int64),
+        "inf": inf.to(torch.int64),
+        "hist": hist,
+    }
+
+
+def _merge(a: State, b: State) -> State:
+    """Combine two states (Chan et al.'s parallel update); associative and commutative."""
+    na, nb = a["count"].double(), b["count"].double()
+    n = na + nb
+    safe = n.clamp(min=1)
+    delta = b["mean"] - a["mean"]
+    mean = torch.where(n > 0, (a["mean"] * na + b["mean"] * nb) / safe, 0.0)
+    m2 = a["m2"] + b["m2"] + delta.square() * na * nb / safe
+    return {
+        "count": a["count"] + b["count"],
+        "mean": mean,
+        "m2": m2,
+        "min": torch.minimum(a["min"], b["min"]),
+        "max": torch.maximum(a["max"], b["max"]),
+        "n_pos": a["n_pos"] + b["n_pos"],
+        "n_sat": a["n_sat"] + b["n_sat"],
+        "nan": a["nan"] + b["nan"],
+        "inf": a["inf"] + b["inf"],
+        "hist": a["hist"] + b["hist"],
+    }
+
+
+def _update(
+    state: State,
+    x: torch.Tensor,
+    unit_dim: int,
+    band: tuple[float, float] | None,
+    hist_range: tuple[float, float],
+    bins: int,
+) -> State:
+    """``state`` merged with the statistics of batch ``x``."""
+    return _merge(state, _batch(x, unit_dim, band, hist_range, bins))
+
+
+def _compute(state: State) -> dict[str, np.ndarray]:
+    """Final per-unit arrays (NumPy, on the CPU) from a state.
+
+    ``var`` is the population variance (divides by ``count``); units that saw no finite
+    value get NaN mean/var/min/max and zero fractions.
+    """
+    s = {k: v.detach().cpu() for k, v in state.items()}
+    count = s["count"].numpy()
+    seen = count > 0
+    total = count + s["nan"].numpy() + s["inf"].numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(seen, s["mean"].numpy(), np.nan)
+        var = np.where(seen, s["m2"].numpy() / np.maximum(count, 1), np.nan)
+        var = np.maximum(var, 0.0)
+        mn = np.where(seen, s["min"].numpy(), np.nan)
+        mx = np.where(seen, s["max"].numpy(), np.nan)
+        frac_active = np.where(seen, s["n_pos"].numpy() / np.maximum(count, 1), 0.0)
+        frac_sat = np.where(seen, s["n_sat"].numpy() / np.maximum(count, 1), 0.0)
+    return {
+        "count": count,
+        "total": total,
+        "mean": mean,
+        "var": var,
+        "min": mn,
+        "max": mx,
+        "frac_active": frac_active,
+        "frac_saturated": frac_sat,
+        "nan_count": s["nan"].numpy(),
+        "inf_count": s["inf"].numpy(),
+        "hist": s["hist"].numpy(),
+    }

@@ -1,0 +1,122 @@
+"""The results of :func:`netxray.stats.collect_stats`: per layer, per parameter, per network.
+
+Frozen dataclasses of arrays and plain values; equality, ``to_dict`` and ``save``/``load``
+come from the :class:`~netxray._results.Result` base (hence ``eq=False`` here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netxray._results import Result
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStats(Result):
+    """One layer's per-unit statistics over a dataset.
+
+    Arrays are ``(units,)`` unless said otherwise. ``count``: finite values seen per unit
+    (samples x spatial positions); ``mean``/``var`` (population variance), ``min``/``max``
+    over finite values; ``frac_active``: fraction > 0; ``frac_saturated``: fraction outside
+    ``saturation`` (zeros when the family has no band); ``nan_count``/``inf_count``;
+    ``hist`` ``(units, len(hist_edges) + 1)``: counts below the first edge, between edges,
+    and at or above the last one. ``family`` is ``relu``/``rectifier``/``tanh``/``sigmoid``/
+    ``linear``; ``shape`` is one sample's output shape; ``calls`` how often the layer runs
+    in one forward pass (more than 1 for a shared module).
+    With gradients: ``grad_abs_mean`` (units,) mean |d loss_n / d a| per sample,
+    ``grad_norm`` the root-mean-square over samples of the per-sample gradient norm.
+    """
+
+    name: str
+    module_type: str
+    family: str
+    shape: tuple[int, ...]
+    calls: int
+    count: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    frac_active: np.ndarray
+    frac_saturated: np.ndarray
+    nan_count: np.ndarray
+    inf_count: np.ndarray
+    hist: np.ndarray
+    hist_edges: np.ndarray
+    saturation: tuple[float, float] | None = None
+    grad_abs_mean: np.ndarray | None = None
+    grad_norm: float | None = None
+
+    @property
+    def units(self) -> int:
+        return int(self.count.shape[0])
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+    @property
+    def n_nonfinite(self) -> int:
+        return int(self.nan_count.sum() + self.inf_count.sum())
+
+    @property
+    def scale(self) -> float:
+        """Root-mean-square activation over all units and values: sqrt(mean(var + mean^2))."""
+        w = self.count.astype(np.float64)
+        ok = w > 0
+        if not ok.any():
+            return math.nan
+        ms = (self.var[ok] + self.mean[ok] ** 2) * w[ok]
+        return float(np.sqrt(ms.sum() / w[ok].sum()))
+
+    @property
+    def grad_rms(self) -> float | None:
+        """``grad_norm`` per element of one sample's output: comparable across widths."""
+        if self.grad_norm is None:
+            return None
+        return self.grad_norm / math.sqrt(max(int(np.prod(self.shape)), 1))
+
+
+@dataclass(frozen=True, eq=False)
+class ParamStats(Result):
+    """A parameter's norm and the norm of the full-data gradient of the mean loss."""
+
+    name: str
+    shape: tuple[int, ...]
+    weight_norm: float
+    grad_norm: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkStats(Result, Mapping[str, LayerStats]):
+    """``collect_stats``'s result: a mapping ``layer name -> LayerStats`` in forward order.
+
+    Also: ``n_samples`` seen, ``loss`` (mean over the data; None without ``loss_fn`` and
+    targets), ``params`` (``name -> ParamStats``; gradient norms only with gradients),
+    ``output_shape`` (one sample's model output shape).
+    """
+
+    layers: dict[str, LayerStats]
+    n_samples: int
+    loss: float | None = None
+    params: dict[str, ParamStats] = field(default_factory=dict)
+    output_shape: tuple[int, ...] = ()
+
+    def __getitem__(self, name: str) -> LayerStats:
+        try:
+            return self.layers[name]
+        except KeyError:
+            raise KeyError(f"no statistics for {name!r}; layers: {', '.join(self.layers)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    __hash__ = None  # type: ignore[assignment]
+
