@@ -576,7 +576,12 @@ def test_default_layers_recognise_other_libraries_activations():
     assert list(default_layers(Model())) == ["h.0", "h.0.act", "h.1", "h.1.act"]
     from netxray.capture import is_activation
 
+    class ParallelUnit(nn.Module):  # "elu" inside a word is not ELU
+        def forward(self, x):
+            return x
+
     assert is_activation(nn.Mish()) and not is_activation(LinearActivation())
+    assert not is_activation(ParallelUnit()) and not is_activation(nn.Softmax(-1))
     # a ModuleList of plain MLP blocks (no attention) adds no block outputs
     mlp = nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU())])
     assert list(default_layers(mlp)) == ["0.1"]

@@ -351,6 +351,13 @@ class Activations(Result):
         return h.reshape(h.shape[0], -1).numpy()
 
 
+_OUTPUT = "the model's output"
+
+
+def _what(name: str) -> str:
+    return name if name == _OUTPUT else f"layer {name!r}"
+
+
 class _Collected:
     """Per-layer rows of one ``activations`` call, with the checks that keep rows honest."""
 
@@ -370,7 +377,7 @@ class _Collected:
         token = has_seq(t, mask)
         if name in self.per_token and self.per_token[name] != token:
             raise ValueError(
-                f"layer {name!r} has a sequence dimension matching the attention mask in some "
+                f"{_what(name)} has a sequence dimension matching the attention mask in some "
                 "batches and not in others; pad every batch's sequences the same way"
             )
         self.per_token[name] = token
@@ -378,7 +385,7 @@ class _Collected:
             t = tokens(t, mask, self.pool)
         elif t.shape[0] != size:
             raise ValueError(
-                f"layer {name!r} outputs shape {tuple(t.shape)} for a batch of {size} "
+                f"{_what(name)} has shape {tuple(t.shape)} for a batch of {size} "
                 "samples; netxray needs (batch, ...). Record a layer whose output is batch-first"
             )
         self.rows.setdefault(name, []).append(t.detach().to("cpu", copy=t.device.type == "cpu"))
@@ -388,7 +395,7 @@ class _Collected:
         shapes = {tuple(p.shape[1:]) for p in parts}
         if len(shapes) > 1:
             raise ValueError(
-                f"layer {name!r} outputs different shapes in different batches "
+                f"{_what(name)} has different shapes in different batches "
                 f"({', '.join(str(s) for s in sorted(shapes))}); sequences padded to different "
                 "lengths need their attention mask (mask=...) or one padding length"
             )
@@ -449,8 +456,8 @@ def activations(
             carried = batch.mask is None
             for name, (t, own) in seen.items():
                 got.add(name, t, own, mask, batch.size, carried)
-            outputs.add("the model's output", out, None, mask, batch.size, carried)
-            out_tokens = outputs.per_token["the model's output"]
+            outputs.add(_OUTPUT, out, None, mask, batch.size, carried)
+            out_tokens = outputs.per_token[_OUTPUT]
             if mask is not None and pool is None and (any(got.per_token.values()) or out_tokens):
                 got.index.append(token_index(mask, offset))
             if batch.labels is not None:
@@ -463,10 +470,10 @@ def activations(
             "are they used by model.forward?"
         )
     names = [n for n in _call_order(dict.fromkeys([*chosen, *got.rows])) if n in got.rows]
-    token_outputs = pool is None and outputs.per_token["the model's output"]
+    token_outputs = pool is None and outputs.per_token[_OUTPUT]
     return Activations(
         layers={n: got.cat(n) for n in names},
-        outputs=outputs.cat("the model's output"),
+        outputs=outputs.cat(_OUTPUT),
         targets=torch.cat(targets) if targets else None,
         token_index=torch.cat(got.index) if got.index else None,
         token_layers=tuple(n for n in names if got.per_token[n] and pool is None),

@@ -28,8 +28,9 @@ _CALL_NAME = re.compile(r"(.+)#(\d+)")
 
 # Activation modules of other libraries (HF's GELUActivation, NewGELUActivation, XIELU...)
 # recognised by class name: a parameter-light leaf whose name says what it computes.
+# ("ELU" only in capitals: "ParallelUnit" is not one).
 _ACTIVATION_NAME = re.compile(
-    r"gelu|silu|swish|relu|mish|elu|tanh|sigmoid|softplus|softsign|laplace", re.IGNORECASE
+    r"(?i:gelu|silu|swish|relu|mish|tanh|sigmoid|softplus|softsign|laplace)|ELU"
 )
 
 
