@@ -7,9 +7,7 @@ Hooks exist only inside :func:`record` and are removed in ``finally``, whatever 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,96 +15,39 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import as_input_tensor, check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, preserved_state
+from netxray._outputs import (
+    POOLS,
+    align,
+    batch_first,
+    carried_mask,
+    has_seq,
+    token_index,
+    tokens,
+    widen,
+)
 from netxray._results import Result
-
-LayerSpec = str | type[nn.Module] | Callable[[str, nn.Module], bool]
-Layers = LayerSpec | Sequence[LayerSpec] | None
-
-#: Element-wise activation modules: the default layers to watch.
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
-    nn.SiLU, nn.Mish, nn.Softplus, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish,
-    nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink, nn.Softsign,
-)  # fmt: skip
-
-_GLOB_CHARS = set("*?[")
-
-
-def _named(model: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in model.named_modules() if name}
-
-
-def default_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The activation-function modules of ``model``; its leaf modules if it has none."""
-    named = _named(model)
-    acts = {n: m for n, m in named.items() if isinstance(m, ACTIVATIONS)}
-    if acts:
-        return acts
-    return {n: m for n, m in named.items() if not any(True for _ in m.children())}
-
-
-def _unknown_layer(name: str, named: dict[str, nn.Module], where: str = "") -> ValueError:
-    lower = {n.lower(): n for n in named}
-    close = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)
-    close = [lower[c] for c in close]
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    listed = ", ".join(list(named)[:30]) + (" ..." if len(named) > 30 else "")
-    return ValueError(f"layer {name!r} not found{where}{hint} Layers: {listed}")
-
-
-def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Module]:
-    """Resolve a layer selection to ``{dotted name: module}`` in ``named_modules`` order.
-
-    ``layers`` may be ``None`` (:func:`default_layers`), a dotted name, a glob
-    (``"blocks.*.mlp"``), an ``nn.Module`` subclass, a predicate ``(name, module) -> bool``,
-    or a list of these. A name or glob that matches nothing raises ``ValueError`` listing
-    close matches.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if layers is None:
-        chosen = default_layers(model)
-        if not chosen:
-            raise ValueError("the model has no submodules to record; name a layer explicitly")
-        return chosen
-    named = _named(model)
-    if isinstance(layers, str | type) or callable(layers):
-        specs: Sequence[LayerSpec] = [layers]
-    elif isinstance(layers, list | tuple | set | frozenset):
-        specs = list(layers)
-    else:
-        raise TypeError(
-            f"cannot select layers with {layers!r}: use a dotted name, a glob, an nn.Module "
-            "subclass, a predicate (name, module) -> bool, or a list of these"
-        )
-    picked: set[str] = set()
-    for spec in specs:
-        if isinstance(spec, str):
-            if _GLOB_CHARS & set(spec):
-                hits = [n for n in named if fnmatch.fnmatchcase(n, spec)]
-                if not hits:
-                    raise _unknown_layer(spec, named)
-                picked.update(hits)
-            elif spec in named:
-                picked.add(spec)
-            else:
-                raise _unknown_layer(spec, named)
-        elif isinstance(spec, type) and issubclass(spec, nn.Module):
-            hits = [n for n, m in named.items() if isinstance(m, spec)]
-            if not hits:
-                raise ValueError(f"the model has no {spec.__name__} module")
-            picked.update(hits)
-        elif callable(spec):
-            picked.update(n for n, m in named.items() if spec(n, m))
-        else:
-            raise TypeError(
-                f"cannot select layers with {spec!r}: use a dotted name, a glob, "
-                "an nn.Module subclass or a predicate (name, module) -> bool"
-            )
-    if not picked:
-        raise ValueError(f"the selection {layers!r} matched no layer")
-    return {n: m for n, m in named.items() if n in picked}
+from netxray.batches import (
+    BatchFormat,
+    LabelSpec,
+    MaskSpec,
+    OutputSpec,
+    check_output_rows,
+    pick_output,
+    read_batches,
+)
+from netxray.layers import (  # noqa: F401  (re-exported: netxray.capture.select_layers, ...)
+    _CALL_NAME,
+    ACTIVATIONS,
+    Layers,
+    LayerSpec,
+    _named,
+    _unknown_layer,
+    call_name,
+    default_layers,
+    is_activation,
+    select_layers,
+)
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -125,7 +66,19 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 def hooks(
     modules: dict[str, nn.Module], fn: Callable[[str, torch.Tensor], None]
 ) -> Iterator[None]:
-    """Call ``fn(name, output)`` after each selected module's forward; remove hooks on exit."""
+    """Call ``fn(name, output)`` after each selected module's forward; remove hooks on exit.
+
+    Every call of a module goes to its one name, as it comes (the behaviour the statistics
+    rely on until they read :func:`call_hooks`); a selection of one call (``"relu#1"``) is
+    refused here.
+    """
+    calls = [n for n in modules if _CALL_NAME.fullmatch(n)]
+    if calls:
+        raise ValueError(
+            f"layer {calls[0]!r} is one call of a shared module; this function records every "
+            "call of a module together. Select the module by its name, or use "
+            "netxray.activations / netxray.record, which tell the calls apart"
+        )
     handles = []
 
     def make(name: str) -> Callable[..., None]:
@@ -145,12 +98,74 @@ def hooks(
             h.remove()
 
 
+@contextlib.contextmanager
+def call_hooks(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    fn: Callable[[str, torch.Tensor, torch.Tensor | None], None],
+) -> Iterator[None]:
+    """Call ``fn(layer, output, mask)`` for every call of the selected modules; remove on exit.
+
+    ``modules`` is what :func:`select_layers` returns. Call k (k >= 1) of a module within one
+    forward pass of ``model`` is layer ``name#k``; ``output`` is batch-first (see
+    :func:`netxray._outputs.batch_first`) and ``mask`` the real positions a packed or nested
+    output carried, else ``None``. A module called outside ``model``'s forward is call 0.
+    """
+    wanted: dict[int, tuple[str, set[int] | None]] = {}
+    named = _named(model)
+    for name, module in modules.items():
+        call = _CALL_NAME.fullmatch(name)
+        base, k = (call[1], int(call[2])) if call and name not in named else (name, None)
+        prev = wanted.get(id(module))
+        if k is None or (prev is not None and prev[1] is None):
+            wanted[id(module)] = (base, None)
+        else:
+            wanted[id(module)] = (base, (prev[1] if prev else set()) | {k})
+    count: dict[int, int] = {}
+    inside = [False]
+    handles = []
+
+    def start(*_: Any) -> None:
+        count.clear()
+        inside[0] = True
+
+    def stop(*_: Any) -> None:
+        inside[0] = False
+
+    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+        key = id(module)
+        k = count.get(key, 0) if inside[0] else 0
+        count[key] = k + 1
+        base, only = wanted[key]
+        if only is not None and k not in only:
+            return
+        name = call_name(base, k)
+        got = batch_first(name, module, output)
+        if got is not None:
+            fn(name, got[0], got[1])
+
+    try:
+        handles.append(model.register_forward_pre_hook(start))
+        handles.append(model.register_forward_hook(stop, always_call=True))
+        seen: set[int] = set()
+        for module in modules.values():
+            if id(module) not in seen:
+                seen.add(id(module))
+                handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 class Recording:
     """The outputs of the recorded layers, one tensor per forward call.
 
     ``rec["fc1"]`` concatenates every call's output along the batch dimension;
-    ``rec.calls("fc1")`` gives them one by one. Outputs are detached unless
-    ``record(..., detach=False)``, in which case gradients can flow through them.
+    ``rec.calls("fc1")`` gives them one by one. A module called k times per forward pass is
+    k layers (``relu``, ``relu#1``, ...). Outputs are batch-first (RNNs, packed sequences and
+    nested tensors included) and detached unless ``record(..., detach=False)``, in which case
+    gradients can flow through them.
     """
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -158,7 +173,8 @@ class Recording:
 
     @property
     def layers(self) -> list[str]:
-        return list(self._outputs)
+        """The selected layers, plus each later call of a shared module once it ran."""
+        return _call_order(self._outputs)
 
     def calls(self, name: str) -> list[torch.Tensor]:
         if name not in self._outputs:
@@ -175,7 +191,7 @@ class Recording:
         return name in self._outputs
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._outputs)
+        return iter(self.layers)
 
     def __len__(self) -> int:
         return len(self._outputs)
@@ -185,7 +201,26 @@ class Recording:
             outs.clear()
 
     def _add(self, name: str, output: torch.Tensor) -> None:
-        self._outputs[name].append(output)
+        self._outputs.setdefault(name, []).append(output)
+
+
+def _call_order(names: Iterable[str]) -> list[str]:
+    """Names in selection order, each module's later calls right after it (``relu``,
+    ``relu#1``, ``relu#2``, then the next module)."""
+    names = list(names)
+    rank: dict[str, int] = {}
+    for i, n in enumerate(names):
+        call = _CALL_NAME.fullmatch(n)
+        base = call[1] if call else n
+        rank.setdefault(base, i)
+
+    def key(n: str) -> tuple[int, int]:
+        call = _CALL_NAME.fullmatch(n)
+        if call and call[1] in rank:
+            return rank[call[1]], int(call[2])
+        return rank.get(n, len(names)), 0
+
+    return sorted(names, key=key)
 
 
 @contextlib.contextmanager
@@ -199,10 +234,10 @@ def record(model: nn.Module, layers: Layers = None, *, detach: bool = True) -> I
     chosen = select_layers(model, layers)
     rec = Recording(chosen)
 
-    def keep(name: str, output: torch.Tensor) -> None:
+    def keep(name: str, output: torch.Tensor, _mask: torch.Tensor | None) -> None:
         rec._add(name, output.detach() if detach else output)
 
-    with hooks(chosen, keep):
+    with call_hooks(model, chosen, keep):
         yield rec
 
 
@@ -285,15 +320,25 @@ def _iter_loader(loader: Iterable[Any]) -> Iterator[tuple[torch.Tensor, torch.Te
 
 @dataclass(frozen=True, eq=False)
 class Activations(Result):
-    """Hidden-layer outputs over a dataset, kept on the CPU.
+    """Hidden-layer outputs over a dataset, kept on the CPU, one row per sample or per token.
 
-    ``layers[name]`` is ``(n, ...)``, the layer's output for every sample; ``outputs`` is the
-    model's output ``(n, ...)``; ``targets`` the labels ``(n,)`` when the data had them.
+    ``layers[name]`` is ``(rows, ...)``; ``outputs`` the model's output ``(rows, ...)``;
+    ``targets`` the labels ``(rows, ...)`` when the data had them. Rows are samples, except
+    that with an attention mask the layers in ``token_layers`` (and the outputs and targets,
+    when ``token_outputs``) have one row per real token, described by ``token_index``
+    ``(tokens, 2)``: the token's sequence (its sample's index in the data) and its position
+    among that sequence's real tokens.
     """
 
     layers: dict[str, torch.Tensor]
     outputs: torch.Tensor
     targets: torch.Tensor | None
+    token_index: torch.Tensor | None = None
+    token_layers: tuple[str, ...] = ()
+    token_outputs: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token_layers", tuple(self.token_layers))
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.layers:
@@ -301,9 +346,60 @@ class Activations(Result):
         return self.layers[name]
 
     def flat(self, name: str) -> np.ndarray:
-        """``(n, features)`` NumPy view of a layer, conv maps flattened, for projections."""
+        """``(rows, features)`` NumPy view of a layer, conv maps flattened, for projections."""
         h = self[name]
         return h.reshape(h.shape[0], -1).numpy()
+
+
+_OUTPUT = "the model's output"
+
+
+def _what(name: str) -> str:
+    return name if name == _OUTPUT else f"layer {name!r}"
+
+
+class _Collected:
+    """Per-layer rows of one ``activations`` call, with the checks that keep rows honest."""
+
+    def __init__(self, pool: str | None) -> None:
+        self.pool = pool
+        self.rows: dict[str, list[torch.Tensor]] = {}
+        self.per_token: dict[str, bool] = {}
+        self.index: list[torch.Tensor] = []
+
+    def add(
+        self, name: str, t: torch.Tensor, own: torch.Tensor | None, mask: torch.Tensor | None,
+        size: int, carried: bool = False,
+    ) -> None:
+        if carried and own is None and mask is not None and t.ndim >= 3 and t.shape[1] > mask.shape[1]:
+            mask = widen(mask, t.shape[1])  # packed/nested masks stop at the longest sequence
+        t, mask = align(name, t, own, mask)
+        token = has_seq(t, mask)
+        if name in self.per_token and self.per_token[name] != token:
+            raise ValueError(
+                f"{_what(name)} has a sequence dimension matching the attention mask in some "
+                "batches and not in others; pad every batch's sequences the same way"
+            )
+        self.per_token[name] = token
+        if token:
+            t = tokens(t, mask, self.pool)
+        elif t.shape[0] != size:
+            raise ValueError(
+                f"{_what(name)} has shape {tuple(t.shape)} for a batch of {size} "
+                "samples; netxray needs (batch, ...). Record a layer whose output is batch-first"
+            )
+        self.rows.setdefault(name, []).append(t.detach().to("cpu", copy=t.device.type == "cpu"))
+
+    def cat(self, name: str) -> torch.Tensor:
+        parts = self.rows[name]
+        shapes = {tuple(p.shape[1:]) for p in parts}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{_what(name)} has different shapes in different batches "
+                f"({', '.join(str(s) for s in sorted(shapes))}); sequences padded to different "
+                "lengths need their attention mask (mask=...) or one padding length"
+            )
+        return torch.cat(parts)
 
 
 def activations(
@@ -312,40 +408,87 @@ def activations(
     layers: Layers = None,
     *,
     batch_size: int = 1024,
+    labels: LabelSpec = "labels",
+    mask: MaskSpec = "attention_mask",
+    output: OutputSpec = None,
+    pool: str | None = None,
     allow_train: bool = False,
 ) -> Activations:
     """Run ``model`` over ``data`` without gradients and keep the chosen layers' outputs.
 
-    ``data``: a tensor ``(n, ...)``, an ``(X, y)`` pair, a DataLoader or an iterable of batches.
+    ``data``: a tensor ``(n, ...)``, an ``(X, y)`` pair, a dict of arrays (a tokenizer's
+    output), a DataLoader or an iterable of batches (tensors, tuples, dicts passed to the
+    model as keyword arguments); see :func:`netxray.batches.read_batches`. ``labels``: the
+    dict entry holding the labels; ``mask``: where the attention mask is (a key, a tensor
+    ``(n, seq)`` or a function of the batch); ``output``: which part of the model's output to
+    keep (default: ``logits`` or the first tensor). With a mask, layers whose output is
+    ``(batch, seq, ...)`` keep real tokens only: one row per token, or per sequence with
+    ``pool="mean"`` (over real tokens) or ``"first"`` (the first real token).
     Memory grows with the data (everything is kept): for statistics over large data use
     :func:`netxray.collect_stats`, which keeps none.
     """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be None, 'mean' or 'first', got {pool!r}")
     check_eval_mode(model, allow_train=allow_train)
     chosen = select_layers(model, layers)
-    kept: dict[str, list[torch.Tensor]] = {n: [] for n in chosen}
-    outputs: list[torch.Tensor] = []
+    fmt = BatchFormat(labels=labels, mask=mask, output=output)
+    got = _Collected(pool)
+    outputs = _Collected(pool)
     targets: list[torch.Tensor] = []
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
-    def keep(name: str, output: torch.Tensor) -> None:
-        kept[name].append(output.detach().to("cpu", copy=output.device.type == "cpu"))
+    def keep(name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
+        seen[name] = (out, own)
 
-    with preserved_state(model), torch.no_grad(), hooks(chosen, keep):
-        for x, y in iter_batches(data, batch_size):
-            x = as_input_tensor(x, model)
-            out = first_tensor(model(x))
-            if out is None:
-                raise TypeError("the model returned no tensor")
-            outputs.append(out.detach().cpu())
-            if y is not None:
-                targets.append(torch.as_tensor(y).cpu())
-    missing = [n for n, v in kept.items() if not v]
+    offset = 0
+    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep):
+        for raw in read_batches(data, batch_size, fmt):
+            batch = raw.to(model)
+            seen.clear()
+            out = pick_output(batch.run(model), output)
+            check_output_rows(batch, out)
+            mask = batch.mask if batch.mask is not None else carried_mask(seen)
+            if pool is not None and mask is None:
+                raise ValueError(
+                    f"pool={pool!r} needs an attention mask, and a batch has none: pass "
+                    "mask= (a dict key, a tensor (n, seq) or a function of the batch)"
+                )
+            carried = batch.mask is None
+            for name, (t, own) in seen.items():
+                got.add(name, t, own, mask, batch.size, carried)
+            outputs.add(_OUTPUT, out, None, mask, batch.size, carried)
+            out_tokens = outputs.per_token[_OUTPUT]
+            if mask is not None and pool is None and (any(got.per_token.values()) or out_tokens):
+                got.index.append(token_index(mask, offset))
+            if batch.labels is not None:
+                targets.append(_targets(batch.labels, mask, out_tokens, pool))
+            offset += batch.size
+    missing = [n for n in chosen if n not in got.rows]
     if missing:
         raise ValueError(
             f"layer(s) {', '.join(missing)} never ran during the forward pass; "
             "are they used by model.forward?"
         )
+    names = [n for n in _call_order(dict.fromkeys([*chosen, *got.rows])) if n in got.rows]
+    token_outputs = pool is None and outputs.per_token[_OUTPUT]
     return Activations(
-        layers={n: torch.cat(v) for n, v in kept.items()},
-        outputs=torch.cat(outputs),
+        layers={n: got.cat(n) for n in names},
+        outputs=outputs.cat(_OUTPUT),
         targets=torch.cat(targets) if targets else None,
+        token_index=torch.cat(got.index) if got.index else None,
+        token_layers=tuple(n for n in names if got.per_token[n] and pool is None),
+        token_outputs=token_outputs,
     )
+
+
+def _targets(
+    y: torch.Tensor, mask: torch.Tensor | None, token_outputs: bool, pool: str | None
+) -> torch.Tensor:
+    if token_outputs and mask is not None and y.ndim >= 2 and y.shape[1] == mask.shape[1]:
+        if pool is not None:
+            raise ValueError(
+                f"the labels are per token (shape {tuple(y.shape)}) but pool={pool!r} gives "
+                "one row per sequence; pass pool=None for per-token labels"
+            )
+        return y[mask.to(y.device)].cpu()
+    return y.cpu()

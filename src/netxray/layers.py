@@ -1,0 +1,166 @@
+"""Which layers to watch: selection by dotted name, glob, type or predicate, and defaults.
+
+A layer's name is its dotted path in ``model.named_modules()`` (``"encoder.0"``, ``"fc2"``);
+call k >= 1 of a module used several times in one forward pass is ``"name#k"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+LayerSpec = str | type[nn.Module] | Callable[[str, nn.Module], bool]
+Layers = LayerSpec | Sequence[LayerSpec] | None
+
+#: Element-wise activation modules: the default layers to watch.
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+    nn.SiLU, nn.Mish, nn.Softplus, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish,
+    nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink, nn.Softsign,
+)  # fmt: skip
+
+_GLOB_CHARS = set("*?[")
+_CALL_NAME = re.compile(r"(.+)#(\d+)")
+
+# Activation modules of other libraries (HF's GELUActivation, NewGELUActivation, XIELU...)
+# recognised by class name: a parameter-light leaf whose name says what it computes.
+# ("ELU" only in capitals: "ParallelUnit" is not one).
+_ACTIVATION_NAME = re.compile(
+    r"(?i:gelu|silu|swish|relu|mish|tanh|sigmoid|softplus|softsign|laplace)|ELU"
+)
+
+
+def _named(model: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if name}
+
+
+def _is_leaf(m: nn.Module) -> bool:
+    return not any(True for _ in m.children())
+
+
+def is_activation(module: nn.Module) -> bool:
+    """Whether ``module`` is an element-wise activation: a torch one, or a leaf module of
+    another library whose class name says so (``GELUActivation``, ``NewGELUActivation``)."""
+    if isinstance(module, ACTIVATIONS):
+        return True
+    return _is_leaf(module) and bool(_ACTIVATION_NAME.search(type(module).__name__))
+
+
+def _is_attention(m: nn.Module) -> bool:
+    return isinstance(m, nn.MultiheadAttention) or "attention" in type(m).__name__.lower()
+
+
+def _blocks(model: nn.Module) -> set[str]:
+    """Transformer blocks: items of an ``nn.ModuleList`` that hold an attention module and an
+    activation (``encoder.layer.0``, ``h.3``, ``layers.1``)."""
+    found = set()
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.ModuleList):
+            continue
+        for i, block in enumerate(m):
+            subs = list(block.modules())
+            if any(map(_is_attention, subs)) and any(map(is_activation, subs)):
+                found.add(f"{name}.{i}" if name else str(i))
+    return found
+
+
+def default_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The activation-function modules of ``model`` and, in a transformer, its blocks' outputs;
+    its leaf modules if it has no activation."""
+    named = _named(model)
+    blocks = _blocks(model)
+    acts = {n: m for n, m in named.items() if is_activation(m) or n in blocks}
+    if acts:
+        return acts
+    return {n: m for n, m in named.items() if _is_leaf(m)}
+
+
+def _unknown_layer(name: str, named: dict[str, nn.Module], where: str = "") -> ValueError:
+    lower = {n.lower(): n for n in named}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)
+    close = [lower[c] for c in close]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+    listed = ", ".join(list(named)[:30]) + (" ..." if len(named) > 30 else "")
+    return ValueError(f"layer {name!r} not found{where}{hint} Layers: {listed}")
+
+
+def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Module]:
+    """Resolve a layer selection to ``{dotted name: module}`` in ``named_modules`` order.
+
+    ``layers`` may be ``None`` (:func:`default_layers`), a dotted name, a glob
+    (``"blocks.*.mlp"``), an ``nn.Module`` subclass, a predicate ``(name, module) -> bool``,
+    or a list of these. A module called k times per forward pass is k layers: selecting it
+    records every call (``relu``, ``relu#1``, ...); ``"relu#1"`` selects its second call only.
+    A name or glob that matches nothing raises ``ValueError`` listing close matches.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if layers is None:
+        chosen = default_layers(model)
+        if not chosen:
+            raise ValueError("the model has no submodules to record; name a layer explicitly")
+        return chosen
+    named = _named(model)
+    if isinstance(layers, str | type) or callable(layers):
+        specs: Sequence[LayerSpec] = [layers]
+    elif isinstance(layers, list | tuple | set | frozenset):
+        specs = list(layers)
+    else:
+        raise TypeError(
+            f"cannot select layers with {layers!r}: use a dotted name, a glob, an nn.Module "
+            "subclass, a predicate (name, module) -> bool, or a list of these"
+        )
+    picked: set[str] = set()
+    calls: dict[str, set[int]] = {}
+    for spec in specs:
+        if isinstance(spec, str):
+            call = _CALL_NAME.fullmatch(spec)
+            if call and spec not in named:
+                base, k = call[1], int(call[2])
+                if base not in named:
+                    raise _unknown_layer(base, named)
+                if k == 0:
+                    raise ValueError(
+                        f"{spec!r}: the first call of a module is named by the module alone "
+                        f"({base!r}, which records every call); later calls are {base}#1, ..."
+                    )
+                calls.setdefault(base, set()).add(k)
+            elif _GLOB_CHARS & set(spec):
+                hits = [n for n in named if fnmatch.fnmatchcase(n, spec)]
+                if not hits:
+                    raise _unknown_layer(spec, named)
+                picked.update(hits)
+            elif spec in named:
+                picked.add(spec)
+            else:
+                raise _unknown_layer(spec, named)
+        elif isinstance(spec, type) and issubclass(spec, nn.Module):
+            hits = [n for n, m in named.items() if isinstance(m, spec)]
+            if not hits:
+                raise ValueError(f"the model has no {spec.__name__} module")
+            picked.update(hits)
+        elif callable(spec):
+            picked.update(n for n, m in named.items() if spec(n, m))
+        else:
+            raise TypeError(
+                f"cannot select layers with {spec!r}: use a dotted name, a glob, "
+                "an nn.Module subclass or a predicate (name, module) -> bool"
+            )
+    if not picked and not calls:
+        raise ValueError(f"the selection {layers!r} matched no layer")
+    chosen: dict[str, nn.Module] = {}
+    for n, m in named.items():
+        if n in picked:
+            chosen[n] = m
+        else:
+            chosen.update((call_name(n, k), m) for k in sorted(calls.get(n, ())))
+    return chosen
+
+
+def call_name(name: str, call: int) -> str:
+    """The layer name of call ``call`` (0, 1, ...) of module ``name`` in one forward pass."""
+    return name if call == 0 else f"{name}#{call}"
