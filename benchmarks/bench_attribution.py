@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from netxray import attribution as nxa  # noqa: E402
+from netxray.attribution._engine import _chunk_rows  # noqa: E402
 from netxray.models import mlp  # noqa: E402
 
 try:
@@ -177,7 +178,7 @@ def main() -> None:
     for case, model, x, rep, rep_captum in cases:
         with torch.no_grad():
             t = model(x).argmax(1)
-        rows = nxa._chunk_rows(None, x)
+        rows = _chunk_rows(None, x)
         for name, (ours, theirs, floor) in METHODS.items():
             slow = name.startswith(("Integrated", "Smooth"))
             fns = {

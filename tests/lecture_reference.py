@@ -4,9 +4,46 @@ reference for netxray's tests. NumPy and scikit-learn only: nothing here imports
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import numpy as np
+
+#: seed_demo.expected.txt, the lecture's own printout, kept here as data: the one place the
+#: tests read the lecture's printed numbers from.
+LECTURE_OUTPUT = """\
+epoch 100 | loss 0.3270 | train acc 0.854
+epoch 200 | loss 0.3057 | train acc 0.850
+epoch 300 | loss 0.2969 | train acc 0.861
+
+First two PCA components of hidden states (first 5 rows):
+[[ 1.53146837 -0.839845  ]
+ [-1.26497468  0.39839427]
+ [-1.11865191  0.23210566]
+ [ 1.05886699  0.46724442]
+ [ 1.70560633  0.13048269]]
+
+Saliency scores for first test point: [-0.10720718  0.11882685]
+"""
+
+
+def _printed_array(after: str, rows: int) -> np.ndarray:
+    lines = LECTURE_OUTPUT.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    text = " ".join(lines[start:start + rows]).split(":", 1)[1] if rows == 1 else \
+        " ".join(lines[start + 1:start + 1 + rows])
+    return np.array([float(v) for v in text.replace("[", " ").replace("]", " ").split()])
+
+
+#: the printed PCA coordinates of the first five training points, (5, 2)
+PRINTED_PCA = _printed_array("First two PCA", 5).reshape(5, 2)
+#: the printed saliency of the first test point, (2,)
+PRINTED_SALIENCY = _printed_array("Saliency scores", 1)
+#: the printed lines of one epoch each: (epoch, loss, train accuracy)
+PRINTED_EPOCHS = [
+    (int(m[0]), float(m[1]), float(m[2]))
+    for m in re.findall(r"epoch (\d+) \| loss ([\d.]+) \| train acc ([\d.]+)", LECTURE_OUTPUT)
+]
 
 
 class Lecture(NamedTuple):

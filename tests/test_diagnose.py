@@ -1,5 +1,9 @@
+import ast
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +19,10 @@ from netxray.health import (
     diagnose_stats,
     precheck,
     render_findings,
+    weight_findings,
 )
 from netxray.stats import LayerStats, NetworkStats, collect_stats
-from netxray.weights import weight_findings, weight_health
+from netxray.weights import weight_health
 
 N = 1000
 
@@ -408,15 +413,18 @@ def test_conv_dead_channels_count_inputs_not_positions():
     assert f.units == (0,) and f.evidence["inputs"] == 200
 
 
-def test_report_data_is_compact_json():
-    report = diagnose(relu_net(), inputs())
-    d = report.report_data()
-    text = json.dumps(d, allow_nan=False)  # strict JSON: no NaN/Inf
-    assert d["layers"][0]["unit_dead"] == [True, True, False, False, False, False]
-    assert sum(d["layers"][0]["hist"]) == N * 6
-    assert len(d["layers"][0]["hist_edges"]) == len(d["layers"][0]["hist"]) - 1
-    assert d["findings"][0]["kind"] == "dead_units" and d["exit_code"] == 0
-    assert d["weights"][0]["name"] == "0.weight" and "spectral_norm" in text
+def test_to_json_is_strict_json_with_non_finite_numbers_as_null():
+    x = inputs()
+    report = diagnose(nan_net(), (x, (x[:, 0] > 0).long()))
+    assert math.isnan(report.weights["2.weight"].fro_norm)
+    d = json.loads(report.to_json())
+    json.dumps(d, allow_nan=False)  # strict JSON: no NaN/Inf anywhere, however deep
+    assert d["weights"]["layers"]["2.weight"]["fro_norm"] is None
+    assert d["weights"]["layers"]["0.weight"]["fro_norm"] == pytest.approx(
+        float(torch.linalg.matrix_norm(nan_net()[0].weight.detach().double()))
+    )
+    assert d["findings"][0]["kind"] == "nonfinite" and d["findings"][0]["severity"] == "error"
+    assert json.loads(report.to_json(indent=1)) == d
 
 
 def test_netxray_diagnose_is_the_function_in_any_import_order():
@@ -437,3 +445,62 @@ def test_a_finite_loss_that_climbs_back_up_is_flagged_and_a_falling_one_is_not()
     assert f.evidence["ratio"] == pytest.approx(0.9 / 0.25)
     falling = diagnose_stats(stats, history=[1.0, 0.6, 0.3, 0.25, 0.26, 0.24, 0.27])
     assert not falling.by_kind("loss_rising")
+
+
+# ------------------------------------------------------------------ the package's imports
+
+
+def _fresh(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_weights_is_pure_computation_and_does_not_import_health():
+    out = _fresh(
+        "import sys, torch\n"
+        "import netxray.weights as w\n"
+        "w.weight_health(torch.nn.Linear(3, 2))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('netxray.health')))\n"
+    )
+    assert out == "[]"
+
+
+@pytest.mark.parametrize(
+    "module", ["netxray.health", "netxray.health.findings", "netxray.health.rules",
+               "netxray.health.checks"]
+)
+def test_each_health_module_imports_first_in_a_fresh_interpreter(module):
+    out = _fresh(f"import {module}, netxray\nprint(netxray.diagnose.__name__)")
+    assert out == "diagnose"
+
+
+def test_health_and_weights_have_no_import_cycle():
+    """netxray's own imports (top-level and inside functions) among the health package and
+    netxray.weights form no cycle."""
+    src = Path(netxray.__file__).parent
+    files = {f"netxray.health.{p.stem}": p for p in (src / "health").glob("*.py")}
+    files["netxray.health"] = files.pop("netxray.health.__init__")
+    files["netxray.weights"] = src / "weights.py"
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            deps |= {t for t in targets if t in files}
+        graph[name] = deps
+    assert graph["netxray.weights"] == set()
+    assert "netxray.health" not in set().union(*(graph[m] for m in graph if m != "netxray.health"))
+    done: set[str] = set()
+
+    def visit(m: str, path: tuple[str, ...]) -> None:
+        assert m not in path, f"import cycle: {' -> '.join((*path, m))}"
+        if m not in done:
+            for d in graph[m]:
+                visit(d, (*path, m))
+            done.add(m)
+
+    for m in graph:
+        visit(m, ())

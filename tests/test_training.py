@@ -57,3 +57,13 @@ def test_bad_arguments():
         netxray.train(m, (X, y[:3]), epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="within 0..1"):
         netxray.train(m, (X, y), epochs=1, lr=0.1, checkpoints=[5])
+
+
+def test_the_numpy_reference_reproduces_the_lectures_printed_losses():
+    """The reference the other tests lean on prints what the lecture printed."""
+    from lecture_reference import PRINTED_EPOCHS
+
+    lec = train_lecture(300)
+    assert [e for e, _, _ in PRINTED_EPOCHS] == [100, 200, 300]
+    for epoch, loss, _acc in PRINTED_EPOCHS:
+        assert f"{lec.losses[epoch - 1]:.4f}" == f"{loss:.4f}"

@@ -5,6 +5,9 @@ its input; the stable rank ``||W||_F^2 / ||W||_2^2`` (between 1 and rank) says h
 directions carry weight. Between two checkpoints, ``||W1 - W0||_F / ||W0||_F`` is the
 relative update; per optimizer step a ratio around 1e-3 is the usual rule of thumb, far
 above it the learning rate is too high.
+
+This module only computes; the rule that judges update ratios is
+:func:`netxray.health.weight_findings`.
 """
 
 from __future__ import annotations
@@ -12,15 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from netxray._results import Result
-
-if TYPE_CHECKING:
-    from netxray.health import Finding, Thresholds
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,40 +92,3 @@ def weight_health(
             stable_rank=stable, finite=finite, update_ratio=ratio,
         )
     return WeightHealth(layers=out)
-
-
-def weight_findings(
-    health: WeightHealth, *, steps: int | None = None, thresholds: Thresholds | None = None
-) -> list[Finding]:
-    """Findings from weight health: updates too large per step (needs ``steps``)."""
-    from netxray.health import Finding, Thresholds
-
-    th = thresholds or Thresholds()
-    if steps is None or steps < 1:
-        return []
-    findings: list[Finding] = []
-    big: dict[str, Any] = {}
-    for name, lw in health.layers.items():
-        if lw.update_ratio is None or not math.isfinite(lw.update_ratio):
-            continue
-        per_step = lw.update_ratio / steps
-        if per_step > th.update_ratio:
-            big[name] = per_step
-    if big:
-        worst = max(big, key=big.__getitem__)
-        findings.append(
-            Finding(
-                kind="large_updates",
-                severity="warning",
-                layer=worst.rsplit(".", 1)[0],
-                units=(),
-                evidence={"per_step_ratio": big, "steps": steps, "threshold": th.update_ratio},
-                advice=(
-                    f"Weights change by {big[worst]:.1e} of their norm per step in `{worst}` "
-                    f"(above {th.update_ratio:.0e}; about 1e-3 is typical): the learning rate "
-                    "is probably too high, so training is noisy or unstable. Try: a lower "
-                    "learning rate, or warm-up."
-                ),
-            )
-        )
-    return findings

@@ -423,7 +423,8 @@ class UnitPatternDisplay:
         else:
             raise ValueError(f"method must be 'gradient' or 'integrated_gradients', got {method!r}")
         if units is None:
-            from netxray.attribution import _float_inputs, _layer_forward
+            from netxray.attribution._engine import _float_inputs
+            from netxray.attribution.layer import _layer_forward
 
             x1 = _float_inputs(X, model, "unit patterns")[:1]
             with torch.no_grad():

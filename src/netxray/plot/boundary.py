@@ -395,7 +395,7 @@ class GridWarpDisplay:
                     pts[:, 1],
                     s=5,
                     c="k" if self.y is None else self.y,
-                    cmap="coolwarm",
+                    cmap=None if self.y is None else "coolwarm",
                     zorder=3,
                 )
             a.set_title(name)

@@ -1,0 +1,262 @@
+"""Hidden units: which inputs drive one unit (neuron methods), which units drive the output
+(layer methods).
+
+Neuron methods return ``values`` shaped like the inputs and ``target=None`` (the unit is in
+``params["unit"]``); layer methods return ``values`` shaped like the layer's output. A
+forward hook on the layer records its output and is removed in ``finally``; neuron methods
+stop the forward pass right after the layer, so they cost only the layers up to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._checks import preserved_state
+from netxray.attribution._engine import (
+    Baselines,
+    IGRule,
+    Target,
+    _as_2d,
+    _baselines,
+    _chunk_rows,
+    _ig_rule,
+    _integrate,
+    _Method,
+    _resolve_target,
+    _run,
+)
+from netxray.attribution.results import Attribution
+
+
+class _StopForward(Exception):
+    """Raised by our hook to end a forward pass once the layer we need has run."""
+
+
+def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    if isinstance(layer, nn.Module):
+        for name, m in model.named_modules():
+            if m is layer and name:
+                return name, m
+        raise ValueError("the layer module given is not a submodule of the model; pass its name")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a dotted name or a submodule, got {type(layer).__name__}")
+    from netxray.capture import select_layers
+
+    chosen = select_layers(model, layer)
+    if len(chosen) != 1:
+        raise ValueError(
+            f"layer {layer!r} matches {len(chosen)} layers ({', '.join(chosen)}); name exactly one"
+        )
+    return next(iter(chosen.items()))
+
+
+def _layer_forward(
+    model: nn.Module, module: nn.Module, name: str, x: torch.Tensor, *, stop: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the model with a hook on ``module``: ``(layer output, model output or None)``.
+
+    With ``stop`` the forward pass ends right after the layer (its output is all we need).
+    """
+    from netxray.capture import first_tensor
+
+    seen: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _i: Any, output: Any) -> None:
+        t = first_tensor(output)
+        if t is not None:
+            seen.append(t)
+        if stop:
+            raise _StopForward
+
+    handle = module.register_forward_hook(hook)
+    out = None
+    try:
+        try:
+            out = _run(model, x)
+        except _StopForward:
+            pass
+    finally:
+        handle.remove()
+    if not seen:
+        raise ValueError(f"layer {name!r} did not run (or output no tensor) in the forward pass")
+    if len(seen) > 1:
+        raise ValueError(
+            f"layer {name!r} ran {len(seen)} times in one forward pass; attribute to a layer "
+            "that runs once"
+        )
+    return seen[0], out
+
+
+class _LayerMethod(_Method):
+    def __init__(self, model: nn.Module, layer: str | nn.Module) -> None:
+        super().__init__(model)
+        self.layer, self.module = _resolve_layer(self.model, layer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer!r})"
+
+
+def _unit_index(
+    unit: int | Sequence[int], act_shape: tuple[int, ...], layer: str
+) -> tuple[int, ...]:
+    """``unit`` as an index into one sample's layer output ``act_shape``, checked in range."""
+    idx = (
+        (int(unit),)
+        if isinstance(unit, int | np.integer) and not isinstance(unit, bool)
+        else tuple(int(u) for u in unit)
+    )
+    if len(idx) != len(act_shape):
+        raise ValueError(
+            f"unit {unit!r} does not index layer {layer!r}'s output of shape {act_shape} per "
+            f"sample; pass {len(act_shape)} index(es)"
+            + (", e.g. (channel, row, col)" if len(act_shape) == 3 else "")
+        )
+    for i, d in zip(idx, act_shape, strict=True):
+        if not 0 <= i < d:
+            raise ValueError(
+                f"unit {unit!r} is out of range for layer {layer!r}'s output {act_shape}"
+            )
+    return idx
+
+
+class _NeuronMethod(_LayerMethod):
+    def _unit_grad(
+        self, x: torch.Tensor, idx: tuple[int, ...] | None, unit: Any
+    ) -> tuple[torch.Tensor, tuple[int, ...]]:
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            act, _ = _layer_forward(self.model, self.module, self.layer, xg, stop=True)
+            if idx is None:
+                idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
+            sel = act[(slice(None), *idx)].sum()
+            if not sel.requires_grad:
+                raise ValueError(f"layer {self.layer!r}'s output does not depend on the inputs")
+            (g,) = torch.autograd.grad(sel, xg, allow_unused=True)
+        return (torch.zeros_like(x) if g is None else g), idx
+
+    def _unit_values(self, x: torch.Tensor, idx: tuple[int, ...], rows: int | None) -> torch.Tensor:
+        outs = []
+        step = x.shape[0] if rows is None else rows
+        with torch.no_grad():
+            for s in range(0, x.shape[0], step):
+                act, _ = _layer_forward(
+                    self.model, self.module, self.layer, x[s : s + step], stop=True
+                )
+                outs.append(act[(slice(None), *idx)])
+        return torch.cat(outs)
+
+
+class NeuronGradient(_NeuronMethod):
+    """Which inputs drive hidden unit ``unit`` of ``layer``: d activation / d input.
+
+    The forward pass stops at the layer, so it costs only the layers up to it.
+    """
+
+    name = "neuron_gradient"
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        unit: int | Sequence[int],
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """``unit``: an int for a ``(batch, units)`` layer, or a tuple such as
+        ``(channel, row, col)`` for a conv layer. ``values`` ``(batch, ...)`` like the inputs."""
+        x = self._inputs(inputs)
+        rows = x.shape[0] if internal_batch_size is None else _chunk_rows(internal_batch_size, x)
+        grads = []
+        idx = None
+        with preserved_state(self.model):
+            for s in range(0, x.shape[0], rows):
+                g, idx = self._unit_grad(x[s : s + rows], idx, unit)
+                grads.append(g)
+        assert idx is not None
+        return Attribution(
+            torch.cat(grads), x, None, None, self.name, layer=self.layer, params={"unit": list(idx)}
+        )
+
+
+class NeuronIntegratedGradients(_NeuronMethod):
+    """Integrated gradients of hidden unit ``unit`` of ``layer`` w.r.t. the inputs; ``delta``
+    is ``sum(values) - (unit(x) - unit(baseline))``."""
+
+    name = "neuron_integrated_gradients"
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        unit: int | Sequence[int],
+        baselines: Baselines = None,
+        n_steps: int = 50,
+        method: IGRule = "gausslegendre",
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """As :meth:`IntegratedGradients.attribute`, for a hidden unit instead of an output."""
+        x = self._inputs(inputs)
+        base = _baselines(baselines, x)
+        alphas, weights = _ig_rule(method, n_steps)
+        rows = _chunk_rows(internal_batch_size, x)
+        with preserved_state(self.model):
+            with torch.no_grad():
+                act, _ = _layer_forward(self.model, self.module, self.layer, x[:1], stop=True)
+            idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
+            t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            values = _integrate(
+                lambda xs, _ts: self._unit_grad(xs, idx, unit)[0], x, base, t, alphas, weights, rows
+            )
+            u_x = self._unit_values(x, idx, rows)
+            u_b = self._unit_values(base, idx, rows)
+            u_b = u_b.expand(x.shape[0]) if u_b.shape[0] == 1 else u_b
+            delta = values.flatten(1).sum(1) - (u_x - u_b)
+        params = {"unit": list(idx), "n_steps": int(n_steps), "method": method}
+        return Attribution(values, x, None, delta, self.name, layer=self.layer, params=params)
+
+
+class LayerGradientXActivation(_LayerMethod):
+    """Which units of ``layer`` drive the output: activation x d output[target] / d activation,
+    per unit. ``values`` are shaped like the layer's output ``(batch, ...)``."""
+
+    name = "layer_gradient_x_activation"
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        target: Target,
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """``values`` ``(batch, *layer_output)``; summed over units it is a first-order
+        estimate of the target output (exact for a ReLU net without biases after the layer)."""
+        x = self._inputs(inputs)
+        rows = x.shape[0] if internal_batch_size is None else _chunk_rows(internal_batch_size, x)
+        vals, ts = [], []
+        t_all = None
+        if not (isinstance(target, str | int | np.integer) or target is None):
+            t_all = torch.as_tensor(target)
+            if t_all.ndim != 1 or t_all.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"target has shape {tuple(t_all.shape)}; pass one int per sample, shape ({x.shape[0]},)"
+                )
+        with preserved_state(self.model), torch.enable_grad():
+            for s in range(0, x.shape[0], rows):
+                xb = x[s : s + rows].detach().requires_grad_(True)  # so a frozen model has a graph
+                act, out = _layer_forward(self.model, self.module, self.layer, xb, stop=False)
+                out2 = _as_2d(out, xb.shape[0])
+                t = _resolve_target(target if t_all is None else t_all[s : s + rows], out2)
+                sel = out2.gather(1, t.unsqueeze(1)).sum()
+                if not (sel.requires_grad and act.requires_grad):
+                    raise ValueError(
+                        f"the output does not depend on layer {self.layer!r} through autograd"
+                    )
+                (g,) = torch.autograd.grad(sel, act, allow_unused=True)
+                g = torch.zeros_like(act) if g is None else g
+                vals.append((g * act).detach())
+                ts.append(t)
+        return Attribution(torch.cat(vals), x, torch.cat(ts), None, self.name, layer=self.layer)

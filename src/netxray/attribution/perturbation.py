@@ -1,0 +1,314 @@
+"""Perturbation methods: change the input and watch the output; no gradient needed.
+
+Occlusion and feature ablation set groups of features (a sliding window, or the groups of a
+feature mask) to a baseline and record how much the target output drops. Finite differences
+nudge each element by +-eps, and take any callable (a NumPy model too), not only an
+``nn.Module``. All the perturbed copies of a chunk of samples go through the model in one
+forward pass of at most ``internal_batch_size`` rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._checks import check_eval_mode, check_finite, preserved_state
+
+# _AUTO_CHUNK_ELEMENTS is read through the module at call time, so lowering it there
+# (as the tests do) reaches the mask cache here too.
+from netxray.attribution import _engine
+from netxray.attribution._engine import (
+    Baselines,
+    Target,
+    _as_2d,
+    _baselines,
+    _chunk_rows,
+    _float_inputs,
+    _forward_chunks,
+    _Method,
+    _plan,
+    _resolve_target,
+    _rows,
+    _run,
+    _select,
+)
+from netxray.attribution.results import Attribution
+
+
+class _Perturbation(_Method):
+    """Replace groups of features by a baseline and measure how the target output drops."""
+
+    def _ablate(
+        self,
+        x: torch.Tensor,
+        target: Target,
+        n_masks: int,
+        masks: Callable[[int, int], torch.Tensor],
+        baselines: Baselines,
+        internal_batch_size: int | None,
+        counts: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``masks(start, stop)``: masks ``start..stop-1`` as ``(k, *sample)`` bool, built
+        per chunk so memory stays bounded however many there are. Each element's value is
+        the sum over the masks covering it of ``F(x) - F(x with the mask at baseline)``,
+        divided by ``counts`` (how many masks cover each element) when given."""
+        n, shape = x.shape[0], x.shape[1:]
+        base = _baselines(baselines, x)
+        rows = _chunk_rows(internal_batch_size, x)
+        d = math.prod(shape)
+        cache = masks(0, n_masks) if n_masks * d <= _engine._AUTO_CHUNK_ELEMENTS else None
+        model = self.model
+        values = torch.zeros((n, d), dtype=x.dtype, device=x.device)
+        with preserved_state(model), torch.no_grad():
+            f_x = _forward_chunks(model, x, rows)
+            t = _resolve_target(target, f_x)
+            init = _select(f_x, t)
+            for sl, pl in _plan(n, n_masks, rows):
+                xb, bb = x[sl], _rows(base, sl)
+                b, k = xb.shape[0], pl.stop - pl.start
+                mk = cache[pl] if cache is not None else masks(pl.start, pl.stop)
+                ablated = torch.where(mk.unsqueeze(0), bb.unsqueeze(1), xb.unsqueeze(1))
+                out = _as_2d(_run(model, ablated.reshape(b * k, *shape)), b * k)
+                diff = init[sl].unsqueeze(1) - _select(out, t[sl].repeat_interleave(k)).view(b, k)
+                values[sl] += diff @ mk.reshape(k, d).to(x.dtype)
+        if counts is not None:
+            values = values / counts.reshape(1, d).to(x.dtype).clamp(min=1)
+        return values.view(n, *shape), t
+
+
+def _window(
+    arg: int | Sequence[int], shape: tuple[int, ...], what: str, lead: Sequence[int] | None = None
+) -> tuple[int, ...]:
+    """An int applies to the last two dims (one for 1-D samples); a tuple to the last dims;
+    leading dims (e.g. channels) take ``lead`` (default: the whole dim)."""
+    if isinstance(arg, int | np.integer) and not isinstance(arg, bool):
+        k = min(2, len(shape))
+        tail = (int(arg),) * k
+    else:
+        tail = tuple(int(a) for a in arg)
+    if len(tail) > len(shape):
+        raise ValueError(
+            f"{what} {tuple(tail)} has more dimensions than one sample {shape}; pass at most "
+            f"{len(shape)} sizes"
+        )
+    lead = shape if lead is None else lead
+    full = tuple(lead[: len(shape) - len(tail)]) + tail
+    if any(w < 1 for w in full):
+        raise ValueError(f"{what} sizes must be >= 1, got {tail}")
+    return full
+
+
+class Occlusion(_Perturbation):
+    """Slide a window over the input, set it to a baseline, and record the output drop
+    (Zeiler & Fergus 2014). Each element gets the mean drop over the windows covering it.
+
+    Windows start every ``stride`` along each dim and are cut at the edge (as Captum's),
+    so every element is covered.
+    """
+
+    name = "occlusion"
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        target: Target,
+        window: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        baselines: Baselines = None,
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """``window``/``stride``: an int for the last two dims (images ``(C, H, W)``: every
+        channel at once) or sizes for the last dims; ``stride`` defaults to ``window``
+        (non-overlapping). ``values`` ``(batch, ...)``."""
+        x = self._inputs(inputs)
+        shape = tuple(x.shape[1:])
+        win = _window(window, shape, "window")
+        std = win if stride is None else _window(stride, shape, "stride", lead=win)
+        for w, st, d in zip(win, std, shape, strict=True):
+            if w > d:
+                raise ValueError(f"window {win} is larger than one sample {shape}")
+            if st > w and w < d:
+                raise ValueError(f"stride {std} larger than window {win} would skip elements")
+        # window starts: 0, s, 2s, ... while the previous window ends before the edge
+        starts = [
+            list(range(0, d - w + st, st)) if d > w else [0]
+            for w, st, d in zip(win, std, shape, strict=True)
+        ]
+        n_per_dim = [len(r) for r in starts]
+
+        def masks(i0: int, i1: int) -> torch.Tensor:
+            m = torch.zeros((i1 - i0, *shape), dtype=torch.bool, device=x.device)
+            for j, i in enumerate(range(i0, i1)):
+                pos = np.unravel_index(i, n_per_dim)
+                idx = tuple(
+                    slice(starts[dim][p], starts[dim][p] + win[dim]) for dim, p in enumerate(pos)
+                )
+                m[(j, *idx)] = True
+            return m
+
+        # windows covering each element: a product over dims of per-dim coverage counts
+        counts = torch.ones(shape, dtype=torch.long, device=x.device)
+        for dim, (w, d) in enumerate(zip(win, shape, strict=True)):
+            cover = torch.zeros(d, dtype=torch.long, device=x.device)
+            for p in starts[dim]:
+                cover[p : p + w] += 1
+            counts = counts * cover.view(*([1] * dim), d, *([1] * (len(shape) - dim - 1)))
+        values, t = self._ablate(
+            x, target, math.prod(n_per_dim), masks, baselines, internal_batch_size, counts
+        )
+        params = {"window": list(win), "stride": list(std)}
+        return Attribution(values, x, t, None, self.name, params=params)
+
+
+class FeatureAblation(_Perturbation):
+    """Set each feature (or each group of features) to a baseline and record the output drop.
+
+    ``feature_mask`` ``(...)`` shaped like one sample gives each element a group id (e.g.
+    columns that belong together, or superpixels); every element of a group gets the
+    group's drop. Without it every element is its own group.
+    """
+
+    name = "feature_ablation"
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        target: Target,
+        feature_mask: torch.Tensor | np.ndarray | None = None,
+        baselines: Baselines = None,
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """``values`` ``(batch, ...)``: F(x) - F(x with the element's group at baseline)."""
+        x = self._inputs(inputs)
+        shape = tuple(x.shape[1:])
+        d = math.prod(shape)
+        if feature_mask is None:
+            ids = torch.arange(d, device=x.device)
+            fm = ids.view(shape)
+        else:
+            fm = torch.as_tensor(feature_mask)
+            if fm.ndim == len(shape) + 1 and fm.shape[0] == 1:
+                fm = fm[0]
+            if tuple(fm.shape) != shape:
+                raise ValueError(
+                    f"feature_mask has shape {tuple(fm.shape)}; pass one group id per element "
+                    f"of a sample, shape {shape}"
+                )
+            if fm.is_floating_point() or fm.dtype == torch.bool:
+                raise TypeError(f"feature_mask must hold integer group ids, got {fm.dtype}")
+            fm = fm.to(x.device)
+            ids = torch.unique(fm)
+
+        def masks(i0: int, i1: int) -> torch.Tensor:
+            return fm.unsqueeze(0) == ids[i0:i1].view(-1, *([1] * len(shape)))
+
+        values, t = self._ablate(
+            x, target, int(ids.shape[0]), masks, baselines, internal_batch_size, None
+        )
+        n_groups = int(ids.shape[0])
+        return Attribution(values, x, t, None, self.name, params={"n_groups": n_groups})
+
+
+class FiniteDifference:
+    """Central finite differences of any function: ``(f(x + eps e_i) - f(x - eps e_i)) / 2eps``.
+
+    Model-agnostic: ``fn`` may be an ``nn.Module`` or any callable taking a NumPy array
+    ``(rows, ...)`` and returning ``(rows, outputs)`` (e.g. probabilities from a NumPy MLP).
+    It costs two evaluations per input element, batched ``internal_batch_size`` rows at a
+    time, so it suits tabular data or small images.
+    """
+
+    name = "finite_difference"
+
+    def __init__(self, fn: nn.Module | Callable[[np.ndarray], Any], *, eps: float = 1e-3) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable (a model or a function), got {type(fn).__name__}")
+        if not (isinstance(eps, int | float) and math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+        self.fn = fn
+        self.eps = float(eps)
+        self.model = fn if isinstance(fn, nn.Module) else None
+
+    def __repr__(self) -> str:
+        return f"FiniteDifference({getattr(self.fn, '__name__', type(self.fn).__name__)}, eps={self.eps})"
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        if self.model is not None:
+            return _run(self.model, x)
+        out = self.fn(x.detach().cpu().numpy())
+        arr = np.asarray(out)
+        if not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"fn returned {arr.dtype} values; it must return numbers")
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(x.device)
+
+    def _prepare(self, inputs: Any) -> torch.Tensor:
+        if self.model is not None:
+            check_eval_mode(self.model)
+            return _float_inputs(inputs, self.model, self.name)
+        x = (
+            torch.from_numpy(np.ascontiguousarray(inputs))
+            if isinstance(inputs, np.ndarray)
+            else inputs
+        )
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(np.asarray(inputs, dtype=np.float64))
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(
+                f"inputs must be (batch, ...) with at least one sample, got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            x = x.to(torch.float64)
+        check_finite(x, "inputs")
+        return x
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self._outputs(x).argmax(1)
+
+    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.model is not None:
+            with preserved_state(self.model):
+                return _forward_chunks(self.model, x, _chunk_rows(None, x))
+        return _as_2d(self._call(x), x.shape[0])
+
+    def attribute(
+        self,
+        inputs: torch.Tensor | np.ndarray,
+        *,
+        target: Target,
+        internal_batch_size: int | None = None,
+    ) -> Attribution:
+        """``values`` ``(batch, ...)``: the signed slope of output[target] along each element."""
+        x = self._prepare(inputs)
+        n, shape = x.shape[0], tuple(x.shape[1:])
+        d = math.prod(shape)
+        rows = _chunk_rows(internal_batch_size, x)
+        eps = self.eps
+        values = torch.empty((n, d), dtype=x.dtype, device=x.device)
+        ctx = preserved_state(self.model) if self.model is not None else contextlib.nullcontext()
+        with ctx, torch.no_grad():
+            t = _resolve_target(target, self._outputs(x))
+            flat = x.reshape(n, d)
+            # two rows per element (+eps, -eps); rows are ordered (sample, element, sign)
+            half = None if rows is None else max(1, rows // 2)
+            for sl, pl in _plan(n, d, half):
+                j0, j1 = pl.start, pl.stop
+                k = j1 - j0
+                xb = flat[sl]
+                b = xb.shape[0]
+                pts = xb[:, None, None, :].repeat(1, k, 2, 1)
+                cols = torch.arange(j0, j1, device=x.device)
+                ar = torch.arange(k, device=x.device)
+                pts[:, ar, 0, cols] += eps
+                pts[:, ar, 1, cols] -= eps
+                out = _as_2d(self._call(pts.reshape(b * k * 2, *shape)), b * k * 2)
+                sel = _select(out, t[sl].repeat_interleave(2 * k)).view(b, k, 2)
+                values[sl, j0:j1] = ((sel[..., 0] - sel[..., 1]) / (2 * eps)).to(x.dtype)
+        return Attribution(values.view(n, *shape), x, t, None, self.name, params={"eps": eps})

@@ -1,0 +1,68 @@
+"""What an attribution call returns: one :class:`Attribution` per batch of inputs, one
+:class:`DatasetAttribution` per dataset.
+
+Both are frozen dataclasses declared with ``eq=False``: ``==``, ``save`` and ``load`` come
+from :class:`netxray._results.Result` (arrays compare by dtype, shape and value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from netxray._results import Result
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution(Result):
+    """What one attribution call found.
+
+    ``values``: ``(batch, ...)`` shaped like the inputs (layer methods: like the layer's
+    output). ``inputs``: the inputs explained ``(batch, ...)``. ``target``: ``(batch,)`` the
+    output column explained per sample (``None`` for neuron methods, which explain a hidden
+    unit: see ``params["unit"]``). ``delta``: ``(batch,)`` completeness error
+    ``sum(values) - (F(x) - F(baseline))`` for integrated-gradient methods, else ``None``.
+    """
+
+    values: torch.Tensor
+    inputs: torch.Tensor
+    target: torch.Tensor | None
+    delta: torch.Tensor | None
+    method: str
+    layer: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetAttribution(Result):
+    """Attribution summed up over a whole dataset, computed batch by batch.
+
+    ``mean_abs``: ``(*features)`` mean |attribution| per feature over every sample;
+    ``mean``: the signed mean; ``class_mean_abs``: ``(n_classes, *features)`` the same per
+    class (zeros for a class with no sample: see ``class_counts``). ``grouped_by`` is
+    ``"label"`` (true labels were given) or ``"pred"`` (the model's predicted class).
+    """
+
+    mean_abs: torch.Tensor
+    mean: torch.Tensor
+    class_mean_abs: torch.Tensor
+    class_counts: torch.Tensor
+    n_samples: int
+    method: str
+    grouped_by: str
+    target: str
+    layer: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.class_counts.shape[0])
+
+    def ranking(self) -> list[int]:
+        """Flat feature indices, most important (largest mean |attribution|) first."""
+        return [int(i) for i in torch.argsort(self.mean_abs.flatten(), descending=True)]

@@ -1,0 +1,203 @@
+"""Entry points: :func:`diagnose` (a model and data), :func:`precheck` (before training)
+and :func:`diagnose_stats` (statistics you already have, e.g. from a training-loop monitor).
+
+Each collects or takes statistics (:func:`netxray.stats.collect_stats`), applies the rules
+of :mod:`netxray.health.rules` and returns a :class:`HealthReport`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from netxray.health.findings import Finding, HealthReport, Thresholds, _fmt, _sorted
+from netxray.health.rules import (
+    _rule_constant,
+    _rule_dead_dying,
+    _rule_exploding_activations,
+    _rule_gradients,
+    _rule_loss_rising,
+    _rule_nonfinite,
+    _rule_saturated,
+    weight_findings,
+)
+
+if TYPE_CHECKING:
+    from netxray.stats import NetworkStats
+    from netxray.weights import WeightHealth
+
+
+def diagnose_stats(
+    stats: NetworkStats,
+    *,
+    history: Any = None,
+    weights: WeightHealth | None = None,
+    steps: int | None = None,
+    thresholds: Thresholds | None = None,
+    context: str = "diagnose",
+    expected_loss: float | None = None,
+    extra: Sequence[Finding] = (),
+) -> HealthReport:
+    """Apply every rule to statistics already collected; return a :class:`HealthReport`.
+
+    ``history``: a TrainingHistory (or a list of per-epoch losses) to check for divergence;
+    ``weights``: a :class:`netxray.weights.WeightHealth` (with ``steps``, the number of
+    optimizer steps between its two checkpoints, update ratios are judged).
+    """
+    th = thresholds or Thresholds()
+    skipped: list[str] = []
+    findings = _rule_nonfinite(stats, history)
+    rest: list[Finding] = []
+    if weights is not None:
+        rest = weight_findings(weights, steps=steps, thresholds=th)
+    if findings:
+        skipped.append(
+            "every other check: values are non-finite (or the loss diverged), so statistics "
+            "computed from them would give misleading advice"
+        )
+    else:
+        findings = list(extra) + rest + _rule_loss_rising(history, th)
+        for s in stats.values():
+            findings += _rule_dead_dying(s, th, context)
+            findings += _rule_saturated(s, th)
+            findings += _rule_constant(s, th)
+        findings += _rule_exploding_activations(stats, th)
+        if any(s.grad_norm is not None for s in stats.values()):
+            findings += _rule_gradients(stats, th)
+        else:
+            skipped.append("gradients: pass targets (or a loss_fn) to check them")
+    return HealthReport(
+        findings=_sorted(findings, list(stats)),
+        stats=stats,
+        n_samples=stats.n_samples,
+        loss=stats.loss,
+        expected_loss=expected_loss,
+        weights=weights,
+        skipped=tuple(skipped),
+        context=context,
+    )
+
+
+def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for integer class targets, mean squared error for float targets."""
+    if targets.is_floating_point():
+        return nn.functional.mse_loss(outputs, targets.to(outputs.dtype))
+    return nn.functional.cross_entropy(outputs, targets)
+
+
+def _peek(data: Any, batch_size: int) -> tuple[Any, Iterator[tuple[torch.Tensor, Any]]]:
+    """The first batch's targets (or None), and the batches (the first one replayed)."""
+    from netxray.capture import iter_batches
+
+    it = iter_batches(data, batch_size)
+    first = next(it)
+
+    def replay() -> Iterator[tuple[torch.Tensor, Any]]:
+        yield first
+        yield from it
+
+    return first[1], replay()
+
+
+def _pairs(batches: Iterator[tuple[torch.Tensor, Any]]) -> Iterator[Any]:
+    for x, y in batches:
+        yield x if y is None else (x, y)
+
+
+def diagnose(
+    model: nn.Module,
+    data: Any,
+    layers: Any = None,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    history: Any = None,
+    previous_weights: Any = None,
+    steps: int | None = None,
+    batch_size: int = 1024,
+    thresholds: Thresholds | None = None,
+    allow_train: bool = False,
+    bins: int = 32,
+) -> HealthReport:
+    """Run ``model`` over ``data`` and report what is wrong with it, in plain words.
+
+    ``data``: a tensor, an ``(X, y)`` pair, a DataLoader or an iterable of batches. With
+    targets, gradients are checked too (``loss_fn`` defaults to cross-entropy for integer
+    targets, MSE for float ones; it must return the batch mean). ``history``: the
+    TrainingHistory (checked for divergence). ``previous_weights``: an earlier state dict
+    (or model) to measure update ratios against, over ``steps`` optimizer steps.
+    The model's weights, mode, ``.grad`` and ``requires_grad`` are left as they were.
+    ``bins``: histogram bins per unit kept in the report's statistics (0: none).
+    """
+    from netxray.stats import collect_stats
+    from netxray.weights import weight_health
+
+    y0, batches = _peek(data, batch_size)
+    has_y = y0 is not None
+    fn = loss_fn if loss_fn is not None else default_loss
+    stats = collect_stats(
+        model, _pairs(batches), layers, gradients=has_y, loss_fn=fn if has_y else None,
+        batch_size=batch_size, allow_train=allow_train, bins=bins,
+    )
+    weights = weight_health(model, previous_weights)
+    return diagnose_stats(stats, history=history, weights=weights, steps=steps,
+                          thresholds=thresholds)
+
+
+def precheck(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    *,
+    layers: Any = None,
+    batch_size: int = 1024,
+    thresholds: Thresholds | None = None,
+    bins: int = 32,
+) -> HealthReport:
+    """Check a model before training: loss at init against ln(classes), activation scale
+    per layer, dead/saturated units and gradient flow at init.
+
+    For a classifier with C balanced classes, an untrained network should predict about
+    uniformly, so its cross-entropy should be near ln(C); much higher means the output
+    layer starts overconfident. Returns a :class:`HealthReport` (``expected_loss`` set).
+    """
+    from netxray.stats import collect_stats
+
+    th = thresholds or Thresholds()
+    y0, batches = _peek(data, batch_size)
+    has_y = y0 is not None
+    fn = loss_fn if loss_fn is not None else default_loss
+    stats = collect_stats(model, _pairs(batches), layers, gradients=has_y,
+                          loss_fn=fn if has_y else None, batch_size=batch_size, bins=bins)
+    expected = None
+    extra: list[Finding] = []
+    classes = None
+    out_shape = stats.output_shape
+    if has_y and loss_fn is None and not y0.is_floating_point() and len(out_shape) == 1:
+        classes = out_shape[0]
+    if classes is not None and classes >= 2:
+        expected = math.log(classes)
+        loss = stats.loss
+        if loss is not None and math.isfinite(loss) and loss > th.initial_loss_ratio * expected:
+            extra.append(
+                Finding(
+                    kind="initial_loss",
+                    severity="warning",
+                    layer=None,
+                    units=(),
+                    evidence={"loss": loss, "expected": expected, "classes": classes},
+                    advice=(
+                        f"The loss at init is {_fmt(loss)}, {loss / expected:.1f}x ln({classes}) "
+                        f"= {_fmt(expected)}, the loss of a uniform guess: the untrained network "
+                        "is confidently wrong, and the first steps will be spent shrinking the "
+                        "logits. Common causes: a last layer initialised too large, unscaled "
+                        "inputs. Try: scale the last layer's weights down (e.g. x0.01), "
+                        "standardize the inputs."
+                    ),
+                )
+            )
+    return diagnose_stats(stats, thresholds=th, context="precheck", expected_loss=expected,
+                          extra=extra)

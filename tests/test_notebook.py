@@ -1,0 +1,99 @@
+"""Results show themselves: a short repr in the terminal, bounded self-contained HTML in Jupyter."""
+
+import html
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+
+import netxray
+from netxray.notebook import MAX_ROWS, sparkline
+from test_results import _NAMES, _result
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += attrs
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(text: str) -> _Tags:
+    p = _Tags()
+    p.feed(text)
+    return p
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_every_result_has_a_short_repr_and_self_contained_html(name):
+    r = _result(name)
+    text = repr(r)
+    assert text.startswith(f"{name}(") and len(text) < 2000
+    assert "\n" not in text  # arrays are summarised, never printed
+    page = r._repr_html_()
+    tags = _parse(page)
+    assert "script" not in tags.tags and "iframe" not in tags.tags
+    urls = [v for k, v in tags.attrs if k in ("src", "href") and v]
+    assert all(u.startswith("data:image/png;base64,") for u in urls)
+    assert "no picture" not in page
+    assert len(page) < 300_000
+
+
+def test_health_report_html_leads_with_its_findings_and_folds_the_layer_table():
+    r = _result("HealthReport")
+    page = r._repr_html_()
+    first = r.findings[0]
+    assert page.index(html.escape(first.advice)) < page.index("<details>")
+    assert f"nx-{first.severity}" in page and html.escape(first.kind) in page
+    for row in r.layer_table():  # every layer appears in the folded table
+        assert f"<td>{row['layer']}</td>" in page
+
+
+def test_layer_statistics_show_numbers_from_the_result_and_histogram_sparklines():
+    stats = netxray.collect_stats(netxray.mlp([3, 4, 2], seed=0).eval(),
+                                  torch.randn(50, 3), bins=8)
+    s = stats["act1"]
+    page = s._repr_html_()
+    assert f"{s.scale:.3g}" in page
+    assert page.count("<svg") == 1 + s.units  # the layer's histogram and each unit's
+    table = stats._repr_html_()
+    assert "act1" in table and f"{stats.n_samples} samples" in table
+
+
+def test_sparkline_bar_heights_follow_the_counts():
+    svg = sparkline(np.array([0, 2, 4]), width=30, height=10)
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)"/>', svg)]
+    assert heights == [5.0, 10.0]  # the empty bin draws nothing; 2/4 of the height, then all
+
+
+def test_user_strings_are_escaped():
+    from netxray.health import Finding
+
+    f = Finding(kind="dead_units", severity="error", layer="<img src=x onerror=alert(1)>",
+                units=(1,), evidence={}, advice="<b>bold</b>")
+    page = f._repr_html_()
+    assert "<img src=x" not in page and "&lt;img src=x" in page and "<b>bold" not in page
+
+
+def test_a_large_projection_is_drawn_not_dumped():
+    coords = np.random.default_rng(0).normal(size=(50_000, 2)).astype(np.float32)
+    proj = netxray.project(coords, "pca", n_components=2)
+    page = proj._repr_html_()
+    assert len(page) < 150_000 and "50000 points" in page
+
+
+def test_long_tables_are_cut_with_a_note():
+    stats = netxray.collect_stats(netxray.mlp([3, MAX_ROWS + 6, 2], seed=0).eval(),
+                                  torch.randn(20, 3), bins=4)
+    page = stats["act1"]._repr_html_()
+    assert "... and 6 more units" in page
