@@ -37,6 +37,13 @@ def test_outputs_report_and_pngs(lecture_run, tmp_path):
     html = report.read_text()
     assert "netxray-data" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html)
+    assert report.stat().st_size <= 1_000_000  # it was 2.1 MB with arrays as JSON lists
+    # the results it draws are saved beside it, and draw the same page again
+    from netxray.analysis import Analysis
+    from netxray.report import write_analysis
+
+    again = write_analysis(Analysis.load(tmp_path / "results.npz"), tmp_path / "again.html")
+    assert again.read_text() == html
     pngs = {p.name for p in tmp_path.glob("*.png")}
     for name in ("training.png", "decision_boundary.png", "unit_maps.png",
                  "activations_act1.png", "pca_act1.png", "saliency.png"):

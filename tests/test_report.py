@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import html.parser
 import json
 import math
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netxray.report import KINDS, charts, payload_json, render_html, validate_payload, write_report
+from netxray.report.packing import unpack
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -92,6 +94,28 @@ def a_type(g: _ScriptGrabber) -> str:
     return next(a for a, _ in g.scripts if a.get("id") == "netxray-data")["type"]
 
 
+def resolve(data: dict) -> dict:
+    """The embedded payload with each ``{"$ref": i}`` replaced by ``data["arrays"][i]``."""
+    table = data.get("arrays", [])
+
+    def walk(v):
+        if isinstance(v, dict):
+            if set(v) == {"$ref"}:
+                return table[v["$ref"]]
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return {k: walk(v) for k, v in data.items() if k != "arrays"}
+
+
+def vals(packed: dict) -> list:
+    """A packed array's values as nested lists, None where NaN/Inf."""
+    a = unpack(packed)
+    return np.where(np.isnan(a), None, a).tolist()
+
+
 # ----------------------------------------------------------------------------- chart builders
 
 
@@ -103,17 +127,20 @@ def test_every_kind_is_covered_and_json_ready() -> None:
         assert json.loads(text) == s
 
 
-def test_lines_nan_becomes_null_and_float32_is_short() -> None:
+def test_lines_nan_becomes_null_and_numbers_are_packed() -> None:
     spec = charts.lines("l", np.arange(3), {"a": np.array([0.1, np.nan, np.inf], np.float32)})
-    assert spec["series"][0]["values"] == [0.1, None, None]
-    assert spec["x"] == [0, 1, 2]
-    assert json.dumps(spec["series"][0]["values"]) == "[0.1, null, null]"
+    values = spec["series"][0]["values"]
+    assert values["$nd"] == "f4" and values["shape"] == [3]
+    assert vals(values) == [float(np.float32(0.1)), None, None]
+    assert vals(spec["x"]) == [0, 1, 2]
 
 
-def test_numbers_keep_float32_precision() -> None:
-    v = np.array([1.2345678e-7, 3.14159265, -2.5e30, 7e300])
-    out = charts.lines("l", [0, 1, 2, 3], {"a": v})["series"][0]["values"]
-    np.testing.assert_allclose(out, v, rtol=5e-4)  # 4 significant digits; 7e300 kept as is
+def test_numbers_keep_float32_precision_and_float64_where_float32_overflows() -> None:
+    v = np.array([1.2345678e-7, 3.14159265, -2.5e30])
+    out = charts.lines("l", [0, 1, 2], {"a": v})["series"][0]["values"]
+    np.testing.assert_allclose(unpack(out), v, rtol=2**-24)
+    huge = charts.lines("l", [0, 1], {"a": [7e300, 1.0]})["series"][0]["values"]
+    assert huge["$nd"] == "f8" and unpack(huge).tolist() == [7e300, 1.0]
 
 
 def test_lines_rejects_bad_shapes() -> None:
@@ -148,11 +175,8 @@ def test_heatmap_checks_labels_and_groups() -> None:
     with pytest.raises(ValueError, match="vmin"):
         charts.heatmap("h", m, vmin=1, vmax=0)
     spec = charts.heatmap("h", m, row_groups=[0, 1, 1], group_names=["a", "b"])
-    assert spec["row_groups"] == {
-        "type": "categorical",
-        "categories": ["a", "b"],
-        "values": [0, 1, 1],
-    }
+    assert spec["row_groups"]["categories"] == ["a", "b"]
+    assert vals(spec["row_groups"]["values"]) == [0, 1, 1]
 
 
 def test_surface_accepts_both_meshgrid_layouts_and_1d_axes() -> None:
@@ -165,11 +189,15 @@ def test_surface_accepts_both_meshgrid_layouts_and_1d_axes() -> None:
     p1i = (xi + yi + 1) / 3
     b = charts.surface("s", xi, yi, np.stack([1 - p1i, p1i], -1))
     c = charts.surface("s", gx, gy, probs)
-    assert a["x"] == b["x"] == c["x"] == pytest.approx(gx.tolist(), rel=5e-4)
-    assert a["y"] == b["y"] == c["y"] == pytest.approx(gy.tolist())
+    assert a["x"] == b["x"] == c["x"] and a["y"] == b["y"] == c["y"]
+    np.testing.assert_allclose(unpack(a["x"]), gx, rtol=2**-24)
+    np.testing.assert_allclose(unpack(a["y"]), gy, rtol=2**-24)
     # probs[j][i] is the cell at (x[i], y[j]) whatever the input layout
-    assert np.allclose(np.array(a["probs"]), np.array(b["probs"]))
-    assert a["probs"][2][3][1] == pytest.approx((1 + 1 + 1) / 3, abs=1e-4)
+    assert a["probs"] == b["probs"]
+    pa = unpack(a["probs"])
+    assert pa.shape == (3, 4, 2)
+    np.testing.assert_allclose(pa, probs, atol=1 / 508)  # 8-bit codes, 0 and 1 exact
+    assert pa[2, 3, 1] == 1.0
 
 
 def test_surface_validates() -> None:
@@ -214,15 +242,14 @@ def test_scatter_colourings() -> None:
         class_names=["a", "b", "c"],
     )
     cls, ok, status, unit = spec["color_by"]
-    assert cls == {
-        "type": "categorical",
-        "categories": ["a", "b", "c"],
-        "values": [2, 0, 1],
-        "name": "class",
-    }
-    assert ok["categories"] == ["false", "true"] and ok["values"] == [1, 0, 1]
-    assert status["categories"] == ["right", "wrong"] and status["values"] == [1, 0, 0]
-    assert unit == {"type": "continuous", "values": [-1.0, 0.5, None], "name": "unit 3"}
+    assert cls["type"] == "categorical" and cls["name"] == "class"
+    assert cls["categories"] == ["a", "b", "c"] and vals(cls["values"]) == [2, 0, 1]
+    assert ok["categories"] == ["false", "true"] and vals(ok["values"]) == [1, 0, 1]
+    assert status["categories"] == ["right", "wrong"] and vals(status["values"]) == [1, 0, 0]
+    assert unit["type"] == "continuous" and unit["name"] == "unit 3"
+    assert vals(unit["values"]) == [-1.0, 0.5, None]
+    many = charts.scatter("sc", np.arange(300.0), np.zeros(300), color_by={"c": np.arange(300)})
+    assert vals(many["color_by"][0]["values"]) == list(range(300))  # past one byte: float32
     with pytest.raises(ValueError, match="one value per point"):
         charts.scatter("sc", [0, 1], [0, 1], color_by={"c": [0, 1, 2]})
     with pytest.raises(ValueError, match="class_names has 2"):
@@ -306,9 +333,9 @@ def test_any_floats_become_finite_json(values: list[float]) -> None:
     spec = charts.lines("l", list(range(len(values))), {"a": values})
     out = spec["series"][0]["values"]
     json.dumps(out, allow_nan=False)
-    for v, o in zip(values, out, strict=True):
+    for v, o in zip(values, vals(out), strict=True):
         if math.isfinite(v):
-            assert o == pytest.approx(v, rel=5e-4, abs=1e-30)  # 4 significant digits
+            assert o == pytest.approx(v, rel=2**-24, abs=0)  # float32, or float64 if needed
         else:
             assert o is None
 
@@ -320,7 +347,7 @@ def test_payload_round_trips_through_the_page() -> None:
     payload = payload_with(every_kind())
     page = render_html(payload)
     data, _ = embedded(page)
-    assert data == json.loads(json.dumps(payload))
+    assert resolve(data) == json.loads(json.dumps(payload))
     assert json.loads(payload_json(payload)) == data
 
 
@@ -430,13 +457,19 @@ def test_live_url_is_an_attribute_not_code() -> None:
 def test_assets_ship_with_the_package() -> None:
     from importlib import resources
 
+    from netxray.report.html import JS_MODULES, front_end_js
+
     web = resources.files("netxray.report").joinpath("web")
-    for name in ("app.js", "style.css", "template.html"):
+    for name in (*JS_MODULES, "style.css", "template.html"):
         assert web.joinpath(name).is_file()
-    js = web.joinpath("app.js").read_text(encoding="utf-8")
+    for name in JS_MODULES:  # modules a newcomer can hold in their head
+        assert len(web.joinpath(name).read_text(encoding="utf-8").splitlines()) < 450, name
+    js = front_end_js()
     for kind in KINDS:  # the front-end draws every kind the builders make
         assert re.search(rf"\b{kind}: render", js), kind
-    assert "window.netxrayRender" in js
+    assert "window.netxrayRender" in js and "function unpackPayload" in js
+    assert js.startswith("(function () {") and js.rstrip().endswith("})();")
+    assert front_end_js() in render_html(payload_with([]))
 
 
 def test_lines_take_named_x_positions():
@@ -444,3 +477,63 @@ def test_lines_take_named_x_positions():
     assert spec["x_labels"] == ["input", "a", "b"]
     with pytest.raises(ValueError, match="x_labels has 2 entries but there are 3"):
         charts.lines("probe", [0, 1, 2], {"acc": [0.5, 0.8, 0.9]}, x_labels=["input", "a"])
+
+
+# ----------------------------------------------------------------------------- layering
+
+#: what the report must never import: it draws results, so it needs no model, no dataset
+#: loader, no computation and no application code (those produce the results it draws)
+_FORBIDDEN = (
+    "torch.nn", "netxray.models", "netxray.training", "netxray.data", "netxray.loading",
+    "netxray.capture", "netxray.stats", "netxray.health", "netxray.weights",
+    "netxray.attribution", "netxray.boundary", "netxray.probes", "netxray.projection",
+    "netxray.analysis", "netxray.demo", "netxray.presets", "netxray.cli",
+)
+
+
+def _runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every module an import statement names, outside ``if TYPE_CHECKING:`` blocks."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            found.append((node.lineno, base))
+            found.extend((node.lineno, f"{base}.{a.name}") for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_the_report_imports_no_model_data_or_computation() -> None:
+    import netxray.report
+
+    root = Path(netxray.report.__file__).parent
+    files = sorted(root.rglob("*.py"))
+    assert len(files) >= 6
+    bad = []
+    for path in files:
+        for line, name in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            assert not name.startswith("."), f"{path.name}:{line}: use absolute imports"
+            if any(name == f or name.startswith(f + ".") for f in _FORBIDDEN):
+                bad.append(f"{path.relative_to(root)}:{line} imports {name}")
+    assert bad == [], "the report must draw results only:\n" + "\n".join(bad)
+
+
+def test_the_layering_check_catches_each_form_of_import() -> None:
+    src = (
+        "import torch.nn as nn\nfrom torch import nn\nfrom netxray import models\n"
+        "def f():\n    from netxray.attribution.engine import x\n"
+        "if TYPE_CHECKING:\n    from netxray.data import Dataset\n"
+    )
+    names = [n for _, n in _runtime_imports(ast.parse(src))]
+    assert "torch.nn" in names and "netxray.models" in names
+    assert "netxray.attribution.engine" in names and "netxray.data" not in names

@@ -76,7 +76,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: submodules reachable as attributes without an explicit import (``netxray.data.moons``)
-_SUBMODULES = {"data", "presets", "plot", "report", "demo"}
+_SUBMODULES = {"data", "presets", "plot", "report", "demo", "analysis"}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 

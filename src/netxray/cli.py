@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     diag.add_argument("--out", default=None, help="also write a report into this folder")
 
-    from netxray.report.writers import CLI_METHODS
+    # the attribution methods `explain` offers: those of netxray.attribution.METHODS that
+    # need no option beyond the target
+    CLI_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad",
+                   "feature_ablation")
 
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
     _add_model_options(explain)
@@ -172,7 +175,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     if args.out:
-        from netxray.report.writers import write_health_report
+        from netxray.analysis import write_health_report
 
         path = write_health_report(model, ds, report, Path(args.out))
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
@@ -180,7 +183,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from netxray.report.writers import write_explanation
+    from netxray.analysis import write_explanation
 
     model, ds = _load_target(args)
     target: int | str = args.target if args.target == "pred" else _int(args.target, "--target")

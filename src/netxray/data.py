@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from netxray._results import Result
 
-@dataclass(frozen=True)
-class Dataset:
+
+@dataclass(frozen=True, eq=False)
+class Dataset(Result):
     """Features ``X`` ``(n, features)`` (images: ``(n, h, w)`` flattened unless asked),
     integer labels ``y`` ``(n,)``, and names for both."""
 

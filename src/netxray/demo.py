@@ -233,8 +233,10 @@ def _meta(run: DemoRun) -> dict[str, Any]:
 
 
 def write_outputs(run: DemoRun, out: Path) -> Path:
-    """Write ``out/report.html`` and the same pictures as PNG files beside it."""
-    from netxray.report.build import analyze, diverged_payload, payload
+    """Write ``out/report.html``, the results it draws (``out/results.npz``, an
+    :class:`netxray.analysis.Analysis`) and the same pictures as PNG files beside it."""
+    from netxray.analysis import analyze
+    from netxray.report.build import diverged_payload, write_analysis
     from netxray.report.html import write_report
     from netxray.report.pngs import write_pngs
 
@@ -244,8 +246,7 @@ def write_outputs(run: DemoRun, out: Path) -> Path:
         return write_report(diverged_payload(run.title, run.health, run.history, meta),
                             out / "report.html")
     analysis = analyze(run.model, run.train, run.test, run.history, health=run.health,
-                       title=run.title)
+                       title=run.title, subtitle="made by netxray demo", meta=meta)
+    analysis.save(out / "results.npz")
     write_pngs(analysis, out)
-    return write_report(
-        payload(analysis, subtitle="made by netxray demo", meta=meta), out / "report.html"
-    )
+    return write_analysis(analysis, out / "report.html")

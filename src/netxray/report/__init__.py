@@ -5,12 +5,29 @@ front-end that works offline from a single file and, fed over HTTP, as the live 
     payload = {"title": "moons", "sections": [{"id": "training", "title": "Training",
                "charts": [charts.lines("loss", x=[1, 2, 3], series={"train": [0.7, 0.5, 0.4]})]}]}
     write_report(payload, "report.html")
+
+The report draws results only and never runs a model: ``write_analysis`` draws a bundle made
+by :func:`netxray.analysis.analyze`, fresh or loaded from a file::
+
+    from netxray.analysis import Analysis
+    from netxray.report import write_analysis
+    write_analysis(Analysis.load("netxray-out/results.npz"), "report.html")
 """
 
 from __future__ import annotations
 
 from netxray.report import charts
+from netxray.report.build import analysis_payload, write_analysis
 from netxray.report.charts import KINDS
 from netxray.report.html import payload_json, render_html, validate_payload, write_report
 
-__all__ = ["KINDS", "charts", "payload_json", "render_html", "validate_payload", "write_report"]
+__all__ = [
+    "KINDS",
+    "analysis_payload",
+    "charts",
+    "payload_json",
+    "render_html",
+    "validate_payload",
+    "write_analysis",
+    "write_report",
+]

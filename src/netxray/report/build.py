@@ -1,144 +1,37 @@
-"""From a trained model and its data to results (:func:`analyze`), and from results to the
-report's payload (:func:`payload`). The report is built from results, never from a live
-model, so a stored run or the live server can feed the same front-end.
+"""From results to the report's payload: one section builder per part of the page.
+
+Everything here reads result objects (an :class:`netxray.analysis.Analysis` bundle, a
+``HealthReport``, a ``TrainingHistory``) and returns chart specs; nothing here runs a model.
+That is what lets a saved bundle, a stored run or the live server feed the same front-end.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from netxray._checks import model_dtype
-from netxray.data import Dataset
 from netxray.report import charts
+from netxray.report.html import write_report
+
+if TYPE_CHECKING:  # for annotations only: the report imports no computing or application code
+    from netxray.analysis import Analysis
+    from netxray.boundary import BoundaryEvolution
+    from netxray.health import HealthReport
+    from netxray.projection import Projection
+    from netxray.training import TrainingHistory
+
+__all__ = [
+    "analysis_payload", "diverged_payload", "health_section", "training_section", "write_analysis"
+]
 
 #: A report embeds at most this many points per scatter/surface, so it stays small.
 MAX_POINTS = 1500
-#: The report adds a t-SNE of the last hidden layer up to this many training samples.
-TSNE_MAX_POINTS = 5000
-#: The report shows the input pattern of at most this many first-layer units.
-MAX_PATTERNS = 64
 #: The per-unit health table lists at most this many units (the least active first).
 MAX_UNIT_ROWS = 400
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Every result a report shows, computed once (``analyze``) and drawn twice (HTML, PNG)."""
-
-    title: str
-    train: Dataset
-    test: Dataset
-    history: Any  # TrainingHistory | None
-    boundary: Any  # BoundaryGrid
-    evolution: Any  # BoundaryEvolution | None
-    unit_maps: Any  # UnitMaps
-    layers: list[str]  # hidden layers shown, in forward order
-    hidden: dict[str, np.ndarray]  # layer -> (n_train, features) activations
-    activation_maps: dict[str, Any]  # layer -> ActivationMap (training set)
-    projections: dict[str, Any]  # layer (or "layer (t-SNE)") -> Projection of the training set
-    train_pred: np.ndarray  # (n_train,) predicted class
-    probes: Any  # ProbeResult | None
-    cka: Any  # CKAMatrix | None
-    saliency: Any  # Attribution of the test points (signed, predicted class)
-    dataset_saliency: Any  # DatasetAttribution over the test set (by true class)
-    health: Any  # HealthReport
-    unit_patterns: np.ndarray | None = None  # (units, features): mean d unit / d input, layer 1
-    grid_warp: Any = None  # GridWarp, when a hidden layer has exactly 2 units
-
-
-def _predict(model: nn.Module, X: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return model(X).argmax(dim=1).cpu().numpy()
-
-
-def analyze(
-    model: nn.Module,
-    train: Dataset,
-    test: Dataset,
-    history: Any = None,
-    *,
-    health: Any = None,
-    title: str = "netxray report",
-) -> Analysis:
-    """Compute what the report shows. ``model`` must be in eval mode; it is not changed."""
-    from netxray.attribution import NeuronGradient, Saliency, attribute_dataset
-    from netxray.boundary import boundary_evolution, decision_boundary, grid_warp, unit_maps
-    from netxray.capture import activations, default_layers
-    from netxray.health import diagnose
-    from netxray.probes import activation_map, cka_matrix, linear_probes
-    from netxray.projection import project
-
-    dtype = model_dtype(model)
-    Xtr, ytr = train.tensors(dtype)
-    Xte, _ = test.tensors(dtype)
-    layers = list(default_layers(model))
-    acts = activations(model, (Xtr, ytr), layers=layers)
-    hidden = {name: acts.flat(name) for name in layers}
-    two_d = train.X.shape[1] == 2
-    boundary = decision_boundary(model, Xtr, resolution=160 if two_d else 100)
-    maps = unit_maps(model, Xtr, resolution=48)
-    evolution = None
-    if history is not None and len(history.checkpoints) > 1:
-        # frames hold resolution^2 x classes numbers each: keep many-class reports small
-        res = 80 if train.n_classes <= 3 else 48
-        evolution = boundary_evolution(
-            model, history.checkpoints, Xtr, ytr, resolution=res, hidden_layer=layers[-1]
-        )
-    projections = {
-        name: project(H, "pca", n_components=2) for name, H in hidden.items() if H.shape[1] >= 2
-    }
-    last = hidden[layers[-1]]
-    if not two_d and last.shape[1] > 2 and len(last) <= TSNE_MAX_POINTS:
-        projections[f"{layers[-1]} (t-SNE)"] = project(last, "tsne", random_state=0)
-    probes = None
-    counts = np.bincount(train.y)
-    if counts.min() >= 5:
-        probes = linear_probes({"input": train.X, **hidden}, train.y, cv=5)
-    cka = cka_matrix({"input": train.X, **hidden}) if len(hidden) >= 1 else None
-    saliency = Saliency(model).attribute(Xte, target="pred", abs=False)
-    dataset_saliency = attribute_dataset(
-        Saliency(model), test.tensors(dtype), target="label", n_classes=train.n_classes
-    )
-    if health is None:
-        health = diagnose(model, (Xtr, ytr))
-    patterns = None
-    if train.image_shape is not None:  # what each first-layer unit looks for in an image
-        ng = NeuronGradient(model, layers[0])
-        n_units = hidden[layers[0]].shape[1]
-        patterns = np.stack([
-            ng.attribute(Xte, unit=k).values.mean(0).detach().cpu().numpy().reshape(-1)
-            for k in range(min(n_units, MAX_PATTERNS))
-        ])
-    warp = None
-    if any(h.shape[1] == 2 for h in hidden.values()):
-        warp = grid_warp(model, Xtr, layers=[n for n, h in hidden.items() if h.shape[1] == 2])
-    return Analysis(
-        title=title,
-        train=train,
-        test=test,
-        history=history,
-        boundary=boundary,
-        evolution=evolution,
-        unit_maps=maps,
-        layers=layers,
-        hidden=hidden,
-        activation_maps={n: activation_map(H, train.y) for n, H in hidden.items()},
-        projections=projections,
-        train_pred=_predict(model, Xtr),
-        probes=probes,
-        cka=cka,
-        saliency=saliency,
-        dataset_saliency=dataset_saliency,
-        health=health,
-        unit_patterns=patterns,
-        grid_warp=warp,
-    )
 
 
 # ------------------------------------------------------------------------------ payload
@@ -169,7 +62,7 @@ def _axis_labels(a: Analysis) -> tuple[str, str]:
     return "PC 1 of the inputs", "PC 2 of the inputs"
 
 
-def training_section(h: Any) -> dict[str, Any]:
+def training_section(h: TrainingHistory) -> dict[str, Any]:
     """Loss and accuracy curves from a :class:`netxray.TrainingHistory`."""
     loss = {"train loss": h.train_loss}
     acc = {"train accuracy": h.train_acc}
@@ -225,7 +118,7 @@ def boundary_section(a: Analysis) -> dict[str, Any]:
     }
 
 
-def _accuracies(ev: Any) -> list[float | None]:
+def _accuracies(ev: BoundaryEvolution) -> list[float | None]:
     acc = getattr(ev, "accuracy", None)
     if acc is None or len(acc) == 0:
         return [None] * len(ev.epochs)
@@ -287,7 +180,9 @@ def activations_section(a: Analysis) -> dict[str, Any]:
     }
 
 
-def _projection_chart(a: Analysis, name: str, proj: Any, correct: np.ndarray) -> dict[str, Any]:
+def _projection_chart(
+    a: Analysis, name: str, proj: Projection, correct: np.ndarray
+) -> dict[str, Any]:
     idx = _subsample(len(proj.coords))
     H = a.hidden[name]
     busiest = np.argsort(-H.var(axis=0))[:3]  # colour by the units that vary most
@@ -411,7 +306,7 @@ def _severity(s: str) -> str:
     return s if s in charts.SEVERITIES else "info"
 
 
-def health_section(health: Any) -> dict[str, Any]:
+def health_section(health: HealthReport) -> dict[str, Any]:
     items = [
         {"severity": _severity(f.severity), "kind": f.kind, "layer": f.layer or "",
          **_headline(f.advice),
@@ -468,7 +363,7 @@ def health_section(health: Any) -> dict[str, Any]:
     }
 
 
-def _unit_rows(health: Any) -> list[list[Any]]:
+def _unit_rows(health: HealthReport) -> list[list[Any]]:
     if health.stats is None:
         return []
     rows = []
@@ -501,8 +396,8 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def payload(a: Analysis, *, subtitle: str = "", meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report's JSON payload: health first, then the pictures."""
+def analysis_payload(a: Analysis) -> dict[str, Any]:
+    """The report's payload for an analysis bundle: health first, then the pictures."""
     sections = [health_section(a.health)]
     if a.history is not None:
         sections.append(training_section(a.history))
@@ -513,10 +408,18 @@ def payload(a: Analysis, *, subtitle: str = "", meta: dict[str, Any] | None = No
         representations_section(a),
         saliency_section(a),
     ]
-    return {"title": a.title, "subtitle": subtitle, "meta": meta or {}, "sections": sections}
+    return {"title": a.title, "subtitle": a.subtitle, "meta": dict(a.meta), "sections": sections}
 
 
-def diverged_payload(title: str, health: Any, history: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def write_analysis(a: Analysis, path: str | os.PathLike[str]) -> Path:
+    """Draw an analysis bundle, fresh or loaded (``Analysis.load("results.npz")``), as the
+    HTML report at ``path``."""
+    return write_report(analysis_payload(a), path)
+
+
+def diverged_payload(
+    title: str, health: HealthReport, history: TrainingHistory | None, meta: dict[str, Any]
+) -> dict[str, Any]:
     """The report of a network whose values are NaN/Inf: its health first, then its curves.
 
     Nothing computed from the broken network (boundaries, projections, saliency) is shown:

@@ -1,10 +1,11 @@
 """Chart specs: plain, JSON-ready dicts the web front-end draws.
 
 One function per chart kind. Each checks its inputs (shapes agree, labels fit) and returns a
-dict ``{"kind": ..., "title": ..., ...}`` holding only lists, strings, bools, finite numbers
-and ``None`` (NaN and +-Inf become ``None``, drawn as gaps or grey cells). Arrays may be
-NumPy arrays, torch tensors or nested lists. Numbers are stored to 4 significant digits, which
-is plenty for a picture and keeps reports small.
+JSON-ready dict ``{"kind": ..., "title": ..., ...}``. Inputs may be NumPy arrays, torch tensors
+or nested lists; numeric arrays are stored *packed* (:mod:`netxray.report.packing`: base64
+of float32, of float16 for pictures, of 8-bit codes for probabilities and unit maps), which
+the page decodes back to nested arrays, NaN and +-Inf as ``null`` (drawn as gaps or grey
+cells). :func:`netxray.report.packing.unpack` reads them back in Python.
 
 The same dicts feed the self-contained HTML report and, later, the live server: put them in
 a payload's ``sections[i]["charts"]`` (see :mod:`netxray.report.html` and docs/report.md).
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from netxray.report.packing import pack
 
 __all__ = [
     "KINDS",
@@ -52,9 +55,8 @@ SEVERITIES = ("critical", "error", "warning", "info", "ok")
 
 _CMAPS = ("viridis", "diverging", "gray")
 _MARKERS = ("train", "test")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: Significant digits kept for chart numbers (probabilities keep 3 decimals).
-SIGNIFICANT = 4
+#: Probabilities are stored as 8-bit codes of this step: 0 and 1 exact, any value within 1/508.
+PROB_STEP = 1.0 / 254.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -83,26 +85,6 @@ def _numbers(value: Any, name: str, ndim: int, *, nonempty: bool = True) -> np.n
     if nonempty and arr.size == 0:
         raise ValueError(f"{name} is empty; a chart needs at least one value")
     return arr
-
-
-def _plain(arr: np.ndarray) -> list:
-    """Nested lists of Python floats to :data:`SIGNIFICANT` digits, ``None`` for NaN/Inf.
-
-    A picture needs no more, and reports with hundreds of thousands of numbers stay small.
-    """
-    arr = np.asarray(arr, dtype=np.float64)
-    finite = np.isfinite(arr)
-    small = finite & (np.abs(arr) < _FLOAT32_MAX)
-    kept = np.where(small, arr, 0.0)
-    mid = small & (np.abs(kept) > 1e-30) & (np.abs(kept) < 1e30)  # leave extremes exact
-    safe = np.where(mid, np.abs(kept), 1.0)
-    mag = 10.0 ** (np.floor(np.log10(safe)) - (SIGNIFICANT - 1))
-    kept = np.where(mid, np.round(kept / mag) * mag, kept)
-    # float32's shortest repr, read back as float64, prints short in JSON (0.1, not 0.10000000149)
-    short = kept.astype(np.float32).astype(str).astype(np.float64)
-    out = np.where(small, short, arr).astype(object)
-    out[~finite] = None
-    return out.tolist()
 
 
 def _text(value: Any, name: str) -> str:
@@ -144,9 +126,15 @@ def _check_cmap(cmap: str, allowed: Sequence[str] = _CMAPS) -> str:
 
 def _categorical(values: list, name: str, class_names: Sequence[str] | None) -> dict[str, Any]:
     """Labels (ints, bools or strings) as codes into a list of category names."""
+    categories, codes = _category_codes(values, name, class_names)
+    return {"type": "categorical", "categories": categories, "values": _pack_codes(codes)}
+
+
+def _category_codes(
+    values: list, name: str, class_names: Sequence[str] | None
+) -> tuple[list[str], list[int]]:
     if all(isinstance(v, bool | np.bool_) for v in values):
-        categories = ["false", "true"]
-        return {"type": "categorical", "categories": categories, "values": [int(v) for v in values]}
+        return ["false", "true"], [int(v) for v in values]
     if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
         ints = [int(v) for v in values]
         if class_names is not None:
@@ -155,25 +143,40 @@ def _categorical(values: list, name: str, class_names: Sequence[str] | None) -> 
                     f"{name} holds class indices {min(ints)}..{max(ints)} but class_names has "
                     f"{len(class_names)} names; pass one name per class"
                 )
-            return {"type": "categorical", "categories": list(class_names), "values": ints}
+            return list(class_names), ints
         if ints and min(ints) < 0:
             raise ValueError(
                 f"{name}: integer labels must be >= 0 (class indices); got {min(ints)}"
             )
         k = max(ints) + 1 if ints else 0
-        return {"type": "categorical", "categories": [str(i) for i in range(k)], "values": ints}
+        return [str(i) for i in range(k)], ints
     if all(isinstance(v, str) for v in values):
         categories = sorted(set(values))
         index = {c: i for i, c in enumerate(categories)}
-        return {
-            "type": "categorical",
-            "categories": categories,
-            "values": [index[v] for v in values],
-        }
+        return categories, [index[v] for v in values]
     raise ValueError(
         f"{name} mixes kinds of labels; pass all ints (class indices), all bools, all strings, "
         "or a float array for a continuous colouring"
     )
+
+
+def _pack_codes(codes: list[int]) -> dict[str, Any]:
+    """Category codes: one byte each while they fit (exact), else float32 (exact to 2**24)."""
+    if codes and max(codes) >= 255:
+        return pack(np.asarray(codes, dtype=np.float64))
+    return pack(np.asarray(codes, dtype=np.float64), "u8", lo=0.0, step=1.0)
+
+
+def _symmetric_u8(maps: np.ndarray, *, shared: bool) -> dict[str, Any]:
+    """``(units, ny, nx)`` maps as 8-bit codes on a symmetric scale, one per map (or one for
+    all when ``shared``): 0 stays exactly 0 and each map's largest |value| is code 0 or 254,
+    so a map drawn on its own symmetric scale keeps every colour to within half a step."""
+    finite = np.where(np.isfinite(maps), np.abs(maps), 0.0)
+    top = finite.max(axis=(1, 2)) if maps.size else np.zeros(len(maps))
+    if shared:
+        top = np.full(len(maps), top.max() if top.size else 0.0)
+    step = np.where(top > 0, top / 127.0, 1.0)
+    return pack(maps, "u8", lo=-(step * 127.0), step=step)
 
 
 # --------------------------------------------------------------------------- chart kinds
@@ -213,12 +216,12 @@ def lines(
                 f"series[{name!r}] has {ys.shape[0]} values but x has {xs.shape[0]}; "
                 "give one value per x"
             )
-        out.append({"name": str(name), "values": _plain(ys), "dashed": str(name) in dashed})
+        out.append({"name": str(name), "values": pack(ys), "dashed": str(name) in dashed})
     unknown = set(dashed) - {str(n) for n in series}
     if unknown:
         raise ValueError(f"dashed names unknown series {sorted(unknown)}; series: {list(series)}")
     spec.update(
-        x=_plain(xs),
+        x=pack(xs),
         series=out,
         xlabel=_text(xlabel, "xlabel"),
         ylabel=_text(ylabel, "ylabel"),
@@ -268,7 +271,7 @@ def heatmap(
     if vmin is not None and vmax is not None and vmin >= vmax:
         raise ValueError(f"vmin ({vmin}) must be below vmax ({vmax})")
     spec.update(
-        matrix=_plain(m),
+        matrix=pack(m, "f2"),
         row_labels=_labels(row_labels, rows, "row_labels"),
         col_labels=_labels(col_labels, cols, "col_labels"),
         row_groups=groups,
@@ -385,9 +388,9 @@ def surface(
             raise ValueError(f"arrows[{i}] has a non-finite value {vals}")
         arr.append(dict(zip(("x", "y", "dx", "dy"), vals, strict=True)))
     spec.update(
-        x=_plain(ax),
-        y=_plain(ay),
-        probs=np.round(p, 3).tolist(),
+        x=pack(ax),
+        y=pack(ay),
+        probs=pack(p, "u8", lo=0.0, step=PROB_STEP),
         class_names=[str(n) for n in names],
         points=pts,
         arrows=arr,
@@ -437,14 +440,14 @@ def scatter(
             arr.dtype.kind == "O" and all(v is None or isinstance(v, float) for v in arr)
         ):
             f = np.asarray([np.nan if v is None else v for v in arr.tolist()], dtype=np.float64)
-            entry = {"type": "continuous", "values": _plain(f)}
+            entry = {"type": "continuous", "values": pack(f, "f2")}
         else:
             entry = _categorical(arr.tolist(), f"color_by[{name!r}]", class_names)
         entry["name"] = str(name)
         colorings.append(entry)
     spec.update(
-        x=_plain(xs),
-        y=_plain(ys),
+        x=pack(xs),
+        y=pack(ys),
         color_by=colorings,
         xlabel=_text(xlabel, "xlabel"),
         ylabel=_text(ylabel, "ylabel"),
@@ -484,7 +487,7 @@ def thumbnails(
         if len(ext) != 4 or not all(math.isfinite(v) for v in ext):
             raise ValueError(f"extent must be 4 finite numbers (xmin, xmax, ymin, ymax); got {ext}")
     spec.update(
-        maps=_plain(m),
+        maps=_symmetric_u8(m, shared=bool(shared_scale)),
         labels=_labels(labels, units, "labels") or [f"unit {i}" for i in range(units)],
         marked=flags,
         mark_label=_text(mark_label, "mark_label"),
@@ -513,7 +516,7 @@ def bars(
     names = _labels(labels, v.size, "labels")
     if not signed and (v[np.isfinite(v)] < 0).any():
         raise ValueError("signed=False needs values >= 0; pass signed=True for negative values")
-    spec.update(labels=names, values=_plain(v), signed=bool(signed), xlabel=_text(xlabel, "xlabel"))
+    spec.update(labels=names, values=pack(v), signed=bool(signed), xlabel=_text(xlabel, "xlabel"))
     return spec
 
 
@@ -611,7 +614,7 @@ def images(
     imgs = _numbers(images, "images", 3)
     n = imgs.shape[0]
     spec.update(
-        images=_plain(imgs),
+        images=pack(imgs, "f2"),
         labels=_labels(labels, n, "labels") or [str(i) for i in range(n)],
         cmap=_check_cmap(cmap),
         shared_scale=bool(shared_scale),

@@ -1,7 +1,9 @@
 """The self-contained HTML report: the web front-end with a run's data embedded as JSON.
 
-The page is one file: the template, the CSS and the JavaScript from ``web/`` inlined, and the
-payload in ``<script type="application/json" id="netxray-data">``. It opens from ``file://``
+The page is one file: the template, the CSS and the JavaScript from ``web/`` inlined (the
+modules of :data:`JS_MODULES`, concatenated in that order inside one function scope), and the
+payload in ``<script type="application/json" id="netxray-data">``, its arrays packed
+(:mod:`netxray.report.packing`) and each stored once. It opens from ``file://``
 with no network at all. The live server (``netxray serve``) feeds the same front-end the same
 JSON (:func:`payload_json`) over HTTP; ``render_html(payload, live_url=...)`` makes a page that
 polls it and redraws through ``window.netxrayRender(payload)``.
@@ -10,7 +12,8 @@ Payload::
 
     {"title": str, "subtitle": str, "meta": {key: str | number | bool | None},
      "sections": [{"id": str, "title": str, "description": str,
-                   "charts": [chart spec from netxray.report.charts, ...]}]}
+                   "charts": [chart spec from netxray.report.charts, ...]}],
+     "arrays": [packed array, ...]}   # written by payload_json; specs hold {"$ref": i}
 """
 
 from __future__ import annotations
@@ -28,8 +31,14 @@ from typing import Any
 from netxray._io import write_text
 from netxray._results import to_plain
 from netxray.report.charts import KINDS
+from netxray.report.packing import share
 
-__all__ = ["payload_json", "render_html", "validate_payload", "write_report"]
+__all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html", "validate_payload",
+           "write_report"]
+
+#: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
+#: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
+JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "page.js")
 
 # Keys each chart kind must carry (what the front-end reads); builders in charts.py set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -114,10 +123,11 @@ def validate_payload(payload: Any) -> None:
 def payload_json(payload: Mapping[str, Any]) -> str:
     """The payload, validated, as compact JSON (what the report embeds and the server sends).
 
-    Arrays and tensors become lists, NaN/Inf become ``null``.
+    The charts' packed arrays move to ``"arrays"``, each distinct one stored once; anything
+    else array-like becomes lists and numbers, NaN/Inf ``null``.
     """
     validate_payload(payload)
-    plain = to_plain(dict(payload))
+    plain = share(to_plain(dict(payload)))
     plain.setdefault("subtitle", "")
     plain.setdefault("meta", {})
     return json.dumps(plain, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
@@ -137,10 +147,17 @@ def _script_safe(text: str) -> str:
 @cache
 def _asset(name: str) -> str:
     text = resources.files("netxray.report").joinpath("web", name).read_text(encoding="utf-8")
-    closing = {"app.js": "</script", "style.css": "</style"}.get(name)
+    closing = "</script" if name.endswith(".js") else "</style" if name.endswith(".css") else None
     if closing and closing in text.lower():  # would end the inline element early
         raise RuntimeError(f"web/{name} contains {closing!r}; it cannot be inlined")
     return text
+
+
+@cache
+def front_end_js() -> str:
+    """The page's script: :data:`JS_MODULES` concatenated in order in one strict-mode scope."""
+    body = "\n".join(_asset(name) for name in JS_MODULES)
+    return f'(function () {{\n"use strict";\n{body}\n}})();\n'
 
 
 def render_html(
@@ -164,7 +181,7 @@ def render_html(
     parts = {
         "TITLE": html.escape(str(payload["title"])),
         "CSS": _asset("style.css"),
-        "JS": _asset("app.js"),
+        "JS": front_end_js(),
         "DATA": data,
         "LIVE": live,
     }

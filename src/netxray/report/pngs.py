@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netxray._io import atomic_write
-from netxray.report.build import Analysis
+
+if TYPE_CHECKING:
+    from netxray.analysis import Analysis
 
 
 def save_png(figure: Any, path: Path) -> Path:

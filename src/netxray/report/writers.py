@@ -1,25 +1,34 @@
-"""Files for ``netxray diagnose --out`` and ``netxray explain``: a report, PNGs, and the numbers."""
+"""Files for ``netxray diagnose --out`` and ``netxray explain``: a report, PNGs, and the numbers.
+
+These draw results only (a ``HealthReport``, an ``Attribution``) beside the dataset they came
+from; what runs the model lives in :mod:`netxray.analysis`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
-from netxray._checks import model_dtype
 from netxray._io import write_text
-from netxray.data import Dataset
 from netxray.report import charts
 from netxray.report.build import health_section
 from netxray.report.html import write_report
 from netxray.report.pngs import save_png
 
+if TYPE_CHECKING:
+    from netxray.attribution import Attribution
+    from netxray.data import Dataset
+    from netxray.health import HealthReport
 
-def write_health_report(model: nn.Module, dataset: Dataset, health: Any, out: Path) -> Path:
+__all__ = ["write_attribution_files", "write_health_files"]
+
+
+def write_health_files(health: HealthReport, dataset: Dataset, out: Path, *,
+                       subtitle: str = "") -> Path:
     """``out/report.html`` with the Health section, and ``out/health.png``."""
     from netxray.plot.health import LayerActivityDisplay
 
@@ -28,35 +37,11 @@ def write_health_report(model: nn.Module, dataset: Dataset, health: Any, out: Pa
         save_png(LayerActivityDisplay.from_result(health).plot().figure_, out / "health.png")
     payload = {
         "title": f"netxray diagnose: {dataset.name}",
-        "subtitle": f"{type(model).__name__} on {len(dataset)} samples",
+        "subtitle": subtitle,
         "meta": {"samples": len(dataset), "findings": len(health.findings)},
         "sections": [health_section(health)],
     }
     return write_report(payload, out / "report.html")
-
-
-#: the attribution methods ``netxray explain`` offers (names of ``netxray.attribution.METHODS``
-#: that need no option beyond the target)
-CLI_METHODS = (
-    "saliency",
-    "input_x_gradient",
-    "integrated_gradients",
-    "smoothgrad",
-    "feature_ablation",
-)
-
-
-def explain_dataset(
-    model: nn.Module, dataset: Dataset, *, method: str = "saliency", target: int | str = "pred"
-) -> Any:
-    """Attributions of every sample of ``dataset``: an ``Attribution`` (signed values)."""
-    from netxray.attribution import explain
-
-    if method not in CLI_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {list(CLI_METHODS)}")
-    X, _ = dataset.tensors(model_dtype(model))
-    kwargs: dict[str, Any] = {"abs": False} if method == "saliency" else {}
-    return explain(model, X, method=method, target=target, **kwargs)
 
 
 def _class_mean_abs(values: np.ndarray, dataset: Dataset) -> np.ndarray:
@@ -81,14 +66,14 @@ def _summary_csv(values: np.ndarray, dataset: Dataset) -> str:
     return buf.getvalue()
 
 
-def write_explanation(
-    model: nn.Module, dataset: Dataset, *, method: str, target: int | str, out: Path
+def write_attribution_files(
+    attr: Attribution, dataset: Dataset, *, target: int | str, out: Path
 ) -> list[Path]:
-    """Attributions as NPZ (every value) and CSV (per-feature summary), PNGs and a report."""
+    """The attributions of every sample of ``dataset`` as NPZ (every value) and CSV
+    (per-feature summary), PNGs and a report."""
     from netxray.plot.attribution import FeatureAttributionDisplay, ImageAttributionDisplay
 
     out.mkdir(parents=True, exist_ok=True)
-    attr = explain_dataset(model, dataset, method=method, target=target)
     values = attr.values.detach().cpu().double().numpy().reshape(len(dataset), -1)
     written = [attr.save(out / "attributions.npz")]
     written.append(write_text(out / "attributions.csv", _summary_csv(values, dataset)))
