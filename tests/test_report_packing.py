@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from netxray.report import charts, payload_json
+from netxray.report import chart_spec, charts, payload_json
 from netxray.report.packing import ENCODINGS, is_packed, pack, share, tolerance, unpack
 
 _FLOATS = hnp.arrays(
@@ -44,7 +44,7 @@ def test_float_encodings_stay_within_their_tolerance(a: np.ndarray) -> None:
 @given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
                   elements=st.floats(0, 1)))
 def test_probabilities_in_one_byte_are_within_1_over_508(p: np.ndarray) -> None:
-    packed = pack(p, "u8", lo=0.0, step=charts.PROB_STEP)
+    packed = pack(p, "u8", lo=0.0, step=chart_spec.PROB_STEP)
     _check(packed, p)
     assert np.abs(unpack(packed) - p).max(initial=0) <= 1 / 508 + 1e-12
     assert len(packed["data"]) == 4 * -(-p.size // 3)  # one byte a value, in base64

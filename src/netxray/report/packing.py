@@ -86,7 +86,7 @@ def pack(values: Any, encoding: str = "f4", *, lo: Any = None, step: Any = None)
         top = float(np.abs(a[finite]).max()) if finite.any() else 0.0
         exp = math.ceil(math.log2(top / _F2_TOP)) if top > 0 else 0
         out["exp"] = exp
-        scaled = np.where(finite, a, 0.0) * 2.0**-exp
+        scaled = np.ldexp(np.where(finite, a, 0.0), -exp)  # exact, no overflow of 2**-exp
         raw = np.where(finite, scaled, a).astype("<f2")
     elif encoding == "u8":
         if lo is None or step is None:
@@ -117,7 +117,7 @@ def unpack(packed: Mapping[str, Any]) -> np.ndarray:
     if enc in ("f4", "f8"):
         a = np.frombuffer(raw, dtype="<" + enc).astype(np.float64)
     elif enc == "f2":
-        a = np.frombuffer(raw, dtype="<f2").astype(np.float64) * 2.0 ** packed["exp"]
+        a = np.ldexp(np.frombuffer(raw, dtype="<f2").astype(np.float64), packed["exp"])
     elif enc == "u8":
         codes = np.frombuffer(raw, dtype=np.uint8).reshape(shape)
         lo, step = _per_slice(packed["lo"], codes, "lo"), _per_slice(packed["step"], codes, "step")
