@@ -201,20 +201,21 @@ class NeuronIntegratedGradients(_NeuronMethod):
         """As :meth:`IntegratedGradients.attribute`, for a hidden unit instead of an output."""
         x = self._inputs(inputs)
         base = _baselines(baselines, x)
-        alphas, weights = _ig_rule(method, n_steps)
-        rows = _chunk_rows(internal_batch_size, x)
+        rule = _ig_rule(method, n_steps)
+        rows = _chunk_rows(internal_batch_size, x, x.shape[0] * len(rule), self.name)
         with preserved_state(self.model):
             with torch.no_grad():
                 act, _ = _layer_forward(self.model, self.module, self.layer, x[:1], stop=True)
             idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
             t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-            values = _integrate(
-                lambda xs, _ts: self._unit_grad(xs, idx, unit)[0], x, base, t, alphas, weights, rows
-            )
+            (values,) = _integrate(
+                lambda xs, _ts, _a: (self._unit_grad(xs[0], idx, unit)[0],),
+                (x,), (base,), t, rule, rows,
+            )  # fmt: skip
             u_x = self._unit_values(x, idx, rows)
             u_b = self._unit_values(base, idx, rows)
             u_b = u_b.expand(x.shape[0]) if u_b.shape[0] == 1 else u_b
-            delta = values.flatten(1).sum(1) - (u_x - u_b)
+            delta = values.reshape(x.shape[0], -1).sum(1) - (u_x - u_b)
         params = {"unit": list(idx), "n_steps": int(n_steps), "method": method}
         return Attribution(values, x, None, delta, self.name, layer=self.layer, params=params)
 
