@@ -150,8 +150,14 @@ def _no_gradient(model: nn.Module, which: str) -> ValueError:
     )
 
 
-def _warn_nonfinite(model: nn.Module, values: Sequence[torch.Tensor], method: str) -> None:
-    """Warn when attributions hold NaN/Inf, naming the parameters or buffers that do."""
+def _warn_nonfinite(
+    model: nn.Module,
+    values: Sequence[torch.Tensor],
+    method: str,
+    what: str = "the attributions contain",
+) -> None:
+    """Warn when ``values`` (attributions, or the selected outputs) hold NaN/Inf, naming the
+    parameters or buffers that do."""
     if all(bool(torch.isfinite(v.sum())) for v in values):  # one reduction each when fine
         if all(bool(torch.isfinite(v).all()) for v in values):
             return
@@ -168,7 +174,7 @@ def _warn_nonfinite(model: nn.Module, values: Sequence[torch.Tensor], method: st
         why = "the model's outputs or gradients are NaN/Inf at these inputs"
         fix = "check the model's outputs (overflow, log of 0, division by 0)"
     warnings.warn(
-        f"{method}: the attributions contain NaN/Inf because {why}; {fix}",
+        f"{method}: {what} NaN/Inf because {why}; {fix}",
         NetxrayWarning,
         stacklevel=3,
     )

@@ -213,13 +213,15 @@ def _target_grads(
     Raises, naming the embedding layers to attribute to, when no gradient reaches an input:
     zeros there would be no answer.
     """
-    from netxray.attribution._call import _no_gradient
+    from netxray.attribution._call import _no_gradient, _warn_nonfinite
 
     with torch.enable_grad():
         xg = tuple(x.detach().requires_grad_(True) for x in xs)
         out = _as_2d(_run(model, xg, args), xs[0].shape[0])
         t = target if checked else _resolve_target(target, out)  # type: ignore[assignment]
         sel = out.gather(1, t.unsqueeze(1)).sum()
+        if not bool(torch.isfinite(sel)):
+            _warn_nonfinite(model, (sel.detach(),), "attribution", "the explained outputs are")
         which = "the inputs" if len(xs) == 1 else "inputs[{}]"
         if not sel.requires_grad:
             raise _no_gradient(model, which.format(0))

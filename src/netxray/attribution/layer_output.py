@@ -120,6 +120,8 @@ def _layer_grad(
     leaf, out = _layer_pass(model, module, name, xs, args, replace)
     tt = t if checked else _resolve_target(t, out)
     sel = out.gather(1, tt.unsqueeze(1)).sum()  # type: ignore[union-attr]
+    if not bool(torch.isfinite(sel)):
+        _warn_nonfinite(model, (sel.detach(),), "attribution", "the explained outputs are")
     if not sel.requires_grad:
         raise _no_gradient(model, f"layer {name!r}'s output")
     (g,) = torch.autograd.grad(sel, leaf, allow_unused=True)

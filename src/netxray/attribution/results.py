@@ -47,10 +47,10 @@ class Attribution(Result):
         sequence (the embedding), with padding (``mask`` False) set to exactly 0, so sums and
         plots over tokens never see padding, NaN there included."""
         v = self.values
-        if isinstance(v, tuple) or v.ndim < 2:
+        if isinstance(v, tuple) or v.ndim < 3:
             shape = [tuple(t.shape) for t in v] if isinstance(v, tuple) else tuple(v.shape)
             raise ValueError(
-                f"token_scores needs values shaped (batch, seq, ...), got {shape}; attribute "
+                f"token_scores needs values shaped (batch, seq, embedding...), got {shape}; attribute "
                 "to an embedding layer (LayerIntegratedGradients(model, layer=...))"
             )
         s = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
