@@ -14,12 +14,18 @@ Where things live:
 - ``results``: :class:`Attribution` and :class:`DatasetAttribution`, what every call returns;
 - ``gradient``: Saliency, InputXGradient, IntegratedGradients, SmoothGrad;
 - ``perturbation``: Occlusion, FeatureAblation, FiniteDifference (any callable, no gradient);
-- ``layer``: hidden units: NeuronGradient, NeuronIntegratedGradients,
-  LayerGradientXActivation;
+- ``layer``: hidden units: NeuronGradient, NeuronIntegratedGradients;
+- ``layer_output``: attribution to a layer's output, token attributions:
+  LayerGradient, LayerGradientXActivation, LayerIntegratedGradients;
 - ``by_name``: :data:`METHODS` and :func:`explain`;
 - ``dataset``: :func:`attribute_dataset`, over a whole dataset batch by batch;
 - ``_engine``: what they share (targets, chunking, gradients, baselines, integration rules,
-  the method base class) and why it is fast.
+  the method base class) and why it is fast;
+- ``_call``: Captum's calling convention (tuple inputs, ``additional_forward_args``) and the
+  checks against silent wrong answers (no gradient, NaN weights, passes too big to fit).
+
+Methods take ``inputs`` as a tensor or a tuple of tensors and ``additional_forward_args``,
+as Captum's do; ``values`` come back shaped the same way.
 """
 
 from netxray.attribution.by_name import METHODS, explain
@@ -30,10 +36,11 @@ from netxray.attribution.gradient import (
     Saliency,
     SmoothGrad,
 )
-from netxray.attribution.layer import (
+from netxray.attribution.layer import NeuronGradient, NeuronIntegratedGradients
+from netxray.attribution.layer_output import (
+    LayerGradient,
     LayerGradientXActivation,
-    NeuronGradient,
-    NeuronIntegratedGradients,
+    LayerIntegratedGradients,
 )
 from netxray.attribution.perturbation import FeatureAblation, FiniteDifference, Occlusion
 from netxray.attribution.results import Attribution, DatasetAttribution
@@ -45,7 +52,9 @@ __all__ = [
     "FiniteDifference",
     "InputXGradient",
     "IntegratedGradients",
+    "LayerGradient",
     "LayerGradientXActivation",
+    "LayerIntegratedGradients",
     "NeuronGradient",
     "NeuronIntegratedGradients",
     "Occlusion",

@@ -1,10 +1,10 @@
-"""Hidden units: which inputs drive one unit (neuron methods), which units drive the output
-(layer methods).
+"""Hidden units: which inputs drive one unit (neuron methods).
 
 Neuron methods return ``values`` shaped like the inputs and ``target=None`` (the unit is in
-``params["unit"]``); layer methods return ``values`` shaped like the layer's output. A
-forward hook on the layer records its output and is removed in ``finally``; neuron methods
-stop the forward pass right after the layer, so they cost only the layers up to it.
+``params["unit"]``). A forward hook on the layer records its output and is removed in
+``finally``; neuron methods stop the forward pass right after the layer, so they cost only
+the layers up to it. Layer methods (attribution to a layer's output, token attributions)
+live in :mod:`netxray.attribution.layer_output` and share the layer lookup here.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from netxray._checks import preserved_state
 from netxray.attribution._engine import (
     Baselines,
     IGRule,
-    Target,
-    _as_2d,
     _baselines,
     _chunk_rows,
     _ig_rule,
     _integrate,
     _Method,
-    _resolve_target,
     _run,
 )
 from netxray.attribution.results import Attribution
@@ -201,62 +198,20 @@ class NeuronIntegratedGradients(_NeuronMethod):
         """As :meth:`IntegratedGradients.attribute`, for a hidden unit instead of an output."""
         x = self._inputs(inputs)
         base = _baselines(baselines, x)
-        alphas, weights = _ig_rule(method, n_steps)
-        rows = _chunk_rows(internal_batch_size, x)
+        rule = _ig_rule(method, n_steps)
+        rows = _chunk_rows(internal_batch_size, x, x.shape[0] * len(rule), self.name)
         with preserved_state(self.model):
             with torch.no_grad():
                 act, _ = _layer_forward(self.model, self.module, self.layer, x[:1], stop=True)
             idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
             t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-            values = _integrate(
-                lambda xs, _ts: self._unit_grad(xs, idx, unit)[0], x, base, t, alphas, weights, rows
-            )
+            (values,) = _integrate(
+                lambda xs, _ts, _a: (self._unit_grad(xs[0], idx, unit)[0],),
+                (x,), (base,), t, rule, rows,
+            )  # fmt: skip
             u_x = self._unit_values(x, idx, rows)
             u_b = self._unit_values(base, idx, rows)
             u_b = u_b.expand(x.shape[0]) if u_b.shape[0] == 1 else u_b
-            delta = values.flatten(1).sum(1) - (u_x - u_b)
+            delta = values.reshape(x.shape[0], -1).sum(1) - (u_x - u_b)
         params = {"unit": list(idx), "n_steps": int(n_steps), "method": method}
         return Attribution(values, x, None, delta, self.name, layer=self.layer, params=params)
-
-
-class LayerGradientXActivation(_LayerMethod):
-    """Which units of ``layer`` drive the output: activation x d output[target] / d activation,
-    per unit. ``values`` are shaped like the layer's output ``(batch, ...)``."""
-
-    name = "layer_gradient_x_activation"
-
-    def attribute(
-        self,
-        inputs: torch.Tensor | np.ndarray,
-        *,
-        target: Target,
-        internal_batch_size: int | None = None,
-    ) -> Attribution:
-        """``values`` ``(batch, *layer_output)``; summed over units it is a first-order
-        estimate of the target output (exact for a ReLU net without biases after the layer)."""
-        x = self._inputs(inputs)
-        rows = x.shape[0] if internal_batch_size is None else _chunk_rows(internal_batch_size, x)
-        vals, ts = [], []
-        t_all = None
-        if not (isinstance(target, str | int | np.integer) or target is None):
-            t_all = torch.as_tensor(target)
-            if t_all.ndim != 1 or t_all.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"target has shape {tuple(t_all.shape)}; pass one int per sample, shape ({x.shape[0]},)"
-                )
-        with preserved_state(self.model), torch.enable_grad():
-            for s in range(0, x.shape[0], rows):
-                xb = x[s : s + rows].detach().requires_grad_(True)  # so a frozen model has a graph
-                act, out = _layer_forward(self.model, self.module, self.layer, xb, stop=False)
-                out2 = _as_2d(out, xb.shape[0])
-                t = _resolve_target(target if t_all is None else t_all[s : s + rows], out2)
-                sel = out2.gather(1, t.unsqueeze(1)).sum()
-                if not (sel.requires_grad and act.requires_grad):
-                    raise ValueError(
-                        f"the output does not depend on layer {self.layer!r} through autograd"
-                    )
-                (g,) = torch.autograd.grad(sel, act, allow_unused=True)
-                g = torch.zeros_like(act) if g is None else g
-                vals.append((g * act).detach())
-                ts.append(t)
-        return Attribution(torch.cat(vals), x, torch.cat(ts), None, self.name, layer=self.layer)

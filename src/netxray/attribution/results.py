@@ -24,6 +24,9 @@ class Attribution(Result):
     output column explained per sample (``None`` for neuron methods, which explain a hidden
     unit: see ``params["unit"]``). ``delta``: ``(batch,)`` completeness error
     ``sum(values) - (F(x) - F(baseline))`` for integrated-gradient methods, else ``None``.
+    For tuple inputs (Captum's convention) ``values`` and ``inputs`` are tuples, one tensor
+    per input. ``mask``: ``(batch, seq)`` which positions are real tokens (layer methods
+    given ``mask=``, e.g. the attention mask), used by :meth:`token_scores`.
     """
 
     values: torch.Tensor
@@ -33,9 +36,27 @@ class Attribution(Result):
     method: str
     layer: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.values.shape[0])
+        v = self.values[0] if isinstance(self.values, tuple) else self.values
+        return int(v.shape[0])
+
+    def token_scores(self) -> torch.Tensor:
+        """One score per token ``(batch, seq)``: ``values`` summed over every dim after the
+        sequence (the embedding), with padding (``mask`` False) set to exactly 0, so sums and
+        plots over tokens never see padding, NaN there included."""
+        v = self.values
+        if isinstance(v, tuple) or v.ndim < 3:
+            shape = [tuple(t.shape) for t in v] if isinstance(v, tuple) else tuple(v.shape)
+            raise ValueError(
+                f"token_scores needs values shaped (batch, seq, embedding...), got {shape}; attribute "
+                "to an embedding layer (LayerIntegratedGradients(model, layer=...))"
+            )
+        s = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
+        if self.mask is None:
+            return s
+        return torch.where(self.mask.to(s.device), s, torch.zeros((), dtype=s.dtype, device=s.device))
 
 
 @dataclass(frozen=True, eq=False)
