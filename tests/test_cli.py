@@ -329,13 +329,20 @@ def test_a_cnn_is_diagnosed_and_projected_from_the_command_line(capsys, tmp_path
     code, out, err = run(capsys, "diagnose", "--model", f"{tmp_path}/convnet.py:make",
                          "--data", str(tmp_path / "images.npz"), "--json")
     assert code in (0, 1), err
-    layers = {s["layer"] for s in json.loads(out)["layers"]} if "layers" in json.loads(out) else None
-    assert layers is None or "1" in layers
+    relu = json.loads(out)["stats"]["layers"]["1"]
+    assert relu["module_type"] == "ReLU" and relu["shape"] == [4, 6, 6]  # the conv's maps
+    assert relu["count"][0] == 40 * 6 * 6  # every position of every image
     code, out, err = run(capsys, "project", "--model", f"{tmp_path}/convnet.py:make", "--data",
                          str(tmp_path / "images.npz"), "--layer", "1",
                          "--out", str(tmp_path / "c.csv"))
     assert code == 0, err
     assert "pca of 1 (144 features, 40 samples)" in out
+    code, out, err = run(capsys, "explain", "--model", f"{tmp_path}/convnet.py:make", "--data",
+                         str(tmp_path / "images.npz"), "--out", str(tmp_path / "ex"))
+    assert code == 0, err
+    values = np.load(tmp_path / "ex" / "attributions.npz")["values"]
+    assert values.shape == (40, 1, 8, 8)
+    assert (tmp_path / "ex" / "by_class.png").exists()  # drawn as 8x8 images
 
 
 def test_project_writes_what_the_suffix_says(capsys, user_model):
