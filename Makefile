@@ -21,6 +21,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/netxray demo
+	@echo
+	@echo "netxray is installed in $(VENV)/: run 'source $(BIN)/activate' to put it on your PATH,"
+	@echo "or call it as $(BIN)/netxray (e.g. $(BIN)/netxray diagnose --preset dying_relu)."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -109,3 +109,48 @@ def test_npz_loading_and_errors(tmp_path):
         data.load_npz(s)
     with pytest.raises(ValueError, match="unknown dataset"):
         data.load("mnist")
+
+
+def test_npz_keeps_the_stored_shape_of_X_for_the_model(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 1, 6, 5))
+    np.savez(tmp_path / "img.npz", X=X, y=np.arange(10) % 2)
+    d = data.load_npz(tmp_path / "img.npz")
+    assert d.X.shape == (10, 30)  # features, as every Dataset has them
+    assert d.meta["input_shape"] == (1, 6, 5) and d.image_shape == (6, 5)
+    Xt, yt = d.tensors()
+    assert Xt.shape == (10, 1, 6, 5)
+    np.testing.assert_array_equal(Xt.double().numpy(), X.astype(np.float32))
+    train, test = d.split(test_size=0.3, seed=0)  # splits keep the shape too
+    assert train.tensors()[0].shape == (7, 1, 6, 5) and test.tensors()[0].shape == (3, 1, 6, 5)
+    np.savez(tmp_path / "rgb.npz", X=rng.normal(size=(4, 3, 2, 2)), y=np.zeros(4, int))
+    rgb = data.load_npz(tmp_path / "rgb.npz")
+    assert rgb.tensors()[0].shape == (4, 3, 2, 2) and rgb.image_shape is None
+    np.savez(tmp_path / "flat.npz", X=rng.normal(size=(4, 3)), y=np.zeros(4, int))
+    flat = data.load_npz(tmp_path / "flat.npz")
+    assert flat.tensors()[0].shape == (4, 3) and "input_shape" not in flat.meta
+
+
+def test_npz_that_is_not_an_archive_of_arrays(tmp_path):
+    import io
+    import zipfile
+
+    good = tmp_path / "good.npz"
+    np.savez(good, X=np.ones((3, 2)), y=np.zeros(3, int))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a readable .npz archive.*truncated"):
+        data.load_npz(truncated)
+    member = tmp_path / "member.npz"
+    y = io.BytesIO()
+    np.save(y, np.zeros(3, int))
+    with zipfile.ZipFile(member, "w") as z:
+        z.writestr("X.npy", b"not an array")
+        z.writestr("y.npy", y.getvalue())
+    with pytest.raises(ValueError, match="member 'X' is not a NumPy array"):
+        data.load_npz(member)
+    single = tmp_path / "single.npz"
+    with single.open("wb") as f:
+        np.save(f, np.ones(3))
+    with pytest.raises(ValueError, match="a single .npy array, not an .npz archive"):
+        data.load_npz(single)

@@ -58,6 +58,13 @@ def test_variants_run_on_other_datasets(tmp_path):
     assert len(run.history.train_loss) == 30
     table = demo.lecture_table(run)
     assert "epoch  10 |" in table and "epoch  30 |" in table
+    # the saliency of 64 pixels is one short line each, not two 64-number arrays
+    saliency = [line for line in table.splitlines() if "Saliency" in line or "autograd" in line]
+    assert len(saliency) == 2
+    for line in saliency:
+        assert " ... " in line and "(64 values" in line and len(line) < 160
+        inside = line[line.index("[") + 1:line.index("]")].split()
+        assert len(inside) == 7 and inside[3] == "..."  # 3 values, ..., 3 values
     report = demo.write_outputs(run, tmp_path)
     assert (tmp_path / "saliency_by_class.png").exists() and report.exists()
     assert (tmp_path / "unit_patterns.png").exists()  # the input pattern of each unit

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,3 +120,194 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
         for p, flag in zip(params, flags, strict=True):
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------------------
+# the one input check: can the model take these inputs, and these labels?
+# --------------------------------------------------------------------------------------
+
+# What torch says when a tensor has the wrong shape for a layer (Linear, Conv, RNN, norms,
+# reshapes, embeddings); any other error from the model is its own and propagates as is.
+_SHAPE_ERRORS = re.compile(
+    r"shapes cannot be multiplied|mat1 dim|size mismatch|expected input|Expected \d+D"
+    r"|to have \d+ channels|must match the size of tensor|must be equal to input_size"
+    r"|Kernel size can't be greater|don't multiply up|is invalid for input of size"
+    r"|should contain \d+ elements|normalized_shape|index out of range in self"
+    r"|Expected .*input|input\.size\(",
+)
+
+
+def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first module (in definition order) that owns parameters: what inputs meet first."""
+    for name, m in model.named_modules():
+        if any(True for _ in m.parameters(recurse=False)):
+            return name, m
+    return None
+
+
+def expected_input(model: nn.Module) -> str | None:
+    """The input shape the model's first layer takes, in words, or None if it cannot tell."""
+    found = _first_layer(model)
+    if found is None:
+        return None
+    name, m = found
+    where = f"its first layer {name!r} is {type(m).__name__}" if name else f"it is a {type(m).__name__}"
+    if isinstance(m, nn.Linear):
+        return f"(batch, {m.in_features}) ({where} with in_features={m.in_features})"
+    if isinstance(m, nn.Bilinear):
+        return f"(batch, {m.in1_features}) and (batch, {m.in2_features}) ({where})"
+    if isinstance(m, nn.modules.conv._ConvNd):
+        dims = {1: "length", 2: "height, width", 3: "depth, height, width"}[len(m.kernel_size)]
+        return f"(batch, {m.in_channels}, {dims}) ({where} with in_channels={m.in_channels})"
+    if isinstance(m, nn.Embedding | nn.EmbeddingBag):
+        return (f"(batch, length) integer ids in 0..{m.num_embeddings - 1} "
+                f"({where} with num_embeddings={m.num_embeddings})")
+    if isinstance(m, nn.RNNBase):
+        order = "(batch, length, {})" if m.batch_first else "(length, batch, {})"
+        return f"{order.format(m.input_size)} ({where} with input_size={m.input_size})"
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return f"(batch, {m.num_features}, ...) ({where} with num_features={m.num_features})"
+    if isinstance(m, nn.LayerNorm):
+        last = ", ".join(str(s) for s in m.normalized_shape)
+        return f"(..., {last}) ({where} with normalized_shape={tuple(m.normalized_shape)})"
+    return None
+
+
+def _output_tensor(out: Any) -> torch.Tensor | None:
+    """The logits in a model's output: a tensor, ``.logits``, or the first tensor inside."""
+    if isinstance(out, torch.Tensor):
+        return out
+    logits = getattr(out, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, tuple | list):
+        for item in out:
+            found = _output_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _shape_of(inputs: Any) -> str:
+    if isinstance(inputs, torch.Tensor | np.ndarray):
+        return str(tuple(inputs.shape))
+    if isinstance(inputs, dict):
+        return "{" + ", ".join(f"{k}: {_shape_of(v)}" for k, v in inputs.items()) + "}"
+    if isinstance(inputs, tuple | list):
+        return "(" + ", ".join(_shape_of(v) for v in inputs) + ")"
+    return type(inputs).__name__
+
+
+def _head(x: Any, n: int, model: nn.Module) -> Any:
+    """The first ``n`` samples of a tensor, array, tuple/list of them or dict of them."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, torch.Tensor):
+        x = x[:n]
+        if x.is_floating_point():
+            return x.to(device=model_device(model), dtype=model_dtype(model))
+        return x.to(device=model_device(model))
+    if isinstance(x, dict):
+        return {k: _head(v, n, model) for k, v in x.items()}
+    if isinstance(x, tuple | list):
+        return type(x)(_head(v, n, model) for v in x)
+    return x
+
+
+def probe_model(model: nn.Module, inputs: Any, *, n: int = 8) -> torch.Tensor:
+    """Run ``model`` on the first ``n`` samples of ``inputs``; return its output tensor.
+
+    ``inputs``: a tensor or array ``(batch, ...)`` (the call ``model(x)``), a tuple/list of
+    them (``model(*x)``) or a dict of them (``model(**x)``). A shape mismatch becomes a
+    ``ValueError`` that says what the model takes ("the model cannot take inputs of shape
+    (50, 5); it expects (batch, 4) ..."), instead of torch's "mat1 and mat2 shapes cannot be
+    multiplied". Runs in eval mode without gradients; the model's state is left as it was
+    (batch-norm's running statistics included). Cost: one forward pass of ``n`` samples.
+    """
+    head = _head(inputs, n, model)
+    try:
+        with preserved_state(model), torch.no_grad():
+            model.eval()
+            if isinstance(head, dict):
+                out = model(**head)
+            elif isinstance(head, tuple | list):
+                out = model(*head)
+            else:
+                out = model(head)
+    except (RuntimeError, IndexError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not _SHAPE_ERRORS.search(str(e)):
+            raise
+        expects = expected_input(model)
+        hint = f"; it expects {expects}" if expects else ""
+        raise ValueError(
+            f"the model cannot take inputs of shape {_shape_of(inputs)}{hint}. torch says: "
+            f"{message}. Pass data shaped like the data the model was built for "
+            "(the same number of features, channels and sizes)"
+        ) from e
+    t = _output_tensor(out)
+    if t is None:
+        raise ValueError(
+            f"the model returned a {type(out).__name__} with no tensor in it; netxray needs a "
+            "model that returns its outputs (logits) as a tensor"
+        )
+    return t
+
+
+def n_classes_of(outputs: torch.Tensor) -> int:
+    """How many classes a ``(batch, classes)`` output scores (1 for ``(batch,)``)."""
+    return 1 if outputs.ndim < 2 else int(outputs.shape[-1])
+
+
+def check_labels(
+    labels: torch.Tensor | np.ndarray, n_classes: int, *, what: str = "label"
+) -> None:
+    """Refuse integer labels outside ``0..n_classes-1``: "label 7 but the model outputs 3 classes".
+
+    Float labels (regression targets) are not class indices and pass unchecked.
+    """
+    y = torch.as_tensor(labels)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or y.numel() == 0:
+        return
+    out_of_range = (y < 0) | (y >= n_classes)
+    if not bool(out_of_range.any()):
+        return
+    flat = y.reshape(-1)
+    bad = int(flat[out_of_range.reshape(-1).nonzero()[0, 0]])  # the first, in data order
+    count = int(out_of_range.sum())
+    plural = "class" if n_classes == 1 else "classes"
+    raise ValueError(
+        f"{what} {bad} but the model outputs {n_classes} {plural}"
+        + (f" ({count} {what}s out of range)" if count > 1 else "")
+        + f"; {what}s must be 0..{n_classes - 1}. Check that the data belongs to this model, "
+        "or give the model's last layer one output per class"
+    )
+
+
+def check_model_input(
+    model: nn.Module, inputs: Any, labels: Any = None, *, n: int = 8
+) -> int:
+    """The one input check: the model runs on ``inputs`` and can score ``labels``.
+
+    Runs :func:`probe_model` on the first ``n`` samples, then checks that there is one label
+    per sample and each is a class the model outputs (:func:`check_labels`). Returns the
+    number of classes the model outputs. Raises ``ValueError`` naming the problem and fix.
+    """
+    out = probe_model(model, inputs, n=n)
+    k = n_classes_of(out)
+    if labels is not None:
+        first = inputs
+        while isinstance(first, tuple | list | dict):
+            first = next(iter(first.values() if isinstance(first, dict) else first))
+        y = torch.as_tensor(labels) if isinstance(labels, np.ndarray | torch.Tensor) else None
+        if y is not None and isinstance(first, torch.Tensor | np.ndarray) and y.ndim >= 1:
+            if y.shape[0] != first.shape[0]:
+                raise ValueError(
+                    f"{first.shape[0]} input samples but {y.shape[0]} labels; pass one label "
+                    "per sample"
+                )
+        if y is not None:
+            check_labels(y, k)
+    return k

@@ -1,16 +1,59 @@
 """The ``netxray`` command: parses, calls the library, prints. No logic of its own.
 
-Exit codes: 0 success (``diagnose``: healthy), 1 ``diagnose`` found error-severity problems,
-2 bad input.
+Exit codes, for a CI gate: 0 fine (``diagnose``: no error-severity problem), 1 a verdict
+(``diagnose`` found error-severity problems), 2 bad input (a message names the problem and
+the fix; a file that cannot be written, e.g. a full or read-only disk, is bad input too:
+"cannot write PATH: reason"), 3 an unexpected failure (a short message; ``--debug`` shows
+the traceback). 130 when interrupted.
+
+``--help`` and argument errors answer without importing torch: the parser is built from
+literals only, and each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+OK, PROBLEMS, BAD_INPUT, CRASH, INTERRUPTED = 0, 1, 2, 3, 130
+
+#: the attribution methods ``netxray explain`` offers (names of ``netxray.attribution.METHODS``
+#: that need no option beyond the target); a literal so that ``--help`` needs no torch
+CLI_METHODS = (
+    "saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "smoothgrad",
+    "feature_ablation",
+)
+
+#: what ``project --out`` writes, by suffix (``-``: CSV on standard output)
+PROJECT_FORMATS = (".csv", ".json", ".npz")
+
+# errors of the disk or the path, not of netxray: exit 2, "cannot write PATH: reason"
+_WRITE_ERRNOS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+    errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ENAMETOOLONG,
+    errno.EINVAL, errno.ELOOP, errno.EIO,
+}
+
+_WRITE_FIXES = {
+    errno.ENOSPC: "free some space, or choose another --out on another disk",
+    errno.EDQUOT: "free some of your quota, or choose another --out",
+    errno.EFBIG: "choose another --out on a disk that takes larger files",
+    errno.EROFS: "the disk is read-only: choose another --out",
+    errno.EACCES: "fix the permissions, or choose another --out",
+    errno.EPERM: "fix the permissions, or choose another --out",
+}
+
+
+class InputError(Exception):
+    """Bad input found by the CLI itself: exit 2 with this message."""
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -54,17 +97,33 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="a counter-example from netxray.presets (see `netxray presets`)")
-    src.add_argument("--model", help="your model: package.module:factory or file.py:factory")
-    p.add_argument("--weights", help="weights for --model: .safetensors or a torch.save'd state dict")
-    p.add_argument("--data", help="data for --model: .npz (arrays X, y) or .csv (label column last)")
+    src.add_argument("--model",
+                     help="your model: package.module:factory or file.py:factory. netxray "
+                          "imports that module and calls factory() to build the model: it "
+                          "runs that code, so only name code you trust")
+    p.add_argument("--weights", help="weights for --model: .safetensors or a torch.save'd state "
+                                     "dict (without it the model has its factory's weights)")
+    p.add_argument("--data", help="data for --model: .npz (arrays X, y; X keeps its shape, e.g. "
+                                  "(n, 1, 28, 28) for a CNN) or .csv (label column last)")
     p.add_argument("--label", default=None, help="the label column of a CSV (default: the last)")
 
 
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, from literals: building it imports nothing heavy."""
     parser = argparse.ArgumentParser(
-        prog="netxray", description="See inside neural networks and find out why one trains badly."
+        prog="netxray", description="See inside neural networks and find out why one trains badly.",
+        epilog="Exit codes: 0 fine; 1 diagnose found error-severity problems; 2 bad input "
+               "(the message says what to fix; a full or read-only disk too); 3 unexpected "
+               "failure (--debug shows the traceback).",
     )
     parser.add_argument("--version", action="version", version=f"netxray {_version()}")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -79,11 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     diag.add_argument("--out", default=None, help="also write a report into this folder")
 
-    # the attribution methods `explain` offers: those of netxray.attribution.METHODS that
-    # need no option beyond the target
-    CLI_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad",
-                   "feature_ablation")
-
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
     _add_model_options(explain)
     explain.add_argument("--method", default="saliency",
@@ -92,80 +146,166 @@ def build_parser() -> argparse.ArgumentParser:
                          help="class index or 'pred' (the predicted class; default)")
     explain.add_argument("--out", default="netxray-explain", help="output folder")
 
-    proj = sub.add_parser("project", help="project a layer's hidden states to 2-D (CSV out)")
+    proj = sub.add_parser("project", help="project a layer's hidden states to 2-D")
     _add_model_options(proj)
     proj.add_argument("--layer", default=None,
                       help="dotted layer name (default: the last activation layer)")
     proj.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
     proj.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
     proj.add_argument("--out", default="netxray-projection.csv",
-                      help="CSV of coordinates with labels (or .npz)")
+                      help="the coordinates with labels, in the format the suffix names: "
+                           ".csv, .json or .npz; - writes CSV to standard output")
 
-    sub.add_parser("presets", help="list the counter-example presets")
-    sub.add_parser("datasets", help="list the built-in datasets")
+    presets = sub.add_parser("presets", help="list the counter-example presets")
+    datasets = sub.add_parser("datasets", help="list the built-in datasets")
+    for p in (demo, diag, explain, proj, presets, datasets):
+        _add_debug(p)
     return parser
 
 
 def _version() -> str:
-    from netxray import __version__
+    from netxray import __version__  # the package's __init__ is light: no torch
 
     return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = f"netxray {args.command}"
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"netxray {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except (InputError, ValueError, FileNotFoundError) as e:
+        _traceback(args)
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return BAD_INPUT
+    except OSError as e:
+        _traceback(args)
+        if e.errno in _WRITE_ERRNOS:
+            where = e.filename if e.filename is not None else "the output"
+            fix = _WRITE_FIXES.get(e.errno or 0, "choose another --out")
+            print(f"{name}: error: cannot write {where}: {e.strerror or e}; {fix}",
+                  file=sys.stderr)
+            return BAD_INPUT
+        print(_crash_message(name, e), file=sys.stderr)
+        return CRASH
+    except Exception as e:
+        _traceback(args)
+        print(_crash_message(name, e), file=sys.stderr)
+        return CRASH
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exc()
+
+
+def _crash_message(name: str, e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if len(text) > 300:
+        text = text[:300] + " ..."
+    return (f"{name}: unexpected error: {type(e).__name__}: {text}\n"
+            f"{name}: this is a bug in netxray or in the model's code; run again with --debug "
+            "for the traceback (exit code 3)")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A progress line on stderr, before a stretch that would otherwise be silent."""
+    print(f"netxray {args.command}: {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise InputError(f"cannot read {e.filename}: {e.strerror}") from e
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    """``--out`` as a folder: refuse ``-`` and an existing file before any work is done."""
+    out = Path(args.out)
+    if args.out == "-":
+        raise InputError(f"--out - (standard output) is for one file; {args.command} writes a "
+                         "folder of files. Give a folder name")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder; give a folder name")
+    return out
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    out = _folder(args)
     from netxray import demo
 
     if args.preset is not None:
+        _say(args, f"training the {args.preset!r} preset (seconds) ...")
         run = demo.run_preset(args.preset)
     else:
         config = demo.DemoConfig(
             dataset=args.dataset, hidden=args.hidden, activation=args.activation,
             epochs=args.epochs, lr=args.lr, seed=args.seed,
         )
-        run = demo.run(config, progress=not args.no_progress)
+        with _reading():
+            run = demo.run(config, progress=not args.no_progress)
     print(demo.lecture_table(run))
     print()
     print(run.health.summary())
-    report = demo.write_outputs(run, Path(args.out))
+    _say(args, f"writing the report and its pictures to {out}/ ...")
+    report = demo.write_outputs(run, out)
     print()
     print(f"Report: {report}")
-    return 0
+    return OK
 
 
-def _load_target(args: argparse.Namespace):  # -> (model, Dataset)
+def _load_target(args: argparse.Namespace):  # -> (model, Dataset, number of classes)
+    """The model and data the command runs on, checked: the model takes the data's inputs
+    and outputs a class for every label (else exit 2, naming the problem)."""
     from netxray import data, loading, presets
+    from netxray._checks import check_model_input, model_dtype
 
     if args.model is not None:
         if args.data is None:
-            raise ValueError("--model needs --data FILE.npz|FILE.csv to run the model on")
-        model = loading.load_model(args.model, args.weights)
-        if args.data.endswith(".csv"):
-            ds = data.load_csv(args.data, label=args.label if args.label is not None else -1)
-        else:
-            ds = data.load(args.data)
-        return model, ds
-    if args.weights is not None or args.data is not None:
-        raise ValueError("--weights and --data go with --model")
-    run = presets.get(args.preset or "healthy").run()
-    return run.model, run.data
+            raise InputError("--model needs --data FILE.npz|FILE.csv to run the model on")
+        with _reading():
+            model = loading.load_model(args.model, args.weights)
+            if args.data.endswith(".csv"):
+                ds = data.load_csv(args.data, label=args.label if args.label is not None else -1)
+            else:
+                ds = data.load(args.data)
+    else:
+        if args.weights is not None or args.data is not None:
+            raise InputError("--weights and --data go with --model")
+        name = args.preset or "healthy"
+        _say(args, f"training the {name!r} preset (seconds) ...")
+        run = presets.get(name).run()
+        model, ds = run.model, run.data
+    X, y = ds.tensors(model_dtype(model))
+    n_classes = check_model_input(model, X, y)
+    return model, ds, n_classes
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
+    out = _folder(args) if args.out else None
     from netxray._checks import model_dtype
     from netxray.health import diagnose, render_findings
 
-    model, ds = _load_target(args)
+    model, ds, _ = _load_target(args)
     report = diagnose(model, ds.tensors(model_dtype(model)))
+    untrained = args.model is not None and args.weights is None
+    note = ("note: no --weights given, so these are the weights the factory made: untrained "
+            "(random) unless the factory loads trained ones. A verdict about an untrained "
+            "model says little about the trained one; pass --weights FILE")
     if args.json:
         print(report.to_json(indent=1))
     elif sys.stdout.isatty():
@@ -174,44 +314,71 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         Console().print(render_findings(report))
     else:
         print(report.summary())
-    if args.out:
+    if untrained:
+        print(note, file=sys.stderr if args.json else sys.stdout)
+    if out is not None:
         from netxray.analysis import write_health_report
 
-        path = write_health_report(model, ds, report, Path(args.out))
+        path = write_health_report(model, ds, report, out)
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
     return report.exit_code
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    out = _folder(args)
+    target: int | str = args.target if args.target == "pred" else _int(args.target, "--target")
     from netxray.analysis import write_explanation
 
-    model, ds = _load_target(args)
-    target: int | str = args.target if args.target == "pred" else _int(args.target, "--target")
-    written = write_explanation(model, ds, method=args.method, target=target, out=Path(args.out))
+    model, ds, k = _load_target(args)
+    if isinstance(target, int):
+        if not 0 <= target < k:
+            raise InputError(
+                f"--target {target} but the model outputs {k} classes; pass a class index "
+                f"0..{k - 1}, or 'pred' for each sample's predicted class"
+            )
+    _say(args, f"computing {args.method} for {len(ds)} samples and writing pictures and a "
+               f"report to {out}/ ...")
+    written = write_explanation(model, ds, method=args.method, target=target, out=out)
     for path in written:
         print(path)
-    return 0
+    return OK
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    to_stdout = args.out == "-"
+    if not to_stdout and out.suffix not in PROJECT_FORMATS:
+        raise InputError(
+            f"--out {args.out}: cannot tell the format from the suffix {out.suffix or '(none)'!r};"
+            f" use one of {', '.join(PROJECT_FORMATS)}, or - for CSV on standard output"
+        )
+    if not to_stdout and out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name ending in .csv, .json or .npz")
+    from netxray import _io
     from netxray._checks import model_dtype
     from netxray.capture import activations, default_layers
     from netxray.projection import project
 
-    model, ds = _load_target(args)
+    model, ds, _ = _load_target(args)
     layer = args.layer if args.layer is not None else list(default_layers(model))[-1]
     acts = activations(model, ds.tensors(model_dtype(model)), layers=layer)
+    if args.method != "pca":
+        _say(args, f"fitting {args.method} on {len(ds)} samples (can take a minute) ...")
     result = project(acts.flat(layer), method=args.method, random_state=args.seed)
-    out = Path(args.out)
-    if out.suffix == ".npz":
-        path = result.to_npz(out, labels=ds.y)
+    if to_stdout or out.suffix == ".csv":
+        path = result.to_csv(_io.STDOUT if to_stdout else out, labels=ds.y)
+    elif out.suffix == ".json":
+        path = _io.write_json(out, {"layer": layer, **result.to_dict(),
+                                    "columns": result.column_names, "labels": ds.y.tolist()})
     else:
-        path = result.to_csv(out, labels=ds.y)
+        path = result.to_npz(out, labels=ds.y)
     trust = "-" if result.trustworthiness is None else f"{result.trustworthiness:.3f}"
+    summary = sys.stderr if to_stdout else sys.stdout
     print(f"{args.method} of {layer} ({acts.flat(layer).shape[1]} features, {len(ds)} samples); "
-          f"trustworthiness {trust}")
-    print(path)
-    return 0
+          f"trustworthiness {trust}", file=summary)
+    if not to_stdout:
+        print(path)
+    return OK
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -219,7 +386,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
     for name in presets.names():
         print(f"{name:14s} {presets.get(name).description}")
-    return 0
+    return OK
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -227,14 +394,14 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     for name in data.names():
         print(name)
-    return 0
+    return OK
 
 
 def _int(text: str, option: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{option} takes a class index or 'pred', got {text!r}") from None
+        raise InputError(f"{option} takes a class index or 'pred', got {text!r}") from None
 
 
 _COMMANDS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,8 +67,16 @@ class Dataset(Result):
         )
 
     def tensors(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(X, y)`` as tensors: features in ``dtype``, labels as int64."""
-        return torch.as_tensor(self.X, dtype=dtype), torch.as_tensor(self.y, dtype=torch.long)
+        """``(X, y)`` as tensors: features in ``dtype``, labels as int64.
+
+        ``X`` has the stored sample shape ``meta["input_shape"]`` when the data has one (an
+        ``.npz`` of images for a CNN), else ``(n, features)``.
+        """
+        X = torch.as_tensor(self.X, dtype=dtype)
+        shape = self.meta.get("input_shape")
+        if shape is not None:
+            X = X.reshape(len(self), *shape)  # type: ignore[misc]
+        return X, torch.as_tensor(self.y, dtype=torch.long)
 
 
 def standardize(train: Dataset, *others: Dataset) -> tuple[Dataset, ...]:
@@ -225,35 +234,62 @@ def load(name: str, **kwargs: object) -> Dataset:
 
 
 def load_npz(path: str | os.PathLike[str]) -> Dataset:
-    """An ``.npz`` with arrays ``X`` ``(n, features)`` and ``y`` ``(n,)`` integer labels.
+    """An ``.npz`` with arrays ``X`` ``(n, ...)`` and ``y`` ``(n,)`` integer labels.
 
+    ``X`` keeps its stored shape for the model: ``Dataset.X`` is ``(n, features)``, and
+    :meth:`Dataset.tensors` gives ``(n, *meta["input_shape"])`` (e.g. ``(n, 1, 28, 28)``
+    for a CNN). Images ``(n, h, w)`` or ``(n, 1, h, w)`` also get ``image_shape``.
     Loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such file: {p}")
+    save_hint = "Save it with np.savez(path, X=features, y=labels)"
     try:
-        with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in ("X", "y") if k not in f.files]
-            if missing:
-                raise ValueError(
-                    f"{p} lacks array(s) {missing}; it has {f.files}. "
-                    "Save with np.savez(path, X=features, y=labels)"
-                )
-            X, y = f["X"], f["y"]
+        with p.open("rb") as fh:  # ours to close, even when numpy gives up half way
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError(f"{p} is a single .npy array, not an .npz archive. {save_hint}")
+            with archive as f:
+                missing = [k for k in ("X", "y") if k not in f.files]
+                if missing:
+                    raise ValueError(
+                        f"{p} lacks array(s) {missing}; it has {f.files}. {save_hint}"
+                    )
+                X, y = f["X"], f["y"]
     except ValueError as e:
         if "pickle" in str(e):
-            raise ValueError(f"{p} holds object arrays, which netxray never unpickles") from None
-        raise
+            raise ValueError(
+                f"{p} is not an .npz archive of plain arrays: it holds pickled data (object "
+                f"arrays, or another format), which netxray never unpickles. {save_hint}"
+            ) from None
+        if str(e).startswith(str(p)):
+            raise
+        raise ValueError(f"{p}: cannot read an array ({e}); is it truncated? {save_hint}") from e
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise ValueError(
+            f"{p} is not a readable .npz archive ({type(e).__name__}: {e}); is it truncated? "
+            f"{save_hint}"
+        ) from e
+    for name, arr in (("X", X), ("y", y)):
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(
+                f"{p}: member {name!r} is not a NumPy array (not in .npy format). {save_hint}"
+            )
+    if X.ndim == 0:
+        raise ValueError(f"{p}: X is a single number; it must be (samples, features)")
     if X.ndim == 1:
         X = X[:, None]
-    if X.ndim > 2:
-        X = X.reshape(X.shape[0], -1)
+    input_shape = tuple(int(s) for s in X.shape[1:]) if X.ndim > 2 else None
+    image_shape = None
+    if input_shape is not None and len(input_shape) in (2, 3) and input_shape[:-2] in ((), (1,)):
+        image_shape = input_shape[-2:]  # one grey channel: drawn as an image
     if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{p}: X must be numeric, got dtype {X.dtype}")
-    X = X.astype(np.float64)
+    X = X.reshape(X.shape[0], -1).astype(np.float64)
     _check_finite_rows(X, p)
-    return Dataset(X, _labels(y, p), p.stem)
+    meta: dict[str, object] = {} if input_shape is None else {"input_shape": input_shape}
+    return Dataset(X, _labels(y, p), p.stem, image_shape=image_shape, meta=meta)
 
 
 def load_csv(

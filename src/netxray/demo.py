@@ -7,7 +7,7 @@ lecture's numbers, :func:`write_outputs` writes the HTML report and its PNG pict
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ def load_dataset(config: DemoConfig) -> tuple[Dataset, Dataset]:
         )
     else:
         ds = datasets.load(config.dataset)
+    if "input_shape" in ds.meta:  # an .npz of images: the demo's MLP takes them flat
+        ds = replace(ds, meta={k: v for k, v in ds.meta.items() if k != "input_shape"})
     train_set, test_set = ds.split(config.test_size, config.seed)
     if config.dataset in ("iris", "wine", "breast_cancer") or config.dataset.endswith(
         (".csv", ".npz")
@@ -187,6 +189,18 @@ def run_preset(name: str) -> DemoRun:
     )
 
 
+#: arrays longer than this print as their first and last values (a terminal line, not 64 numbers)
+SHORT_ARRAY = 8
+
+
+def _short(values: np.ndarray) -> str:
+    """``values`` as NumPy prints them; a long array as its ends and its length."""
+    if values.size <= SHORT_ARRAY:
+        return str(values)  # the lecture's two numbers, byte for byte
+    with np.printoptions(threshold=SHORT_ARRAY, edgeitems=3, linewidth=1000):
+        return f"{values} ({values.size} values; the report draws them all)"
+
+
 def lecture_table(run: DemoRun) -> str:
     """The lecture's printout, in its exact format, from the demo's results."""
     h = run.history
@@ -203,8 +217,8 @@ def lecture_table(run: DemoRun) -> str:
         lines.append("First two PCA components of hidden states (first 5 rows):")
         lines.append(str(run.pca_rows[:5]))
         lines.append("")
-        lines.append(f"Saliency scores for first test point: {run.saliency_fd}")
-        lines.append(f"  exact gradient (autograd):          {run.saliency_grad}")
+        lines.append(f"Saliency scores for first test point: {_short(run.saliency_fd)}")
+        lines.append(f"  exact gradient (autograd):          {_short(run.saliency_grad)}")
         diff = float(np.max(np.abs(run.saliency_fd - run.saliency_grad)))
         lines.append(f"  finite difference vs gradient: max |diff| = {diff:.1e}")
     if h.test_acc:
