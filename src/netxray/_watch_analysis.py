@@ -63,7 +63,7 @@ class Recorded:
     grad_sq: dict[str, torch.Tensor]  # sum of squared gradient elements
     grad_n: dict[str, int]  # number of gradient elements
     params: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-    norms: torch.Tensor | None = None  # (params, 3): weight, gradient, update norms (NaN: none)
+    norms: torch.Tensor | None = None  # (params, 4): weight, gradient, update, previous weight norms
 
 
 @dataclass
@@ -216,8 +216,8 @@ class StepAnalysis:
         if rec.norms is not None and rec.params:
             norms = rec.norms.double().tolist()
             rows = []
-            for (pname, shape), (wn, gn, un) in zip(rec.params, norms, strict=True):
-                ratio = un / wn if math.isfinite(un) and wn > 0 else math.nan
+            for (pname, shape), (wn, gn, un, pn) in zip(rec.params, norms, strict=True):
+                ratio = un / pn if math.isfinite(un) and pn > 0 else math.nan
                 rows.append((self.db.param_id(pname, shape), step, _f(wn), _f(gn), _f(ratio)))
                 params[pname] = ParamStats(name=pname, shape=shape, weight_norm=wn,
                                            grad_norm=None if math.isnan(gn) else gn)

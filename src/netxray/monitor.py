@@ -283,7 +283,10 @@ class Watch:
             self._handles.append(out.register_hook(functools.partial(self._on_grad, name)))
 
     def _on_grad(self, name: str, g: torch.Tensor) -> None:
-        n2 = torch.linalg.vector_norm(g.detach(), dtype=torch.float32).square()
+        g = g.detach()
+        if g.dtype in (torch.float16, torch.bfloat16):
+            g = g.float()  # half squares overflow
+        n2 = torch.linalg.vector_norm(g).square()
         if name in self._grad_sq:
             self._grad_sq[name] = self._grad_sq[name] + n2
             self._grad_n[name] += g.numel()
@@ -412,7 +415,8 @@ class Watch:
                 p0 = prev.get(name)
                 un = (_norm(w - p0) if p0 is not None and p0.shape == w.shape
                       else nan.to(wn.device))
-                rows.append(torch.stack([wn, gn, un]))
+                pn = _norm(p0) if p0 is not None else nan.to(wn.device)
+                rows.append(torch.stack([wn, gn, un, pn]))
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
             rec.norms = torch.stack(rows)
         return rec

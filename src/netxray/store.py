@@ -308,18 +308,20 @@ class Run:
         return self._layers[name]
 
     def layer_stats(self, layer: str) -> LayerSeries:
-        """One layer's statistics at every recorded step (one range scan of the table)."""
+        """One layer's statistics at every recorded step: two range scans of the table (the
+        numbers straight into one float array, then the histogram BLOBs)."""
         lid, info = self._layer(layer)
-        rows = self._q(
-            "SELECT step, " + ", ".join(LAYER_COLUMNS) + ", hist FROM layer_stats "
-            "WHERE layer_id = ? ORDER BY step", (lid,))
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(12)]
+        rows = self._q("SELECT step, " + ", ".join(LAYER_COLUMNS) + " FROM layer_stats "
+                       "WHERE layer_id = ? ORDER BY step", (lid,))
+        a = np.array(rows, dtype=np.float64).reshape(len(rows), 1 + len(LAYER_COLUMNS))  # NULL -> NaN
         nb = len(info.hist_edges) + 1 if len(info.hist_edges) else 0
-        hist = np.frombuffer(b"".join(h or bytes(8 * nb) for h in cols[11]), dtype=np.int64)
+        empty = bytes(8 * nb)
+        blobs = self._q("SELECT hist FROM layer_stats WHERE layer_id = ? ORDER BY step", (lid,))
+        hist = np.frombuffer(b"".join([h or empty for (h,) in blobs]), dtype=np.int64)
         return LayerSeries(
             layer=layer,
-            step=np.asarray(cols[0], dtype=np.int64),
-            **{c: _floats(list(v)) for c, v in zip(LAYER_COLUMNS, cols[1:11], strict=True)},
+            step=a[:, 0].astype(np.int64),
+            **{c: a[:, i + 1].copy() for i, c in enumerate(LAYER_COLUMNS)},
             hist=hist.reshape(len(rows), nb).copy(),
             hist_edges=info.hist_edges,
         )
