@@ -64,7 +64,7 @@ for epoch in (1, 100, 200, 300):
 
 hidden = run.layer_stats("hidden")
 print("hidden layer, share of active values by step:",
-      ", ".join(f"{s}: {a:.2f}" for s, a in zip(hidden.step[::6], hidden.frac_active[::6])))
+      ", ".join(f"{s}: {a:.2f}" for s, a in zip(hidden.step[::6], hidden.frac_active[::6], strict=True)))
 deaths = run.unit_death_steps("hidden")
 if deaths:
     for unit, step in sorted(deaths.items(), key=lambda kv: kv[1]):
