@@ -198,6 +198,8 @@ def test_no_hook_survives_and_the_model_is_untouched(tmp_path, hook_count):
         loss.backward()
         w.step(loss=loss)
     assert hook_count(model) == 0
+    with pytest.raises(RuntimeError, match="this watch is not open"):
+        w.step(loss=loss)
     with pytest.raises(KeyError, match="boom"):
         with watch(model, tmp_path / "b", every=1, alarms=lambda f, s: None) as w:
             model(X).sum().backward()

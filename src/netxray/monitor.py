@@ -32,6 +32,7 @@ from torch import nn
 
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
+from netxray._watch_transfer import reduce_across_ranks, to_host
 from netxray._watch_writer import Writer
 from netxray.health import Finding, Thresholds
 from netxray.stats import UnitStats, activation_family, saturation_band
@@ -85,31 +86,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 def _norm(t: torch.Tensor) -> torch.Tensor:
     t = t.detach()
     return torch.linalg.vector_norm(t if t.is_floating_point() else t.double()).double()
-
-
-def _host(msg: StepMsg) -> StepMsg:
-    """Start the GPU -> CPU copies of ``msg``'s tensors (non-blocking) and record an event."""
-    cuda = False
-
-    def move(t: Any) -> Any:
-        nonlocal cuda
-        if isinstance(t, torch.Tensor) and t.is_cuda:
-            cuda = True
-            return t.to("cpu", non_blocking=True)
-        return t
-
-    msg.loss = move(msg.loss)
-    msg.metrics = {k: move(v) for k, v in msg.metrics.items()}
-    msg.sums = move(msg.sums)
-    rec = msg.record
-    if rec is not None:
-        rec.states = {n: {k: move(v) for k, v in s.items()} for n, s in rec.states.items()}
-        rec.grad_sq = {n: move(v) for n, v in rec.grad_sq.items()}
-        rec.norms = move(rec.norms)
-    if cuda:
-        msg.event = torch.cuda.Event()
-        msg.event.record()
-    return msg
 
 
 def _detach(v: Any) -> Any:
@@ -318,6 +294,7 @@ class Watch:
         ``loss``: the step's loss (a tensor is fine: it is read on the writer thread);
         ``metrics``: name -> number or 0-d tensor. Alarms raised by earlier steps fire here.
         """
+        self._require_open()
         if self.model is None:
             raise TypeError("this watch has no model: log arrays with w.log(step, ...)")
         self._finish(self._step, loss, metrics, params=self._params() if self._recording else None)
@@ -340,6 +317,7 @@ class Watch:
         ``linear`` (default ``linear``; ``relu`` makes units able to die). Steps must
         increase; statistics are kept on steps divisible by ``every``, the loss on all.
         """
+        self._require_open()
         if step <= self._last_log:
             raise ValueError(f"steps must increase: got {step} after {self._last_log}")
         self._last_log = step
@@ -370,6 +348,11 @@ class Watch:
         if ws and (step + 1) % self.every == 0:
             self._copy_weights(step, ws)
 
+    def _require_open(self) -> None:
+        if self._stack is None or self.closed:
+            raise RuntimeError("this watch is not open: use it as `with netxray.watch(...) as w:` "
+                               "and call w.step()/w.log() inside the block")
+
     def _advance(self, step: int) -> None:
         self._check()
         self._deliver()
@@ -388,9 +371,9 @@ class Watch:
             msg.record = self._take_record(step, params)
             msg.new_layers, self._new = self._new, []
         if self._distributed:
-            self._reduce(msg)
+            reduce_across_ranks(msg, self._world)
         if self._writer is not None:
-            self._writer.put(_host(msg))
+            self._writer.put(to_host(msg))
 
     def _take_record(self, step: int, params: list[Any] | None) -> Recorded:
         states = {}
@@ -420,36 +403,6 @@ class Watch:
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
             rec.norms = torch.stack(rows)
         return rec
-
-    def _reduce(self, msg: StepMsg) -> None:
-        """Across ``torch.distributed`` ranks: loss averaged, layer sums and gradient sums of
-        squares summed (unit statistics were merged with ``UnitStats.sync``)."""
-        import torch.distributed as dist
-
-        parts = [torch.as_tensor(float("nan") if msg.loss is None else msg.loss,
-                                 dtype=torch.float64).reshape(1)]
-        if msg.sums is not None:
-            parts.append(msg.sums.double().cpu())
-        rec = msg.record
-        names = sorted(rec.grad_sq) if rec is not None else []
-        if names:
-            parts.append(torch.stack([rec.grad_sq[n].double().cpu() for n in names]))
-            parts.append(torch.tensor([float(rec.grad_n[n]) for n in names], dtype=torch.float64))
-        v = torch.cat([p.double().cpu().reshape(-1) for p in parts])
-        dist.all_reduce(v)
-        msg.loss = None if msg.loss is None else float(v[0]) / self._world
-        i = 1
-        if msg.sums is not None:
-            k = msg.sums.numel()
-            msg.sums, i = v[i:i + k], i + k
-        if rec is not None and names:
-            k = len(names)
-            rec.grad_sq = {n: v[i + j] for j, n in enumerate(names)}
-            rec.grad_n = {n: int(v[i + k + j]) for j, n in enumerate(names)}
-        if rec is not None:
-            total = torch.tensor([float(rec.batch)], dtype=torch.float64)
-            dist.all_reduce(total)
-            rec.batch = int(total.item())
 
     def _snapshot(self, step: int) -> None:
         if self._writer is None or not self._writer.take_snapshot():
