@@ -55,6 +55,11 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
          "expected vanishing_gradients: found", "expected nonfinite: found"],
         [],
     ),
+    "07_watch_numpy_lecture.py": (
+        ["epoch 100 | loss 0.3270 | train acc 0.854", "layers hidden, logits",
+         "unit death steps: none", "W1 update-to-weight ratio", "alarms: none"],
+        ["lecture-run/run.sqlite"],
+    ),
 }
 
 
@@ -131,7 +136,8 @@ def test_capture_docs_run(tmp_path: Path) -> None:
         assert line in proc.stdout, f"{line!r} not printed by docs/capture.md:\n{proc.stdout}"
 
 
-@pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report", "results"])
+@pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report", "results",
+                                 "watch"])
 def test_every_docs_page_runs(doc: str, tmp_path: Path) -> None:
     """Each page's python blocks run in order, as a reader pasting them would run them."""
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")

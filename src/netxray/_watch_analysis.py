@@ -1,0 +1,241 @@
+"""What the watcher's writer does with one training step: store rows and alarm events.
+
+The training thread hands over raw reductions (``UnitStats`` states, gradient sums of
+squares, parameter norms, one sum per layer output for the non-finite check); this module
+turns them into the run store's rows, into a per-step :class:`NetworkStats` judged by
+:func:`netxray.health.diagnose_stats`, and into alarm events: a problem ``(kind, layer)``
+fires once when it appears and re-arms when it clears.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from netxray.health import Finding, Thresholds, diagnose_stats
+from netxray.stats import LayerStats, NetworkStats, ParamStats, UnitStats
+from netxray.store import RunDB
+from netxray.store_results import FindingEvent, LayerInfo
+
+_RANK = {"info": 0, "warning": 1, "error": 2}
+#: kinds judged on every step from the loss and one sum per layer output
+_EVERY_STEP = ("nonfinite",)
+#: kinds diagnose_stats reports that the every-step check owns instead
+_OWNED = ("nonfinite", "loss_diverged", "loss_rising", "initial_loss")
+
+
+@dataclass
+class LayerMeta:
+    """How one watched layer is reduced (fixed when it first runs)."""
+
+    name: str
+    module_type: str
+    family: str
+    unit_dim: int
+    units: int
+    shape: tuple[int, ...]
+    saturation: tuple[float, float] | None
+    hist_range: tuple[float, float]
+    bins: int
+
+    def unit_stats(self) -> UnitStats:
+        return UnitStats(unit_dim=self.unit_dim, saturation=self.saturation,
+                         hist_range=self.hist_range, bins=self.bins)
+
+    def info(self) -> LayerInfo:
+        return LayerInfo(name=self.name, module_type=self.module_type, family=self.family,
+                         units=self.units, shape=self.shape, saturation=self.saturation,
+                         hist_edges=self.unit_stats().hist_edges)
+
+
+@dataclass
+class Recorded:
+    """A recorded step's raw reductions, in forward order of first call."""
+
+    batch: int
+    states: dict[str, dict[str, torch.Tensor]]
+    calls: dict[str, int]
+    grad_sq: dict[str, torch.Tensor]  # sum of squared gradient elements
+    grad_n: dict[str, int]  # number of gradient elements
+    params: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    norms: torch.Tensor | None = None  # (params, 4): weight, gradient, update, previous weight norms
+
+
+@dataclass
+class StepMsg:
+    """One training step for the writer; tensors may still be in flight from the GPU
+    (``event``: wait for it before reading them)."""
+
+    step: int
+    time: float
+    loss: Any
+    metrics: dict[str, Any]
+    sum_layers: list[str]
+    sums: torch.Tensor | None
+    record: Recorded | None = None
+    new_layers: list[LayerMeta] = field(default_factory=list)
+    event: Any = None
+
+
+def _f(v: Any) -> float | None:
+    """A plain float for SQLite (None for missing; NaN stays NaN, SQLite stores it as NULL)."""
+    if v is None:
+        return None
+    v = float(v.item() if isinstance(v, torch.Tensor) else v)
+    return None if math.isnan(v) else v
+
+
+def _message(f: Finding) -> str:
+    """The advice's first clause: what is wrong, in one line."""
+    text = f.advice
+    cut = min((i for i in (text.find("; "), text.find(". ")) if i > 0), default=len(text))
+    return text[:cut].rstrip(".")
+
+
+class StepAnalysis:
+    """Writer-side state: layer metadata, the alarm book, thresholds."""
+
+    def __init__(self, db: RunDB, *, thresholds: Thresholds | None, level: str) -> None:
+        if level not in _RANK:
+            raise ValueError(f"alarm severity must be one of {tuple(_RANK)}, got {level!r}")
+        self.db = db
+        self.thresholds = thresholds or Thresholds()
+        self.level = _RANK[level]
+        self.metas: dict[str, LayerMeta] = {}
+        self.active: dict[tuple[str, str | None], Finding] = {}
+
+    # ---------------------------------------------------------------------------- steps
+    def handle(self, msg: StepMsg) -> list[tuple[FindingEvent, Finding]]:
+        """Write ``msg``'s rows; return the alarm events it raised or cleared."""
+        for meta in msg.new_layers:
+            self.metas[meta.name] = meta
+            self.db.add_layer(meta.info())
+        loss = _f(msg.loss)
+        metrics = {k: _f(v) for k, v in msg.metrics.items()}
+        self.db.write_steps([(msg.step, msg.time, loss,
+                              json.dumps(metrics) if metrics else None)])
+        events = self._nonfinite(msg, loss)
+        if msg.record is not None:
+            stats = self._write_record(msg.step, msg.record, loss)
+            if not any(k == "nonfinite" for k, _ in self.active):  # no advice from garbage
+                report = diagnose_stats(stats, thresholds=self.thresholds)
+                found = [f for f in report.findings if f.kind not in _OWNED]
+                events += self._update(msg.step, found, lambda k: k not in _EVERY_STEP)
+        for ev, _ in events:
+            self.db.write_finding(ev)
+        return events
+
+    def _nonfinite(self, msg: StepMsg, loss: float | None) -> list[tuple[FindingEvent, Finding]]:
+        bad: list[str] = []
+        if msg.sums is not None:
+            ok = torch.isfinite(msg.sums).tolist()
+            bad = [n for n, good in zip(msg.sum_layers, ok, strict=True) if not good]
+        bad = list(dict.fromkeys(bad))  # a shared module may run several times
+        loss_bad = msg.loss is not None and not math.isfinite(float(msg.loss))
+        found = []
+        if bad or loss_bad:
+            origin = bad[0] if bad else None
+            where = (f"in `{origin}`, the first watched layer (in forward order) whose output "
+                     "is not finite" if origin else
+                     "in the loss, while every watched layer's output is finite")
+            found.append(Finding(
+                kind="nonfinite", severity="error", layer=origin, units=(),
+                evidence={"step": msg.step, "layer": origin, "layers": bad,
+                          "loss": None if msg.loss is None else float(msg.loss)},
+                advice=(
+                    f"NaN/Inf first appeared at step {msg.step} {where}"
+                    + (f" (the loss is {float(msg.loss)})" if msg.loss is not None else "")
+                    + ". From here on the weights are garbage. Common causes: a learning rate "
+                    "too high, no gradient clipping, log or division of zero. Try: lower the "
+                    "learning rate 10x, clip gradients (torch.nn.utils.clip_grad_norm_), check "
+                    "this layer's weights, torch.autograd.set_detect_anomaly(True)."
+                ),
+            ))
+        return self._update(msg.step, found, lambda k: k in _EVERY_STEP)
+
+    def _update(self, step: int, findings: list[Finding], covers: Any
+                ) -> list[tuple[FindingEvent, Finding]]:
+        """Raise each new problem once; clear the ones this evaluation covers that are gone."""
+        now: dict[tuple[str, str | None], Finding] = {}
+        for f in findings:
+            if _RANK[f.severity] >= self.level:
+                now.setdefault((f.kind, None if f.kind == "nonfinite" else f.layer), f)
+        events = []
+        for key, f in now.items():
+            if key not in self.active:
+                self.active[key] = f
+                events.append((self._event(step, "raised", f), f))
+        for key in [k for k in self.active if covers(k[0]) and k not in now]:
+            f = self.active.pop(key)
+            events.append((self._event(step, "cleared", f), f))
+        return events
+
+    @staticmethod
+    def _event(step: int, event: str, f: Finding) -> FindingEvent:
+        return FindingEvent(step=step, event=event, kind=f.kind, severity=f.severity,
+                            layer=f.layer, units=f.units, message=_message(f), advice=f.advice,
+                            evidence=json.loads(json.dumps(f.evidence, default=float)))
+
+    # ----------------------------------------------------------------- recorded steps
+    def _write_record(self, step: int, rec: Recorded, loss: float | None) -> NetworkStats:
+        layer_rows, unit_rows = [], []
+        layers: dict[str, LayerStats] = {}
+        for name, state in rec.states.items():
+            meta = self.metas[name]
+            us = meta.unit_stats()
+            us.state = state
+            a = us.compute()
+            a.pop("total")
+            grad_rms = None
+            if name in rec.grad_sq and rec.grad_n.get(name):
+                grad_rms = math.sqrt(float(rec.grad_sq[name]) / rec.grad_n[name])
+            ls = LayerStats(
+                name=name, module_type=meta.module_type, family=meta.family, shape=meta.shape,
+                calls=rec.calls.get(name, 1), hist_edges=us.hist_edges,
+                saturation=meta.saturation,
+                grad_norm=None if grad_rms is None else grad_rms * math.sqrt(
+                    max(int(np.prod(meta.shape)), 1)),
+                **a,
+            )
+            layers[name] = ls
+            layer_rows.append(self._layer_row(self.db.layer_ids[name], step, ls, grad_rms))
+            seen = a["count"] > 0
+            act = np.where(seen, a["frac_active"], np.nan).astype(np.float32)
+            sat = None
+            if meta.saturation is not None:
+                sat = np.where(seen, a["frac_saturated"], np.nan).astype(np.float32).tobytes()
+            unit_rows.append((self.db.layer_ids[name], step, act.tobytes(), sat))
+        self.db.write_layer_stats(layer_rows)
+        self.db.write_unit_stats(unit_rows)
+        params: dict[str, ParamStats] = {}
+        if rec.norms is not None and rec.params:
+            norms = rec.norms.double().tolist()
+            rows = []
+            for (pname, shape), (wn, gn, un, pn) in zip(rec.params, norms, strict=True):
+                ratio = un / pn if math.isfinite(un) and pn > 0 else math.nan
+                rows.append((self.db.param_id(pname, shape), step, _f(wn), _f(gn), _f(ratio)))
+                params[pname] = ParamStats(name=pname, shape=shape, weight_norm=wn,
+                                           grad_norm=None if math.isnan(gn) else gn)
+            self.db.write_param_stats(rows)
+        return NetworkStats(layers=layers, n_samples=rec.batch, loss=loss, params=params)
+
+    @staticmethod
+    def _layer_row(lid: int, step: int, s: LayerStats, grad_rms: float | None) -> tuple[Any, ...]:
+        count = s.count.astype(np.float64)
+        seen = count > 0
+        w = count.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = float((s.mean[seen] * count[seen]).sum() / w) if w else None
+            active = float((s.frac_active * count).sum() / w) if w else None
+            sat = (float((s.frac_saturated * count).sum() / w)
+                   if w and s.saturation is not None else None)
+        dead = int(((s.frac_active == 0) & seen).sum()) if s.family == "relu" else None
+        hist = s.hist.sum(0).astype(np.int64).tobytes() if s.hist.size else None
+        return (lid, step, mean, _f(s.scale), _f(np.nanmin(s.min)) if seen.any() else None,
+                _f(np.nanmax(s.max)) if seen.any() else None, active, sat, dead,
+                int(s.nan_count.sum()), int(s.inf_count.sum()), grad_rms, hist)

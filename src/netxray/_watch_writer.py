@@ -1,0 +1,155 @@
+"""The watcher's background writer: a queue, one thread, batched SQLite transactions.
+
+The training thread only enqueues (a few microseconds per step). The writer turns messages
+into rows (``_watch_analysis``), commits at most every ``commit_interval`` seconds and
+whenever it catches up after that interval, and hands alarm events back through a deque
+that the training thread drains at its next ``step()``. Statistics are never dropped: the
+queue is unbounded. Snapshots are: while ``max_pending_snapshots`` are still waiting, a new
+step's set is refused and counted (``meta.dropped_snapshots``).
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from netxray._watch_analysis import StepAnalysis, StepMsg
+from netxray.store import RunDB
+
+
+@dataclass
+class _Snapshot:
+    step: int
+    results: list[tuple[str, str, Any]]  # (kind, name, result)
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_CLOSE = object()
+
+
+class Writer:
+    """Owns the :class:`RunDB` once started; every method here is for the training thread."""
+
+    def __init__(self, db: RunDB, analysis: StepAnalysis, *, commit_interval: float = 0.5,
+                 max_pending_snapshots: int = 2) -> None:
+        self.db = db
+        self.analysis = analysis
+        self.commit_interval = commit_interval
+        self.max_pending_snapshots = max_pending_snapshots
+        self.alarms: collections.deque[tuple[Any, Any]] = collections.deque()
+        self.error: BaseException | None = None
+        self.dropped = 0
+        self._pending_snapshots = 0
+        self._lock = threading.Lock()
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="netxray-watch-writer", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- training thread
+    def put(self, msg: StepMsg) -> None:
+        self._q.put(msg)
+
+    def take_snapshot(self) -> bool:
+        """Whether a snapshot may be queued now; if not, it is counted as dropped."""
+        with self._lock:
+            if self._pending_snapshots >= self.max_pending_snapshots:
+                self.dropped += 1
+                return False
+            self._pending_snapshots += 1
+            return True
+
+    def release_snapshot(self) -> None:
+        """Give back a slot reserved by :meth:`take_snapshot` without queueing anything."""
+        with self._lock:
+            self._pending_snapshots -= 1
+
+    def put_snapshot(self, step: int, results: list[tuple[str, str, Any]]) -> None:
+        """Queue one step's snapshots ``(kind, name, result)`` (after :meth:`take_snapshot`)."""
+        self._q.put(_Snapshot(step, results))
+
+    def flush(self) -> None:
+        """Block until everything queued so far is committed."""
+        if not self._thread.is_alive():
+            return
+        f = _Flush()
+        self._q.put(f)
+        while not f.done.wait(0.1):
+            if not self._thread.is_alive():
+                break
+
+    def close(self, meta: dict[str, Any]) -> None:
+        """Flush, write ``meta``, commit and stop the thread."""
+        if self._thread.is_alive():
+            self._q.put((_CLOSE, meta))
+            self._thread.join()
+
+    # ------------------------------------------------------------------- writer thread
+    def _run(self) -> None:
+        last = time.monotonic()
+        dirty = False
+        try:
+            while True:
+                timeout = None if not dirty else max(0.0, last + self.commit_interval - time.monotonic())
+                try:
+                    item = self._q.get(timeout=timeout) if timeout is None or timeout > 0 else self._q.get_nowait()
+                except queue.Empty:
+                    self._commit()
+                    last, dirty = time.monotonic(), False
+                    continue
+                if isinstance(item, tuple) and item and item[0] is _CLOSE:
+                    self.db.set_meta(**item[1], dropped_snapshots=self.dropped)
+                    self.db.close()
+                    return
+                if isinstance(item, _Flush):
+                    self._commit()
+                    last, dirty = time.monotonic(), False
+                    item.done.set()
+                    continue
+                self._handle(item)
+                dirty = True
+                if time.monotonic() - last >= self.commit_interval:
+                    self._commit()
+                    last, dirty = time.monotonic(), False
+        except BaseException as e:  # surfaced on the training thread at its next step()
+            self.error = e
+            try:
+                self.db.con.rollback()
+                self.db.con.close()
+            except Exception:
+                pass
+            self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Flush):
+                item.done.set()
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, _Snapshot):
+            try:
+                for kind, name, result in item.results:
+                    self.db.write_snapshot(kind, name, item.step, result.to_bytes())
+            finally:
+                with self._lock:
+                    self._pending_snapshots -= 1
+            return
+        if item.event is not None:
+            item.event.synchronize()  # the GPU -> CPU copies of this step are done
+        for ev in self.analysis.handle(item):
+            self.alarms.append(ev)
+
+    def _commit(self) -> None:
+        self.db.set_meta(dropped_snapshots=self.dropped)
+        self.db.commit()

@@ -1,0 +1,476 @@
+"""Watch a training run: layer and unit health at every k-th step into a run store, with alarms.
+
+>>> with netxray.watch(model, "runs/exp1", every=10) as w:
+...     for x, y in loader:
+...         loss = loss_fn(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
+...         w.step(loss=loss)
+>>> run = netxray.open_run("runs/exp1")
+
+Forward hooks exist only inside the ``with`` block. On a recorded step (every ``every``-th
+call of ``step``) they reduce each layer's output with :class:`netxray.stats.UnitStats`
+(per-unit activity and saturation, the layer histogram) and hook the output's gradient; on
+every step they take one sum per layer output, which is enough to name the layer where NaN/Inf
+start. ``step()`` adds parameter norms and update ratios, and hands everything to a
+background writer: no ``.item()`` or GPU sync on the training thread. Models that are not
+``nn.Module``s log arrays with :meth:`Watch.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._warnings import NetxrayWarning
+from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
+from netxray._watch_transfer import reduce_across_ranks, to_host
+from netxray._watch_writer import Writer
+from netxray.health import Finding, Thresholds
+from netxray.stats import UnitStats, activation_family, saturation_band
+from netxray.store import RunDB, run_file
+
+#: Histogram range per activation family (as the diagnostics use): fixed, so steps compare.
+HIST_RANGES = {"relu": (0.0, 8.0), "rectifier": (-2.0, 8.0), "tanh": (-1.0, 1.0),
+               "sigmoid": (0.0, 1.0), "linear": (-8.0, 8.0)}
+_CHANNELS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
+             nn.modules.instancenorm._InstanceNorm, nn.modules.pooling._MaxPoolNd,
+             nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+             nn.modules.pooling._AdaptiveMaxPoolNd, nn.GroupNorm)
+_FEATURES = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.Flatten)
+
+Alarm = Callable[[Finding, int], Any]
+
+
+class TrainingAlarm(RuntimeError):
+    """Raised by ``watch(..., alarms="raise")``: ``finding`` appeared at ``step``."""
+
+    def __init__(self, finding: Finding, step: int) -> None:
+        super().__init__(f"netxray watch: step {step}: {finding}")
+        self.finding = finding
+        self.step = step
+
+
+def _unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
+    """Channels (dim 1) after conv-like modules, the last dim after Linear-like ones."""
+    out, last = {}, -1
+    for name, module in model.named_modules():
+        if isinstance(module, _CHANNELS):
+            last = 1
+        elif isinstance(module, _FEATURES):
+            last = -1
+        if name in chosen:
+            out[name] = last
+    return out
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _norm(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    return torch.linalg.vector_norm(t if t.is_floating_point() else t.double()).double()
+
+
+def _detach(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.detach().reshape(()) if v.numel() == 1 else v.detach().float().mean()
+    if isinstance(v, np.ndarray | np.generic):
+        return float(np.asarray(v).reshape(()))
+    return v
+
+
+def _dist() -> tuple[bool, int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_rank(), dist.get_world_size()
+    return False, 0, 1
+
+
+class Watch:
+    """A watch over one training run; see :func:`watch`. Use it as a context manager."""
+
+    def __init__(self, model: nn.Module | None, path: str | os.PathLike[str], *, every: int,
+                 gradients: bool, layers: Any, snapshot_every: int | None, probe: Any,
+                 alarms: str | Alarm, bins: int, thresholds: Thresholds | None,
+                 alarm_severity: str, config: Mapping[str, Any] | None, overwrite: bool,
+                 snapshot_resolution: int, commit_interval: float) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if snapshot_every is not None and snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be >= 1 or None, got {snapshot_every}")
+        if not (alarms in ("warn", "raise") or callable(alarms)):
+            raise ValueError(f"alarms must be 'warn', 'raise' or a callable(finding, step), got {alarms!r}")
+        if model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module or None (then log arrays with "
+                            f"w.log), got {type(model).__name__}")
+        if probe is not None and model is None:
+            raise ValueError("probe snapshots need a model; pass model= or drop probe=")
+        from netxray.capture import select_layers
+
+        self.model = model
+        self.path = run_file(path)
+        self.every, self.gradients, self.bins = every, gradients, bins
+        self.snapshot_every, self.probe = snapshot_every, probe
+        self.alarms, self.thresholds, self.alarm_severity = alarms, thresholds, alarm_severity
+        self.snapshot_resolution, self.commit_interval = snapshot_resolution, commit_interval
+        self.chosen = select_layers(model, layers) if model is not None else {}
+        self._dims = _unit_dims(model, self.chosen) if model is not None else {}
+        self._config = {"every": every, "gradients": gradients, "bins": bins,
+                        "layers": list(self.chosen), "snapshot_every": snapshot_every,
+                        "model": type(model).__name__ if model is not None else None,
+                        **dict(config or {})}
+        self._overwrite = overwrite
+        self._stack: contextlib.ExitStack | None = None
+        self._writer: Writer | None = None
+        self._distributed, self._rank, self._world = False, 0, 1
+        self._metas: dict[str, LayerMeta] = {}
+        self._new: list[LayerMeta] = []
+        self._units: dict[str, UnitStats] = {}
+        self._calls: dict[str, int] = {}
+        self._batch = 0
+        self._grad_sq: dict[str, torch.Tensor] = {}
+        self._grad_n: dict[str, int] = {}
+        self._handles: list[Any] = []
+        self._sums: list[tuple[str, torch.Tensor]] = []
+        self._prev: dict[str, torch.Tensor] = {}
+        self._prev_step = -2
+        self._last_log = -1
+        self._step = 0
+        self._recording = True
+        self._paused = False
+        self._scratch: Any = None
+        self.closed = False
+
+    # ------------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Watch:
+        import netxray.stats
+        from netxray.capture import hooks
+
+        self._distributed, self._rank, self._world = _dist()
+        scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
+        self._scratch = scratch() if scratch is not None else None
+        stack = contextlib.ExitStack()
+        try:
+            if self._rank == 0:
+                db = RunDB(self.path, overwrite=self._overwrite)
+                stack.callback(self._close_writer)
+                db.set_config(self._config)
+                analysis = StepAnalysis(db, thresholds=self.thresholds, level=self.alarm_severity)
+                self._writer = Writer(db, analysis, commit_interval=self.commit_interval)
+            if self.model is not None:
+                stack.enter_context(hooks(self.chosen, self._on_output))
+                stack.callback(self._remove_tensor_hooks)
+                self._copy_weights(-1)  # step 0 is recorded: its update ratio needs these
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close(_deliver=exc_type is None)
+
+    def close(self, *, _deliver: bool = True) -> None:
+        """Remove every hook, flush the writer and close the store (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._stack is not None:
+            self._stack.close()
+        if _deliver:
+            self._deliver()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close({"status": "closed", "steps": self._step})
+            self._check()
+
+    def flush(self) -> None:
+        """Wait until every step so far is committed to the store, then fire its alarms."""
+        if self._writer is not None:
+            self._writer.flush()
+        self._check()
+        self._deliver()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forward passes inside this block (evaluation, a probe) are not recorded."""
+        was, self._paused = self._paused, True
+        try:
+            yield
+        finally:
+            self._paused = was
+
+    @property
+    def dropped_snapshots(self) -> int:
+        return 0 if self._writer is None else self._writer.dropped
+
+    # --------------------------------------------------------------------- hooks
+    def _meta(self, name: str, t: torch.Tensor, family: str | None = None) -> LayerMeta:
+        module = self.chosen.get(name)
+        fam = family or (activation_family(module) if module is not None else "linear")
+        if fam not in HIST_RANGES:
+            raise ValueError(f"family of {name!r} must be one of {tuple(HIST_RANGES)}, got {fam!r}")
+        dim = self._dims.get(name, 1)
+        units = 1 if t.ndim < 2 else int(t.shape[dim])
+        meta = LayerMeta(name=name, module_type=type(module).__name__ if module is not None else "array",
+                         family=fam, unit_dim=dim, units=units, shape=tuple(t.shape[1:]),
+                         saturation=saturation_band(fam), hist_range=HIST_RANGES[fam],
+                         bins=self.bins)
+        self._metas[name] = meta
+        self._new.append(meta)
+        return meta
+
+    def _on_output(self, name: str, out: torch.Tensor, family: str | None = None) -> None:
+        if self._paused or not out.is_floating_point():
+            return
+        d = out.detach()
+        half = d.dtype in (torch.float16, torch.bfloat16)
+        self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+        if not self._recording:
+            return
+        meta = self._metas.get(name) or self._meta(name, d, family)
+        us = self._units.get(name)
+        if us is None:
+            us = self._units[name] = meta.unit_stats()
+        us.update(d, scratch=self._scratch)
+        if not self._calls:
+            self._batch = int(d.shape[0]) if d.ndim else 1
+        self._calls[name] = self._calls.get(name, 0) + 1
+        if self.gradients and out.requires_grad:
+            self._handles.append(out.register_hook(functools.partial(self._on_grad, name)))
+
+    def _on_grad(self, name: str, g: torch.Tensor) -> None:
+        g = g.detach()
+        if g.dtype in (torch.float16, torch.bfloat16):
+            g = g.float()  # half squares overflow
+        n2 = torch.linalg.vector_norm(g).square()
+        if name in self._grad_sq:
+            self._grad_sq[name] = self._grad_sq[name] + n2
+            self._grad_n[name] += g.numel()
+        else:
+            self._grad_sq[name], self._grad_n[name] = n2, g.numel()
+
+    def _remove_tensor_hooks(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # ---------------------------------------------------------------------- steps
+    def _params(self) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+        assert self.model is not None
+        return [(n, p.detach(), p.grad) for n, p in self.model.named_parameters()
+                if p.is_floating_point()]
+
+    def _copy_weights(self, step: int, weights: Mapping[str, torch.Tensor] | None = None) -> None:
+        if weights is None:
+            if self.model is None:
+                return
+            weights = {n: w for n, w, _ in self._params()}
+        self._prev = {n: w.detach().clone() for n, w in weights.items()}
+        self._prev_step = step
+
+    def step(self, loss: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
+        """Close the current training step: call it once per step, after ``optimizer.step()``.
+
+        ``loss``: the step's loss (a tensor is fine: it is read on the writer thread);
+        ``metrics``: name -> number or 0-d tensor. Alarms raised by earlier steps fire here.
+        """
+        self._require_open()
+        if self.model is None:
+            raise TypeError("this watch has no model: log arrays with w.log(step, ...)")
+        self._finish(self._step, loss, metrics, params=self._params() if self._recording else None)
+        if self.snapshot_every and self.probe is not None and self._step % self.snapshot_every == 0:
+            self._snapshot(self._step)
+        self._advance(self._step + 1)
+        if self._recording:
+            self._copy_weights(self._step - 1)
+
+    def log(self, step: int, *, activations: Mapping[str, Any] | None = None,
+            gradients: Mapping[str, Any] | None = None, weights: Mapping[str, Any] | None = None,
+            loss: Any = None, metrics: Mapping[str, Any] | None = None,
+            families: Mapping[str, str] | None = None) -> None:
+        """Log one step of a model that is not an ``nn.Module`` (arrays or tensors).
+
+        ``activations``: layer name -> ``(batch, units)`` (or ``(batch, channels, ...)``);
+        ``gradients``: name -> the loss gradient of a layer output (keyed like
+        ``activations``) or of a weight (keyed like ``weights``); ``weights``: parameter name
+        -> array; ``families``: layer name -> ``relu``/``rectifier``/``tanh``/``sigmoid``/
+        ``linear`` (default ``linear``; ``relu`` makes units able to die). Steps must
+        increase; statistics are kept on steps divisible by ``every``, the loss on all.
+        """
+        self._require_open()
+        if step <= self._last_log:
+            raise ValueError(f"steps must increase: got {step} after {self._last_log}")
+        self._last_log = step
+        self._advance(step)
+        acts = {n: torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
+                for n, a in (activations or {}).items()}
+        ws = {n: torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
+              for n, w in (weights or {}).items()}
+        layer_grads, param_grads = {}, {}
+        for n, g in (gradients or {}).items():
+            g = torch.as_tensor(np.asarray(g) if not isinstance(g, torch.Tensor) else g)
+            if n in acts and n in ws:
+                raise ValueError(f"{n!r} names both a layer and a weight; give them distinct names")
+            if n in acts:
+                layer_grads[n] = g
+            elif n in ws:
+                param_grads[n] = g
+            else:
+                raise ValueError(f"gradient {n!r} matches no activation ({', '.join(acts) or 'none'}) "
+                                 f"and no weight ({', '.join(ws) or 'none'}) logged at this step")
+        for n, a in acts.items():
+            self._on_output(n, a, (families or {}).get(n))
+        if self._recording:
+            for n, g in layer_grads.items():
+                self._on_grad(n, g)
+        params = [(n, w, param_grads.get(n)) for n, w in ws.items()] if self._recording else None
+        self._finish(step, loss, metrics, params=params)
+        if ws and (step + 1) % self.every == 0:
+            self._copy_weights(step, ws)
+
+    def _require_open(self) -> None:
+        if self._stack is None or self.closed:
+            raise RuntimeError("this watch is not open: use it as `with netxray.watch(...) as w:` "
+                               "and call w.step()/w.log() inside the block")
+
+    def _advance(self, step: int) -> None:
+        self._check()
+        self._deliver()
+        self._step = step
+        self._recording = step % self.every == 0
+
+    def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
+                params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
+        names = [n for n, _ in self._sums]
+        sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
+        self._sums = []
+        msg = StepMsg(step=step, time=time.time(), loss=_detach(loss),
+                      metrics={k: _detach(v) for k, v in (metrics or {}).items()},
+                      sum_layers=names, sums=sums)
+        if self._recording:
+            msg.record = self._take_record(step, params)
+            msg.new_layers, self._new = self._new, []
+        if self._distributed:
+            reduce_across_ranks(msg, self._world)
+        if self._writer is not None:
+            self._writer.put(to_host(msg))
+
+    def _take_record(self, step: int, params: list[Any] | None) -> Recorded:
+        states = {}
+        for name in list(self._calls):
+            us = self._units[name]
+            if us.state is not None:
+                if self._distributed:
+                    us.sync()
+                states[name] = us.state
+                us.reset()
+        rec = Recorded(batch=self._batch, states=states, calls=self._calls,
+                       grad_sq=self._grad_sq, grad_n=self._grad_n)
+        self._calls, self._grad_sq, self._grad_n = {}, {}, {}
+        self._remove_tensor_hooks()
+        if params:
+            nan = torch.tensor(math.nan, dtype=torch.float64)
+            rows = []
+            prev = self._prev if self._prev_step == step - 1 else {}
+            for name, w, g in params:
+                wn = _norm(w)
+                gn = _norm(g) if g is not None else nan.to(wn.device)
+                p0 = prev.get(name)
+                un = (_norm(w - p0) if p0 is not None and p0.shape == w.shape
+                      else nan.to(wn.device))
+                pn = _norm(p0) if p0 is not None else nan.to(wn.device)
+                rows.append(torch.stack([wn, gn, un, pn]))
+            rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
+            rec.norms = torch.stack(rows)
+        return rec
+
+    def _snapshot(self, step: int) -> None:
+        if self._writer is None or not self._writer.take_snapshot():
+            return
+        import netxray
+
+        assert self.model is not None
+        X = self.probe[0] if isinstance(self.probe, tuple | list) else self.probe
+        names = list(self.chosen)
+        try:
+            with self.paused(), _eval_mode(self.model):
+                acts = netxray.activations(self.model, self.probe, names, allow_train=True)
+                out = [("activations", "probe", acts)]
+                if getattr(X, "ndim", 0) == 2 and X.shape[1] == 2:
+                    res = self.snapshot_resolution
+                    out.append(("boundary", "model", netxray.decision_boundary(
+                        self.model, X, resolution=res)))
+                    out.append(("unit_maps", "model", netxray.unit_maps(
+                        self.model, X, names, resolution=res)))
+        except BaseException:
+            self._writer.release_snapshot()
+            raise
+        self._writer.put_snapshot(step, out)
+
+    # --------------------------------------------------------------------- alarms
+    def _check(self) -> None:
+        if self._writer is not None and self._writer.error is not None:
+            err, self._writer.error = self._writer.error, None
+            raise RuntimeError(f"netxray watch: the run store writer failed ({type(err).__name__}: "
+                               f"{err}); statistics after this point are not recorded") from err
+
+    def _deliver(self) -> None:
+        if self._writer is None:
+            return
+        while self._writer.alarms:
+            ev, finding = self._writer.alarms.popleft()
+            if ev.event != "raised":
+                continue
+            if callable(self.alarms):
+                self.alarms(finding, ev.step)
+            elif self.alarms == "raise":
+                raise TrainingAlarm(finding, ev.step)
+            else:
+                warnings.warn(f"netxray watch: step {ev.step}: {finding}", NetxrayWarning,
+                              stacklevel=3)
+
+
+def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int = 10,
+          gradients: bool = True, layers: Any = None, snapshot_every: int | None = None,
+          probe: Any = None, alarms: str | Alarm = "warn", bins: int = 32,
+          thresholds: Thresholds | None = None, alarm_severity: str = "warning",
+          config: Mapping[str, Any] | None = None, overwrite: bool = False,
+          snapshot_resolution: int = 64, commit_interval: float = 0.5) -> Watch:
+    """Watch ``model`` while you train it; write a run store at ``path`` (``runs/exp1`` ->
+    ``runs/exp1/run.sqlite``; a path ending in ``.sqlite`` is the file itself).
+
+    ``every``: record statistics on every ``every``-th ``step()`` (the loss on every step);
+    ``gradients``: also the RMS of each layer output's gradient; ``layers``: as
+    :func:`netxray.select_layers` (default: the activation modules); ``snapshot_every`` and
+    ``probe`` (a batch ``(n, ...)`` or ``(X, y)``): every K steps store the probe's hidden
+    states, and for 2-D inputs the decision surface and unit maps; ``alarms``: ``"warn"``
+    (a ``NetxrayWarning``), ``"raise"`` (:class:`TrainingAlarm`) or a callable
+    ``(finding, step)``, fired once per problem of at least ``alarm_severity``;
+    ``bins``: layer histogram bins (0: none); ``config``: anything JSON-able to store with
+    the run. ``model=None``: log arrays with :meth:`Watch.log`.
+    """
+    return Watch(model, path, every=every, gradients=gradients, layers=layers,
+                 snapshot_every=snapshot_every, probe=probe, alarms=alarms, bins=bins,
+                 thresholds=thresholds, alarm_severity=alarm_severity, config=config,
+                 overwrite=overwrite, snapshot_resolution=snapshot_resolution,
+                 commit_interval=commit_interval)

@@ -1,0 +1,458 @@
+"""The run store: one SQLite file per training run, written by :func:`netxray.watch`.
+
+A run is a folder holding ``run.sqlite`` (``runs/exp1/run.sqlite``; SQLite's ``-wal`` and
+``-shm`` files sit beside it while it is written). Any path ending in ``.sqlite`` is used as
+the file itself. The file is in WAL mode with ``synchronous=NORMAL``: a commit is one append
+to the log, a process killed at any moment leaves every committed transaction readable, and
+readers never block the writer. The schema is versioned in the ``meta`` table; a foreign,
+truncated or newer file is refused with :class:`RunFormatError`.
+
+Tables (``docs/watch.md`` has the full schema): ``meta`` and ``config`` (key -> JSON),
+``steps``, ``layers``, ``layer_stats`` and ``unit_stats`` (``WITHOUT ROWID``, keyed
+``(layer_id, step)`` so one layer over all steps is one range scan), ``params`` and
+``param_stats``, ``snapshots`` (``Result.to_bytes()`` BLOBs) and ``findings`` (alarm events).
+Arrays are BLOBs whose dtype and shape the schema fixes (``BLOBS``).
+
+This module holds the SQL: :class:`RunDB` writes (used by the watcher's writer thread),
+:func:`open_run` reads into result objects (``netxray.store_results``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netxray._results import Result
+from netxray.store_results import (
+    FindingEvent,
+    LayerInfo,
+    LayerSeries,
+    ParamSeries,
+    StepSeries,
+    UnitSeries,
+)
+
+FORMAT_NAME = "netxray-run"
+#: Version of the schema below; readers refuse files with a higher one.
+SCHEMA_VERSION = 1
+RUN_FILE = "run.sqlite"
+
+#: dtype and shape of every BLOB column (units: the layer's ``units``; bins: its edges + 1).
+BLOBS = {
+    "layers.hist_edges": ("float64", "(bins + 1,)"),
+    "layer_stats.hist": ("int64", "(bins + 2,): below the first edge, between edges, above the last"),
+    "unit_stats.activity": ("float32", "(units,)"),
+    "unit_stats.saturation": ("float32", "(units,), NULL when the layer has no saturation band"),
+    "snapshots.data": ("bytes", "Result.to_bytes()"),
+}
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE steps (step INTEGER PRIMARY KEY, time REAL NOT NULL, loss REAL, metrics TEXT);
+CREATE TABLE layers (
+    layer_id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, position INTEGER NOT NULL,
+    module_type TEXT NOT NULL, family TEXT NOT NULL, units INTEGER NOT NULL,
+    shape TEXT NOT NULL, saturation TEXT, hist_edges BLOB NOT NULL);
+CREATE TABLE layer_stats (
+    layer_id INTEGER NOT NULL, step INTEGER NOT NULL,
+    mean REAL, scale REAL, min REAL, max REAL, frac_active REAL, frac_saturated REAL,
+    dead INTEGER, nan INTEGER NOT NULL, inf INTEGER NOT NULL, grad_rms REAL, hist BLOB,
+    PRIMARY KEY (layer_id, step)) WITHOUT ROWID;
+CREATE TABLE unit_stats (
+    layer_id INTEGER NOT NULL, step INTEGER NOT NULL, activity BLOB NOT NULL, saturation BLOB,
+    PRIMARY KEY (layer_id, step)) WITHOUT ROWID;
+CREATE TABLE params (param_id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, shape TEXT NOT NULL);
+CREATE TABLE param_stats (
+    param_id INTEGER NOT NULL, step INTEGER NOT NULL,
+    weight_norm REAL, grad_norm REAL, update_ratio REAL,
+    PRIMARY KEY (param_id, step)) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    kind TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (kind, name, step));
+CREATE TABLE findings (
+    id INTEGER PRIMARY KEY, step INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL,
+    severity TEXT NOT NULL, layer TEXT, units TEXT NOT NULL, message TEXT NOT NULL,
+    advice TEXT NOT NULL, evidence TEXT NOT NULL);
+"""
+
+LAYER_COLUMNS = ("mean", "scale", "min", "max", "frac_active", "frac_saturated", "dead", "nan",
+                 "inf", "grad_rms")
+
+
+class RunFormatError(ValueError):
+    """A file is not a netxray run, is truncated or corrupt, or has a newer schema."""
+
+
+def run_file(path: str | os.PathLike[str]) -> Path:
+    """The SQLite file of a run: ``path`` itself if it ends in ``.sqlite``, else
+    ``path/run.sqlite``."""
+    p = Path(path)
+    return p if p.suffix == ".sqlite" else p / RUN_FILE
+
+
+def _pragmas(con: sqlite3.Connection) -> None:
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, allow_nan=True, default=str)
+
+
+class RunDB:
+    """The writing side: one connection, used by one thread at a time (the writer)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        file = run_file(path)
+        if file.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"a run already exists at {file}; pick a new path, or pass overwrite=True "
+                    "to replace it"
+                )
+            for extra in ("", "-wal", "-shm", "-journal"):
+                Path(f"{file}{extra}").unlink(missing_ok=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        self.file = file
+        self.con = sqlite3.connect(file, check_same_thread=False, isolation_level=None)
+        _pragmas(self.con)
+        self.con.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        self.layer_ids: dict[str, int] = {}
+        self.param_ids: dict[str, int] = {}
+        self.begin()
+        self.set_meta(format=FORMAT_NAME, schema_version=SCHEMA_VERSION,
+                      netxray_version=_version(), created=time.time(), status="running",
+                      dropped_snapshots=0)
+        self.commit()
+
+    # transactions: the writer batches many steps into one
+    def begin(self) -> None:
+        if not self.con.in_transaction:
+            self.con.execute("BEGIN")
+
+    def commit(self) -> None:
+        if self.con.in_transaction:
+            self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.commit()
+        self.con.close()
+
+    def set_meta(self, **items: Any) -> None:
+        self.begin()
+        self.con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             [(k, _json(v)) for k, v in items.items()])
+
+    def set_config(self, config: dict[str, Any]) -> None:
+        self.begin()
+        self.con.executemany("INSERT OR REPLACE INTO config VALUES (?, ?)",
+                             [(str(k), _json(v)) for k, v in config.items()])
+
+    def add_layer(self, info: LayerInfo) -> int:
+        self.begin()
+        cur = self.con.execute(
+            "INSERT INTO layers (name, position, module_type, family, units, shape, saturation,"
+            " hist_edges) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (info.name, len(self.layer_ids), info.module_type, info.family, info.units,
+             _json(list(info.shape)), None if info.saturation is None else _json(list(info.saturation)),
+             np.ascontiguousarray(info.hist_edges, dtype=np.float64).tobytes()),
+        )
+        self.layer_ids[info.name] = int(cur.lastrowid)
+        return self.layer_ids[info.name]
+
+    def param_id(self, name: str, shape: tuple[int, ...]) -> int:
+        pid = self.param_ids.get(name)
+        if pid is None:
+            self.begin()
+            cur = self.con.execute("INSERT INTO params (name, shape) VALUES (?, ?)",
+                                   (name, _json(list(shape))))
+            pid = self.param_ids[name] = int(cur.lastrowid)
+        return pid
+
+    def write_steps(self, rows: list[tuple[int, float, float | None, str | None]]) -> None:
+        """Rows ``(step, time, loss, metrics JSON)``."""
+        self.begin()
+        self.con.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?)", rows)
+
+    def write_layer_stats(self, rows: list[tuple[Any, ...]]) -> None:
+        """Rows ``(layer_id, step, *LAYER_COLUMNS, hist bytes)``."""
+        self.begin()
+        self.con.executemany(
+            "INSERT OR REPLACE INTO layer_stats VALUES (" + ", ".join("?" * 13) + ")", rows)
+
+    def write_unit_stats(self, rows: list[tuple[int, int, bytes, bytes | None]]) -> None:
+        self.begin()
+        self.con.executemany("INSERT OR REPLACE INTO unit_stats VALUES (?, ?, ?, ?)", rows)
+
+    def write_param_stats(self, rows: list[tuple[int, int, float | None, float | None,
+                                                 float | None]]) -> None:
+        self.begin()
+        self.con.executemany("INSERT OR REPLACE INTO param_stats VALUES (?, ?, ?, ?, ?)", rows)
+
+    def write_snapshot(self, kind: str, name: str, step: int, data: bytes) -> None:
+        self.begin()
+        self.con.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+                         (kind, name, step, data))
+
+    def write_finding(self, ev: FindingEvent) -> None:
+        self.begin()
+        self.con.execute(
+            "INSERT INTO findings (step, event, kind, severity, layer, units, message, advice,"
+            " evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ev.step, ev.event, ev.kind, ev.severity, ev.layer, _json(list(ev.units)),
+             ev.message, ev.advice, _json(ev.evidence)),
+        )
+
+
+def _version() -> str:
+    from netxray import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class Run:
+    """A run store opened for reading (:func:`open_run`). Every accessor returns arrays over
+    the recorded steps, in step order; use it as a context manager or call :meth:`close`."""
+
+    def __init__(self, file: Path, con: sqlite3.Connection) -> None:
+        self.file = file
+        self._con = con
+        self._steps: StepSeries | None = None
+        self.meta: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM meta")}
+        self.config: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM config")}
+        self._layers: dict[str, tuple[int, LayerInfo]] = {}
+        for lid, name, _pos, mtype, family, units, shape, sat, edges in self._q(
+            "SELECT * FROM layers ORDER BY position"
+        ):
+            info = LayerInfo(name=name, module_type=mtype, family=family, units=int(units),
+                             shape=tuple(json.loads(shape)),
+                             saturation=None if sat is None else tuple(json.loads(sat)),
+                             hist_edges=np.frombuffer(edges, dtype=np.float64).copy())
+            self._layers[name] = (int(lid), info)
+        self._params = {name: int(pid) for pid, name in self._q("SELECT param_id, name FROM params ORDER BY param_id")}
+
+    def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise RunFormatError(f"{self.file} is truncated or corrupt ({e})") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Run {self.file}: {len(self.steps.step)} steps, {len(self._layers)} layers>"
+
+    @property
+    def layers(self) -> dict[str, LayerInfo]:
+        """``name -> LayerInfo`` in forward order (module type, family, units, edges)."""
+        return {n: info for n, (_, info) in self._layers.items()}
+
+    @property
+    def params(self) -> list[str]:
+        """Names of the parameters with statistics."""
+        return list(self._params)
+
+    @property
+    def dropped_snapshots(self) -> int:
+        """Snapshots the writer dropped because it had fallen behind (never statistics)."""
+        return int(self.meta.get("dropped_snapshots", 0))
+
+    @property
+    def steps(self) -> StepSeries:
+        """Every step's loss, wall time and metrics (recorded every step)."""
+        if self._steps is None:
+            rows = self._q("SELECT step, time, loss, metrics FROM steps ORDER BY step")
+            metrics: dict[str, list[float]] = {}
+            for i, (_, _, _, m) in enumerate(rows):
+                for k, v in (json.loads(m) if m else {}).items():
+                    metrics.setdefault(k, [np.nan] * len(rows))[i] = np.nan if v is None else v
+            self._steps = StepSeries(
+                step=np.array([r[0] for r in rows], dtype=np.int64),
+                time=np.array([r[1] for r in rows], dtype=np.float64),
+                loss=_floats([r[2] for r in rows]),
+                metrics={k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()},
+            )
+        return self._steps
+
+    def _layer(self, name: str) -> tuple[int, LayerInfo]:
+        if name not in self._layers:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self._layers), n=3)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
+            raise ValueError(f"layer {name!r} not in this run{hint} Layers: "
+                             f"{', '.join(self._layers)}")
+        return self._layers[name]
+
+    def layer_stats(self, layer: str) -> LayerSeries:
+        """One layer's statistics at every recorded step: two range scans of the table (the
+        numbers straight into one float array, then the histogram BLOBs)."""
+        lid, info = self._layer(layer)
+        rows = self._q("SELECT step, " + ", ".join(LAYER_COLUMNS) + " FROM layer_stats "
+                       "WHERE layer_id = ? ORDER BY step", (lid,))
+        a = np.array(rows, dtype=np.float64).reshape(len(rows), 1 + len(LAYER_COLUMNS))  # NULL -> NaN
+        nb = len(info.hist_edges) + 1 if len(info.hist_edges) else 0
+        empty = bytes(8 * nb)
+        blobs = self._q("SELECT hist FROM layer_stats WHERE layer_id = ? ORDER BY step", (lid,))
+        hist = np.frombuffer(b"".join([h or empty for (h,) in blobs]), dtype=np.int64)
+        return LayerSeries(
+            layer=layer,
+            step=a[:, 0].astype(np.int64),
+            **{c: a[:, i + 1].copy() for i, c in enumerate(LAYER_COLUMNS)},
+            hist=hist.reshape(len(rows), nb).copy(),
+            hist_edges=info.hist_edges,
+        )
+
+    def unit_stats(self, layer: str) -> UnitSeries:
+        """Per-unit activity and saturation ``(steps, units)`` at every recorded step."""
+        lid, info = self._layer(layer)
+        rows = self._q("SELECT step, activity, saturation FROM unit_stats WHERE layer_id = ? "
+                       "ORDER BY step", (lid,))
+        n, u = len(rows), info.units
+        act = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(n, u)
+        sat = None
+        if info.saturation is not None:
+            nan = np.full(u, np.nan, dtype=np.float32).tobytes()
+            sat = np.frombuffer(b"".join(r[2] or nan for r in rows), dtype=np.float32)
+            sat = sat.reshape(n, u).copy()
+        return UnitSeries(layer=layer, step=np.array([r[0] for r in rows], dtype=np.int64),
+                          activity=act.copy(), saturation=sat)
+
+    def param_stats(self, name: str) -> ParamSeries:
+        """A parameter's weight norm, gradient norm and update-to-weight ratio over steps."""
+        if name not in self._params:
+            raise ValueError(f"parameter {name!r} not in this run; parameters: "
+                             f"{', '.join(self._params)}")
+        rows = self._q("SELECT step, weight_norm, grad_norm, update_ratio FROM param_stats "
+                       "WHERE param_id = ? ORDER BY step", (self._params[name],))
+        cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+        return ParamSeries(name=name, step=np.asarray(cols[0], dtype=np.int64),
+                           weight_norm=_floats(list(cols[1])), grad_norm=_floats(list(cols[2])),
+                           update_ratio=_floats(list(cols[3])))
+
+    @property
+    def findings(self) -> tuple[FindingEvent, ...]:
+        """Every alarm event (``raised`` / ``cleared``) in the order they happened."""
+        rows = self._q("SELECT step, event, kind, severity, layer, units, message, advice, "
+                       "evidence FROM findings ORDER BY id")
+        return tuple(
+            FindingEvent(step=int(s), event=e, kind=k, severity=sev, layer=layer,
+                         units=tuple(json.loads(u)), message=m, advice=a, evidence=json.loads(ev))
+            for s, e, k, sev, layer, u, m, a, ev in rows
+        )
+
+    @property
+    def first_nonfinite(self) -> FindingEvent | None:
+        """The event naming the step and the layer where NaN/Inf first appeared, or None."""
+        return next((f for f in self.findings if f.kind == "nonfinite" and f.event == "raised"),
+                    None)
+
+    def snapshots(self, kind: str, name: str | None = None) -> dict[int, Result]:
+        """``step -> result`` of one kind of snapshot (``"activations"``, ``"boundary"``,
+        ``"unit_maps"``); ``name`` is needed only when a kind has several."""
+        names = [r[0] for r in self._q("SELECT DISTINCT name FROM snapshots WHERE kind = ?", (kind,))]
+        if name is None:
+            if len(names) > 1:
+                raise ValueError(f"snapshots of kind {kind!r} have several names ({', '.join(names)}); "
+                                 "pass name=")
+            name = names[0] if names else ""
+        rows = self._q("SELECT step, data FROM snapshots WHERE kind = ? AND name = ? ORDER BY step",
+                       (kind, name))
+        return {int(s): Result.from_bytes(d, source=f"snapshot {kind}/{name} at step {s}")
+                for s, d in rows}
+
+    def unit_death_steps(self, layer: str) -> dict[int, int]:
+        """``unit -> step`` at which each dead unit died: its activity (fraction of values > 0)
+        was 0 at that recorded step and at every recorded step after it. Units that are
+        alive at the last recorded step, or whose last steps are NaN, are left out."""
+        u = self.unit_stats(layer)
+        if not len(u.step):
+            return {}
+        zero = u.activity == 0  # NaN (no finite value) is neither dead nor alive
+        dead_from = np.flip(np.logical_and.accumulate(np.flip(zero, 0), axis=0), 0)
+        out: dict[int, int] = {}
+        for unit in np.flatnonzero(dead_from[-1]):
+            first = int(np.argmax(dead_from[:, unit]))
+            out[int(unit)] = int(u.step[first])
+        return out
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
+    """Open a run store for reading: the run folder (``runs/exp1``) or its ``.sqlite`` file.
+
+    Readable while the run is still being written, and after a crash up to the last
+    committed step. Raises :class:`RunFormatError` for a file that is not a netxray run, is
+    truncated, or was written by a newer netxray.
+    """
+    file = run_file(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no run at {path} (looked for {file}); watch() creates one")
+    _check_size(file)
+    con = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            raise RunFormatError(f"{file} is an SQLite file but not a netxray run (no meta table)")
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        con.close()
+        raise RunFormatError(f"{file} is not a readable netxray run: it is not an SQLite file, "
+                             f"or it is truncated or corrupt ({e})") from None
+    except RunFormatError:
+        con.close()
+        raise
+    fmt = json.loads(meta.get("format", "null"))
+    version = json.loads(meta.get("schema_version", "null"))
+    if fmt != FORMAT_NAME or not isinstance(version, int):
+        con.close()
+        raise RunFormatError(f"{file} is an SQLite file but not a netxray run (format {fmt!r})")
+    if version > SCHEMA_VERSION:
+        con.close()
+        raise RunFormatError(f"{file} has run-store schema {version}, newer than this netxray "
+                             f"reads ({SCHEMA_VERSION}); upgrade netxray to read it")
+    try:
+        return Run(file, con)
+    except BaseException:
+        con.close()
+        raise
+
+
+def _check_size(file: Path) -> None:
+    """Refuse a file shorter than its header says (a truncated copy), and one without
+    SQLite's magic header, before SQLite reads garbage."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(100)
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        raise RunFormatError(f"{file} is not a netxray run: not an SQLite file"
+                             + (" (it is empty or truncated)" if len(head) < 100 else ""))
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    wal = Path(f"{file}-wal")
+    if pages and size < page * pages and not (wal.exists() and wal.stat().st_size):
+        raise RunFormatError(f"{file} is truncated: {size:,} bytes of the {page * pages:,} its "
+                             "header announces")

@@ -1,0 +1,308 @@
+"""watch(): statistics equal NumPy on the recorded activations, alarms fire once and re-arm,
+the NaN origin is named, hooks never outlive the block, non-nn.Module models log arrays."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import netxray
+from netxray._warnings import NetxrayWarning
+from netxray.capture import Activations
+from netxray.monitor import TrainingAlarm, watch
+from netxray.store import open_run
+
+
+def _data(n: int = 200, d: int = 6, classes: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return X, y
+
+
+def _hist(a: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Counts below lo, in each of ``bins`` equal bins, and at or above hi (independent of
+    netxray's kernel: NumPy's histogram on the values inside the range)."""
+    edges = np.linspace(lo, hi, bins + 1)
+    inside = a[(a >= lo) & (a < hi)]
+    mid = np.histogram(inside, edges)[0]
+    return np.concatenate([[(a < lo).sum()], mid, [(a >= hi).sum()]])
+
+
+def test_store_statistics_equal_numpy_on_the_recorded_activations(tmp_path):
+    X, y = _data()
+    model = netxray.mlp([6, 32, 16, 3], seed=0).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    every, bins, steps = 3, 16, 10
+    seen: dict[str, np.ndarray] = {}
+    grads: dict[str, np.ndarray] = {}
+    ref: dict[int, dict] = {}
+
+    def keep(name):
+        def hook(_m, _i, out):
+            seen[name] = out.detach().numpy().copy()
+            out.register_hook(lambda g: grads.__setitem__(name, g.numpy().copy()))
+        return hook
+
+    handles = [model.get_submodule(n).register_forward_hook(keep(n)) for n in ("act1", "act2")]
+    try:
+        with watch(model, tmp_path / "run", every=every, bins=bins,
+                   alarms=lambda f, s: None) as w:
+            for s in range(steps):
+                before = {n: p.detach().clone().numpy() for n, p in model.named_parameters()}
+                loss = nn.functional.cross_entropy(model(X), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss=loss, metrics={"lr": 0.5})
+                if s % every == 0:
+                    ref[s] = {
+                        "acts": dict(seen), "grads": dict(grads),
+                        "params": {n: (p.detach().numpy().copy(), p.grad.numpy().copy(), before[n])
+                                   for n, p in model.named_parameters()},
+                    }
+                ref.setdefault("loss", []).append(loss.item())
+    finally:
+        for h in handles:
+            h.remove()
+
+    run = open_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.steps.step, np.arange(steps))
+    np.testing.assert_allclose(run.steps.loss, ref["loss"], rtol=1e-12)
+    np.testing.assert_array_equal(run.steps.metrics["lr"], 0.5)
+    assert list(run.layers) == ["act1", "act2"] and run.layers["act1"].units == 32
+    recorded = [s for s in range(steps) if s % every == 0]
+    for name in ("act1", "act2"):
+        ls, us = run.layer_stats(name), run.unit_stats(name)
+        np.testing.assert_array_equal(ls.step, recorded)
+        np.testing.assert_array_equal(us.step, recorded)
+        for i, s in enumerate(recorded):
+            a, g = ref[s]["acts"][name], ref[s]["grads"][name]
+            np.testing.assert_allclose(ls.mean[i], a.mean(), rtol=1e-10)
+            np.testing.assert_allclose(ls.scale[i], np.sqrt((a ** 2).mean()), rtol=1e-10)
+            assert ls.min[i] == a.min() and ls.max[i] == a.max()
+            np.testing.assert_allclose(ls.frac_active[i], (a > 0).mean(), rtol=1e-12)
+            assert ls.dead[i] == ((a > 0).sum(0) == 0).sum()
+            assert ls.nan[i] == 0 and ls.inf[i] == 0 and np.isnan(ls.frac_saturated[i])
+            np.testing.assert_allclose(ls.grad_rms[i], np.sqrt((g ** 2).mean()), rtol=1e-6)
+            np.testing.assert_array_equal(ls.hist[i], _hist(a, 0.0, 8.0, bins))
+            np.testing.assert_allclose(us.activity[i], (a > 0).mean(0), rtol=1e-6)
+        np.testing.assert_allclose(ls.hist_edges, np.linspace(0, 8, bins + 1))
+    assert run.params == [n for n, _ in model.named_parameters()]
+    for pname in run.params:
+        ps = run.param_stats(pname)
+        np.testing.assert_array_equal(ps.step, recorded)
+        for i, s in enumerate(recorded):
+            w_, g_, w0 = ref[s]["params"][pname]
+            np.testing.assert_allclose(ps.weight_norm[i], np.linalg.norm(w_), rtol=1e-10)
+            np.testing.assert_allclose(ps.grad_norm[i], np.linalg.norm(g_), rtol=1e-10)
+            n0 = np.linalg.norm(w0)  # zero-initialised biases: no ratio at step 0 (NaN)
+            want = np.linalg.norm(w_ - w0) / n0 if n0 > 0 else np.nan
+            np.testing.assert_allclose(ps.update_ratio[i], want, rtol=1e-8)
+    assert run.meta["status"] == "closed" and run.config["every"] == every
+    run.close()
+
+
+def _relu_net(seed: int = 0) -> nn.Module:
+    return netxray.mlp([4, 16, 16, 3], seed=seed)  # fc1 act1 fc2 act2 fc3
+
+
+def test_an_alarm_fires_once_per_problem_and_rearms_when_it_clears(tmp_path):
+    X, y = _data(d=4)
+    X = X.float()
+    model = _relu_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    calls: list[tuple[int, str, str | None]] = []
+    bias = model.fc2.bias.detach().clone()
+    with watch(model, tmp_path / "run", every=2,
+               alarms=lambda f, s: calls.append((s, f.kind, f.layer))) as w:
+        for s in range(24):
+            if s in (6, 16):  # kill every unit of act2: its pre-activations far below 0
+                with torch.no_grad():
+                    model.fc2.bias.fill_(-1e3)
+            if s == 12:
+                with torch.no_grad():
+                    model.fc2.bias.copy_(bias)
+            loss = nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss)
+    dead = [c for c in calls if c[1] == "dead_units"]
+    assert dead == [(6, "dead_units", "act2"), (16, "dead_units", "act2")]
+    with open_run(tmp_path / "run") as run:
+        events = [(f.step, f.event) for f in run.findings if f.kind == "dead_units"]
+        assert events == [(6, "raised"), (12, "cleared"), (16, "raised")]
+        ev = next(f for f in run.findings if f.kind == "dead_units")
+        assert ev.layer == "act2" and ev.units == tuple(range(16)) and ev.severity == "error"
+        assert "never activate" in ev.message
+        assert run.unit_death_steps("act2") == dict.fromkeys(range(16), 16)
+        ls = run.layer_stats("act2")
+        np.testing.assert_array_equal(ls.dead, [0, 0, 0, 16, 16, 16, 0, 0, 16, 16, 16, 16])
+
+
+def test_the_first_nan_names_its_step_and_layer(tmp_path):
+    X, y = _data(d=4)
+    X = X.float()
+    model = _relu_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    layers = ["fc1", "act1", "fc2", "act2", "fc3"]
+    with pytest.raises(TrainingAlarm) as info:
+        with watch(model, tmp_path / "run", every=5, layers=layers, alarms="raise") as w:
+            for s in range(30):
+                if s == 7:  # not a recorded step: the every-step check still sees it
+                    with torch.no_grad():
+                        model.fc2.weight[0, 0] = float("nan")
+                loss = nn.functional.cross_entropy(model(X), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                w.step(loss=loss)
+            w.flush()
+    assert info.value.step == 7 and info.value.finding.kind == "nonfinite"
+    assert info.value.finding.layer == "fc2"
+    assert "step 7" in str(info.value) and "`fc2`" in str(info.value)
+    with open_run(tmp_path / "run") as run:
+        first = run.first_nonfinite
+        assert first is not None and first.step == 7 and first.layer == "fc2"
+        assert np.isfinite(run.steps.loss[:7]).all() and np.isnan(run.steps.loss[7])
+        assert [f.kind for f in run.findings if f.event == "raised"].count("nonfinite") == 1
+
+
+def test_warn_alarms_are_netxray_warnings(tmp_path):
+    X, y = _data(d=4)
+    model = _relu_net().double()
+    with torch.no_grad():
+        model.fc1.bias.fill_(-1e3)
+    with pytest.warns(NetxrayWarning) as caught:
+        with watch(model, tmp_path / "run", every=1) as w:
+            loss = nn.functional.cross_entropy(model(X), y)
+            loss.backward()
+            w.step(loss=loss)
+    assert any("step 0: ERROR dead_units [act1]" in str(c.message) for c in caught)
+
+
+def test_no_hook_survives_and_the_model_is_untouched(tmp_path, hook_count):
+    X, y = _data(d=4)
+    model = _relu_net().double()
+    model.eval()
+    model.fc3.weight.requires_grad_(False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with watch(model, tmp_path / "a", every=1, alarms=lambda f, s: None) as w:
+        assert hook_count(model) > 0
+        loss = nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+        w.step(loss=loss)
+    assert hook_count(model) == 0
+    with pytest.raises(RuntimeError, match="this watch is not open"):
+        w.step(loss=loss)
+    with pytest.raises(KeyError, match="boom"):
+        with watch(model, tmp_path / "b", every=1, alarms=lambda f, s: None) as w:
+            model(X).sum().backward()
+            raise KeyError("boom")
+    assert hook_count(model) == 0
+    assert not model.training and not model.fc3.weight.requires_grad
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0)
+    with open_run(tmp_path / "b") as run:  # closed cleanly on the exception too
+        assert run.meta["status"] == "closed"
+
+
+def test_snapshots_of_a_probe_and_the_2d_decision_surface(tmp_path):
+    X, y = _data(n=120, d=2, classes=2)
+    X = X.float()
+    model = netxray.mlp([2, 8, 2], seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, tmp_path / "run", every=5, snapshot_every=4, probe=(X[:32], y[:32]),
+               snapshot_resolution=16, alarms=lambda f, s: None) as w:
+        for _ in range(9):
+            loss = nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss)
+            if w._step == 5:  # right after step 4's snapshot, with step 4's weights
+                with w.paused():
+                    expected = netxray.activations(model, (X[:32], y[:32]))
+    with open_run(tmp_path / "run") as run:
+        acts = run.snapshots("activations")
+        assert list(acts) == [0, 4, 8] and run.dropped_snapshots == 0
+        assert isinstance(acts[4], Activations) and acts[4] == expected
+        grid = run.snapshots("boundary")[8]
+        assert type(grid).__name__ == "BoundaryGrid" and grid.probs.shape[:2] == (16, 16)
+        assert type(run.snapshots("unit_maps")[0]).__name__ == "UnitMaps"
+        # the probe's forward passes were not counted in the training statistics
+        assert len(run.layer_stats("act1").step) == 2
+
+
+def test_a_writer_that_falls_behind_drops_snapshots_never_statistics(tmp_path, monkeypatch):
+    from netxray.store import RunDB
+
+    slow = RunDB.write_snapshot
+    go = threading.Event()
+
+    def write_snapshot(self, *args):
+        go.wait(30)  # the writer is stuck on the first snapshot until training ends
+        slow(self, *args)
+
+    monkeypatch.setattr(RunDB, "write_snapshot", write_snapshot)
+    X, y = _data(n=64, d=4)
+    model = _relu_net().double()
+    with watch(model, tmp_path / "run", every=1, snapshot_every=1, probe=X[:8],
+               alarms=lambda f, s: None) as w:
+        for _ in range(8):
+            loss = nn.functional.cross_entropy(model(X), y)
+            loss.backward()
+            w.step(loss=loss)
+        dropped = w.dropped_snapshots
+        go.set()
+    assert dropped == 6  # steps 0 and 1 queued (2 may wait), steps 2-7 dropped
+    with open_run(tmp_path / "run") as run:
+        assert run.dropped_snapshots == dropped
+        assert len(run.snapshots("activations")) + dropped == 8
+        assert len(run.steps.step) == 8 and len(run.layer_stats("act1").step) == 8
+
+
+def test_log_gives_a_numpy_model_the_same_statistics(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    W = rng.normal(size=(3, 5))
+    b = np.array([0.0, 0.0, -50.0, 0.0, 0.0])  # unit 2 is dead from the start
+    alarms, refs, logged = [], {}, {}
+    with watch(None, tmp_path / "run", every=2, alarms=lambda f, s: alarms.append((s, f.kind))) as w:
+        for step in range(6):
+            z = X @ W + b
+            a = np.maximum(z, 0)
+            ga = rng.normal(size=a.shape)
+            gW = X.T @ (ga * (z > 0))
+            w.log(step, activations={"hidden": a}, gradients={"hidden": ga, "W": gW},
+                  weights={"W": W}, loss=float(a.mean()), families={"hidden": "relu"})
+            refs[step], logged[step] = (a, ga, gW), W.copy()
+            W = W - 0.01 * gW
+        with pytest.raises(ValueError, match="steps must increase"):
+            w.log(3, loss=1.0)
+        with pytest.raises(ValueError, match="matches no activation"):
+            w.log(10, gradients={"nope": ga})
+    with open_run(tmp_path / "run") as run:
+        ls, ps = run.layer_stats("hidden"), run.param_stats("W")
+        assert run.layers["hidden"].family == "relu" and run.layers["hidden"].module_type == "array"
+        np.testing.assert_array_equal(ls.step, [0, 2, 4])
+        for i, step in enumerate([0, 2, 4]):
+            a, ga, gW = refs[step]
+            np.testing.assert_allclose(ls.frac_active[i], (a > 0).mean(), rtol=1e-12)
+            np.testing.assert_allclose(ls.grad_rms[i], np.sqrt((ga ** 2).mean()), rtol=1e-6)
+            assert ls.dead[i] == 1
+            np.testing.assert_allclose(ps.weight_norm[i], np.linalg.norm(logged[step]), rtol=1e-12)
+            np.testing.assert_allclose(ps.grad_norm[i], np.linalg.norm(gW), rtol=1e-12)
+            if step:  # the update of this step: from the weights logged one step earlier
+                prev = logged[step - 1]
+                np.testing.assert_allclose(ps.update_ratio[i], np.linalg.norm(logged[step] - prev)
+                                           / np.linalg.norm(prev), rtol=1e-10)
+        assert np.isnan(ps.update_ratio[0])
+        assert run.unit_death_steps("hidden") == {2: 0}
+        assert np.allclose(run.steps.step, np.arange(6))
+    assert (0, "dead_units") not in alarms  # 1 of 5 units: a note, below the alarm level
