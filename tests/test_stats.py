@@ -408,7 +408,7 @@ def test_histograms_can_be_switched_off():
     assert u.compute()["count"].tolist() == [8, 8]
 
 
-def test_a_shared_module_called_twice_per_forward():
+def test_a_shared_module_called_twice_per_forward_is_two_layers():
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -420,13 +420,17 @@ def test_a_shared_module_called_twice_per_forward():
 
     m = Twice()
     X = torch.randn(40, 3, dtype=torch.float64)
-    s = collect_stats(m, X, batch_size=16)["act"]
+    stats = collect_stats(m, X, batch_size=16)
     with torch.no_grad():
         a1 = m.act(m.lin(X))
         a2 = m.act(m.lin(a1))
-    ref = torch.cat([a1, a2]).numpy()
-    assert s.calls == 2 and s.count.tolist() == [80, 80, 80]
-    np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)
+    assert list(stats) == ["act", "act#1"]
+    for name, ref in (("act", a1.numpy()), ("act#1", a2.numpy())):
+        s = stats[name]
+        assert s.calls == 1 and s.count.tolist() == [40, 40, 40] and s.module_type == "ReLU"
+        np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(s.var, ref.var(0), rtol=1e-10, atol=1e-14)
+    assert list(collect_stats(m, X, "act#1")) == ["act#1"]
 
 
 # ------------------------------------------------------------------ channel fast path
