@@ -7,8 +7,8 @@ import torch
 import netxray
 from netxray.capture import default_layers
 from netxray.health import Thresholds, default_loss
-from netxray.health.rules import _rule_gradients
 from netxray.health.checks import is_pretrained
+from netxray.health.rules import _rule_gradients
 
 transformers = pytest.importorskip("transformers")
 
@@ -189,7 +189,7 @@ def test_bert_gradient_statistics_over_real_tokens_match_autograd_alone():
     for s, y in zip(SENTENCES, labels, strict=True):  # reference: each sentence alone
         kept = []
         h = model.bert.encoder.layer[0].register_forward_hook(
-            lambda _m, _i, out: kept.append(out[0] if isinstance(out, tuple) else out))
+            lambda _m, _i, out, kept=kept: kept.append(out[0] if isinstance(out, tuple) else out))
         try:
             logits = model(input_ids=torch.tensor([s])).logits
         finally:
