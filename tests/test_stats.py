@@ -489,3 +489,81 @@ def test_channel_path_with_nan_and_inf_falls_back_to_masked_statistics():
     np.testing.assert_allclose(got["var"], a.var(1).data, rtol=1e-6)
     np.testing.assert_array_equal(got["min"], a.min(1).data)
     np.testing.assert_array_equal(got["max"], a.max(1).data)
+
+
+# ------------------------------------------------------------------ batches as models take them
+
+
+class KeywordModel(nn.Module):
+    """Takes keyword inputs and returns a dict (as HF models return a ModelOutput)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp64()
+
+    def forward(self, features, scale=None):
+        out = self.net(features)
+        return {"hidden": out * 0, "logits": out if scale is None else out * scale}
+
+
+def test_dict_batches_are_keyword_arguments_and_gradients_work_with_them():
+    model = KeywordModel()
+    X = torch.randn(60, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,))
+    ref = collect_stats(model.net, (X, y), ["1", "3"], gradients=True, batch_size=25)
+    dicts = [{"features": X[i:i + 25], "labels": y[i:i + 25]} for i in range(0, 60, 25)]
+    got = collect_stats(model, dicts, ["net.1", "net.3"], gradients=True)
+    for a, b in (("1", "net.1"), ("3", "net.3")):
+        np.testing.assert_allclose(got[b].mean, ref[a].mean, rtol=1e-12)
+        assert got[b].grad_norm == pytest.approx(ref[a].grad_norm, rel=1e-10)
+        np.testing.assert_allclose(got[b].grad_abs_mean, ref[a].grad_abs_mean, rtol=1e-10)
+    assert got.loss == pytest.approx(ref.loss, rel=1e-12)  # the loss used the logits
+    renamed = [{"features": d["features"], "target": d["labels"]} for d in dicts]
+    fmt = netxray.BatchFormat(labels="target", output="logits")
+    for kw in ({"labels": "target", "output": "logits"}, {"batch_format": fmt}):
+        s = collect_stats(model, renamed, ["net.1"], gradients=True, **kw)
+        assert s["net.1"].grad_norm == pytest.approx(ref["1"].grad_norm, rel=1e-10)
+    with pytest.raises(ValueError, match="takes no argument 'target'.*labels='target'"):
+        collect_stats(model, renamed, ["net.1"])
+    with pytest.raises(ValueError, match="either batch_format= or"):
+        collect_stats(model, renamed, batch_format=fmt, labels="target")
+    with pytest.raises(ValueError, match="has no 'probs'"):
+        collect_stats(model, dicts, ["net.1"], gradients=True, output="probs")
+
+
+def test_a_mask_leaves_padding_out_of_every_per_token_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    lengths = [5, 2, 7, 1, 4, 3]
+    real = [torch.randn(n, 4, dtype=torch.float64) for n in lengths]
+    with torch.no_grad():
+        ref = {name: torch.cat([model[:k](r) for r in real]).numpy()
+               for name, k in (("0", 1), ("1", 2), ("2", 3))}
+    runs = []
+    for width, bs in ((7, 6), (9, 4), (12, 1)):
+        X = torch.full((6, width, 4), 1e3, dtype=torch.float64)  # padding: huge values
+        M = torch.zeros(6, width, dtype=torch.long)
+        for i, r in enumerate(real):
+            X[i, :len(r)], M[i, :len(r)] = r, 1
+        data = [{"input": X[i:i + bs], "attention_mask": M[i:i + bs]} for i in range(0, 6, bs)]
+
+        class Wrap(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input, attention_mask):
+                return self.inner(input)
+
+        runs.append(collect_stats(Wrap(model), data, ["inner.0", "inner.1", "inner.2"]))
+        # the same with the mask as a whole-dataset tensor and plain tensor batches
+        runs.append(collect_stats(model, X, ["0", "1", "2"], mask=M, batch_size=bs))
+    for stats in runs:
+        for name in ("0", "1", "2"):
+            s = stats[name] if name in stats else stats[f"inner.{name}"]
+            r = ref[name]
+            assert s.per_token and s.count.tolist() == [sum(lengths)] * r.shape[1]
+            np.testing.assert_allclose(s.mean, r.mean(0), rtol=1e-12)
+            np.testing.assert_allclose(s.var, r.var(0), rtol=1e-10)
+            np.testing.assert_array_equal(s.max, r.max(0))
+            np.testing.assert_array_equal(s.frac_active, (r > 0).mean(0))
