@@ -567,3 +567,40 @@ def test_a_mask_leaves_padding_out_of_every_per_token_layer():
             np.testing.assert_allclose(s.var, r.var(0), rtol=1e-10)
             np.testing.assert_array_equal(s.max, r.max(0))
             np.testing.assert_array_equal(s.frac_active, (r > 0).mean(0))
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+def test_nested_transformer_encoder_outputs_count_real_tokens_and_unmasked_padding_is_refused():
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(50, 16)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True)
+
+        def forward(self, input_ids, attention_mask):
+            return self.enc(self.emb(input_ids), src_key_padding_mask=attention_mask == 0)
+
+    torch.manual_seed(0)
+    model = Encoder().eval()
+    seqs = [[5, 17, 23, 9, 41], [12, 7], [33, 8, 8, 19], [44], [6, 30, 2, 27, 11, 38]]
+
+    def batches(width, bs):
+        out = []
+        for i in range(0, len(seqs), bs):
+            ids = torch.zeros(len(seqs[i:i + bs]), width, dtype=torch.long)
+            for j, s in enumerate(seqs[i:i + bs]):
+                ids[j, :len(s)] = torch.tensor(s)
+            out.append({"input_ids": ids, "attention_mask": (ids != 0).long()})
+        return out
+
+    with torch.no_grad():
+        ref = torch.cat([model(torch.tensor([s]), torch.ones(1, len(s)))[0] for s in seqs])
+    ref = ref.double().numpy()
+    for data, kw in ((batches(6, 5), {}), (batches(9, 2), {}), (batches(9, 2), {"mask": None})):
+        s = collect_stats(model, data, ["enc.layers.1"], **kw)["enc.layers.1"]
+        assert s.per_token and s.count.tolist() == [18] * 16
+        np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(s.var, ref.var(0), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="layer 'emb' outputs padded sequences.*mask="):
+        collect_stats(model, batches(9, 2), ["emb", "enc.layers.1"], mask=None)
