@@ -10,7 +10,12 @@ pool -> conv32 -> pool -> fc10), batch 4096, torch.set_num_threads(2):
 - "fastai-style hooks": per-layer mean / std / near-zero fraction, as fastai's
   ``ActivationStats`` records them. fastai is not installed here, so these hooks are written
   by hand in this file (per layer, not per unit, and no merge across batches);
-- forward + backward vs ``collect_stats(gradients=True)``.
+- forward + backward vs ``collect_stats(gradients=True)``;
+- a 6-layer BERT-style model (transformers' ``BertModel`` from a small config: hidden 256,
+  4 heads, MLP 1024, random weights) on a batch of 32 sequences padded to 128 tokens
+  (lengths 16-128, about 56% real): plain forward vs ``collect_stats`` with the attention
+  mask (default layers: the 6 GELUs and the 6 block outputs, real tokens only) and without
+  it (padding pooled in, for the cost of the token selection). Skipped without transformers.
 
 Medians of repeats; ratios to the plain pass. Run:
 ``.venv/bin/python benchmarks/bench_stats.py`` (``--quick`` for a small version).
@@ -126,6 +131,46 @@ def bench(name: str, model: nn.Module, X: torch.Tensor, y: torch.Tensor, repeats
     return rows
 
 
+def bert_batch(seed: int = 0) -> tuple[nn.Module, dict]:
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.BertConfig(
+        vocab_size=1000, hidden_size=256, num_hidden_layers=6, num_attention_heads=4,
+        intermediate_size=1024, max_position_embeddings=128,
+    )
+    model = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    g = torch.Generator().manual_seed(seed)
+    n, seq = 32, 128
+    lengths = torch.randint(16, seq + 1, (n,), generator=g)
+    mask = (torch.arange(seq)[None] < lengths[:, None]).long()
+    ids = torch.randint(1, 1000, (n, seq), generator=g) * mask
+    return model, {"input_ids": ids, "attention_mask": mask}
+
+
+def bench_bert(name: str, repeats: int) -> list:
+    model, batch = bert_batch()
+
+    def plain():
+        with torch.no_grad():
+            model(**batch)
+
+    t = run_interleaved(
+        {
+            "plain forward": plain,
+            "forward + netxray stats, attention mask (real tokens only)": lambda: collect_stats(
+                model, [batch]
+            ),
+            "forward + netxray stats, no mask (padding pooled in)": lambda: collect_stats(
+                model, [batch], mask=None
+            ),
+        },
+        repeats,
+    )
+    base = t["plain forward"]
+    return [(name, k, v, v / base) for k, v in t.items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller batch, fewer repeats")
@@ -143,6 +188,15 @@ def main() -> None:
     torch.set_num_threads(2)
     rows += bench("MLP 784-512-256-10", mlp((784, 512, 256, 10), init="torch", seed=0).eval(), X, y, repeats)
     rows += bench("CNN 1x28x28 c16 c32 fc", cnn(), Xc, y, max(3, repeats // 3))
+    try:
+        import transformers  # noqa: F401
+    except ModuleNotFoundError:
+        print("transformers is not installed: the BERT rows are skipped")
+    else:
+        torch.set_num_threads(1)
+        rows += bench_bert("BERT 6x256, 32 x 128 tokens padded, 1 thread", repeats)
+        torch.set_num_threads(2)
+        rows += bench_bert("BERT 6x256, 32 x 128 tokens padded", repeats)
     load1 = os.getloadavg()[0]
 
     cmd = "python benchmarks/bench_stats.py" + (" --quick" if args.quick else "")
@@ -164,6 +218,11 @@ def main() -> None:
         "waits for its second thread to be scheduled, so the many small passes of the "
         "statistics pay more than the few large matmuls of the forward pass; the 1-thread "
         "rows show the cost without that effect. Variants run round-robin.",
+        "",
+        "The BERT rows: transformers' BertModel from a small config (6 layers, hidden 256, MLP "
+        "1024, random weights), one batch of 32 sequences of 16-128 real tokens padded to 128 "
+        "(about 56% real); collect_stats keeps each GELU's and block's statistics over the real "
+        "tokens (one index_select per layer, then the same kernels).",
         "",
         "Ratios are to the plain forward pass of the same model, except the line marked "
         "'relative to forward + backward' line. fastai is not installed: its ActivationStats-style "

@@ -504,3 +504,27 @@ def test_health_and_weights_have_no_import_cycle():
 
     for m in graph:
         visit(m, ())
+
+
+def test_diagnose_and_precheck_read_dict_batches_with_their_labels():
+    x = inputs()
+    y = torch.randint(0, 2, (N,), generator=torch.Generator().manual_seed(0))
+    net = nn.Sequential(relu_net(), nn.Linear(6, 2))
+
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return {"logits": self.net(x)}
+
+    ref = diagnose(net, (x, y), batch_size=100)
+    batches = [{"x": x[i:i + 100], "y": y[i:i + 100]} for i in range(0, N, 100)]
+    got = diagnose(Keywords(), batches, labels="y")
+    assert got.loss == pytest.approx(ref.loss, rel=1e-6)
+    assert [(f.kind, f.layer.removeprefix("net."), f.units) for f in got.findings] == [
+        (f.kind, f.layer, f.units) for f in ref.findings]
+    pre = precheck(Keywords(), batches, batch_format=netxray.BatchFormat(labels="y"))
+    assert pre.expected_loss == pytest.approx(math.log(2))
+    assert pre.loss == pytest.approx(ref.loss, rel=1e-6)

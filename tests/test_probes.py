@@ -268,3 +268,13 @@ def test_activation_map_without_clustering_and_errors() -> None:
     np.testing.assert_array_equal(amap.sample_order, [1, 3, 0, 2])
     with pytest.raises(ValueError, match="one per sample"):
         activation_map(H, [0, 1])
+
+
+def test_probes_on_token_rows_with_sequence_labels_say_how_to_pool():
+    from netxray.capture import Activations
+
+    acts = Activations(layers={"h": torch.randn(7, 3)}, outputs=torch.randn(7, 2),
+                       targets=None, token_index=torch.zeros(7, 2, dtype=torch.long),
+                       token_layers=("h",), token_outputs=True)
+    with pytest.raises(ValueError, match="pool='mean'"):
+        linear_probes(acts, np.array([0, 1, 0]), cv=2)

@@ -408,7 +408,7 @@ def test_histograms_can_be_switched_off():
     assert u.compute()["count"].tolist() == [8, 8]
 
 
-def test_a_shared_module_called_twice_per_forward():
+def test_a_shared_module_called_twice_per_forward_is_two_layers():
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
@@ -420,13 +420,17 @@ def test_a_shared_module_called_twice_per_forward():
 
     m = Twice()
     X = torch.randn(40, 3, dtype=torch.float64)
-    s = collect_stats(m, X, batch_size=16)["act"]
+    stats = collect_stats(m, X, batch_size=16)
     with torch.no_grad():
         a1 = m.act(m.lin(X))
         a2 = m.act(m.lin(a1))
-    ref = torch.cat([a1, a2]).numpy()
-    assert s.calls == 2 and s.count.tolist() == [80, 80, 80]
-    np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)
+    assert list(stats) == ["act", "act#1"]
+    for name, ref in (("act", a1.numpy()), ("act#1", a2.numpy())):
+        s = stats[name]
+        assert s.calls == 1 and s.count.tolist() == [40, 40, 40] and s.module_type == "ReLU"
+        np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(s.var, ref.var(0), rtol=1e-10, atol=1e-14)
+    assert list(collect_stats(m, X, "act#1")) == ["act#1"]
 
 
 # ------------------------------------------------------------------ channel fast path
@@ -485,3 +489,118 @@ def test_channel_path_with_nan_and_inf_falls_back_to_masked_statistics():
     np.testing.assert_allclose(got["var"], a.var(1).data, rtol=1e-6)
     np.testing.assert_array_equal(got["min"], a.min(1).data)
     np.testing.assert_array_equal(got["max"], a.max(1).data)
+
+
+# ------------------------------------------------------------------ batches as models take them
+
+
+class KeywordModel(nn.Module):
+    """Takes keyword inputs and returns a dict (as HF models return a ModelOutput)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp64()
+
+    def forward(self, features, scale=None):
+        out = self.net(features)
+        return {"hidden": out * 0, "logits": out if scale is None else out * scale}
+
+
+def test_dict_batches_are_keyword_arguments_and_gradients_work_with_them():
+    model = KeywordModel()
+    X = torch.randn(60, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,))
+    ref = collect_stats(model.net, (X, y), ["1", "3"], gradients=True, batch_size=25)
+    dicts = [{"features": X[i:i + 25], "labels": y[i:i + 25]} for i in range(0, 60, 25)]
+    got = collect_stats(model, dicts, ["net.1", "net.3"], gradients=True)
+    for a, b in (("1", "net.1"), ("3", "net.3")):
+        np.testing.assert_allclose(got[b].mean, ref[a].mean, rtol=1e-12)
+        assert got[b].grad_norm == pytest.approx(ref[a].grad_norm, rel=1e-10)
+        np.testing.assert_allclose(got[b].grad_abs_mean, ref[a].grad_abs_mean, rtol=1e-10)
+    assert got.loss == pytest.approx(ref.loss, rel=1e-12)  # the loss used the logits
+    renamed = [{"features": d["features"], "target": d["labels"]} for d in dicts]
+    fmt = netxray.BatchFormat(labels="target", output="logits")
+    for kw in ({"labels": "target", "output": "logits"}, {"batch_format": fmt}):
+        s = collect_stats(model, renamed, ["net.1"], gradients=True, **kw)
+        assert s["net.1"].grad_norm == pytest.approx(ref["1"].grad_norm, rel=1e-10)
+    with pytest.raises(ValueError, match="takes no argument 'target'.*labels='target'"):
+        collect_stats(model, renamed, ["net.1"])
+    with pytest.raises(ValueError, match="either batch_format= or"):
+        collect_stats(model, renamed, batch_format=fmt, labels="target")
+    with pytest.raises(ValueError, match="has no 'probs'"):
+        collect_stats(model, dicts, ["net.1"], gradients=True, output="probs")
+
+
+def test_a_mask_leaves_padding_out_of_every_per_token_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    lengths = [5, 2, 7, 1, 4, 3]
+    real = [torch.randn(n, 4, dtype=torch.float64) for n in lengths]
+    with torch.no_grad():
+        ref = {name: torch.cat([model[:k](r) for r in real]).numpy()
+               for name, k in (("0", 1), ("1", 2), ("2", 3))}
+    runs = []
+    for width, bs in ((7, 6), (9, 4), (12, 1)):
+        X = torch.full((6, width, 4), 1e3, dtype=torch.float64)  # padding: huge values
+        M = torch.zeros(6, width, dtype=torch.long)
+        for i, r in enumerate(real):
+            X[i, :len(r)], M[i, :len(r)] = r, 1
+        data = [{"input": X[i:i + bs], "attention_mask": M[i:i + bs]} for i in range(0, 6, bs)]
+
+        class Wrap(nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input, attention_mask):
+                return self.inner(input)
+
+        runs.append(collect_stats(Wrap(model), data, ["inner.0", "inner.1", "inner.2"]))
+        # the same with the mask as a whole-dataset tensor and plain tensor batches
+        runs.append(collect_stats(model, X, ["0", "1", "2"], mask=M, batch_size=bs))
+    for stats in runs:
+        for name in ("0", "1", "2"):
+            s = stats[name] if name in stats else stats[f"inner.{name}"]
+            r = ref[name]
+            assert s.per_token and s.count.tolist() == [sum(lengths)] * r.shape[1]
+            np.testing.assert_allclose(s.mean, r.mean(0), rtol=1e-12)
+            np.testing.assert_allclose(s.var, r.var(0), rtol=1e-10)
+            np.testing.assert_array_equal(s.max, r.max(0))
+            np.testing.assert_array_equal(s.frac_active, (r > 0).mean(0))
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+def test_nested_transformer_encoder_outputs_count_real_tokens_and_unmasked_padding_is_refused():
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(50, 16)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+            self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True)
+
+        def forward(self, input_ids, attention_mask):
+            return self.enc(self.emb(input_ids), src_key_padding_mask=attention_mask == 0)
+
+    torch.manual_seed(0)
+    model = Encoder().eval()
+    seqs = [[5, 17, 23, 9, 41], [12, 7], [33, 8, 8, 19], [44], [6, 30, 2, 27, 11, 38]]
+
+    def batches(width, bs):
+        out = []
+        for i in range(0, len(seqs), bs):
+            ids = torch.zeros(len(seqs[i:i + bs]), width, dtype=torch.long)
+            for j, s in enumerate(seqs[i:i + bs]):
+                ids[j, :len(s)] = torch.tensor(s)
+            out.append({"input_ids": ids, "attention_mask": (ids != 0).long()})
+        return out
+
+    with torch.no_grad():
+        ref = torch.cat([model(torch.tensor([s]), torch.ones(1, len(s)))[0] for s in seqs])
+    ref = ref.double().numpy()
+    for data, kw in ((batches(6, 5), {}), (batches(9, 2), {}), (batches(9, 2), {"mask": None})):
+        s = collect_stats(model, data, ["enc.layers.1"], **kw)["enc.layers.1"]
+        assert s.per_token and s.count.tolist() == [18] * 16
+        np.testing.assert_allclose(s.mean, ref.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(s.var, ref.var(0), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="layer 'emb' outputs padded sequences.*mask="):
+        collect_stats(model, batches(9, 2), ["emb", "enc.layers.1"], mask=None)

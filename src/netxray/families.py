@@ -15,6 +15,8 @@ are marked dead). Families, by what can go wrong:
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 #: The family names, in the order of the list above.
@@ -40,8 +42,30 @@ DEFAULT_HIST_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# Activation modules of other libraries (HF's GELUActivation, NewGELUActivation,
+# SiLUActivation, QuickGELUActivation...), recognised by class name in this order: a leaky
+# or smooth rectifier first (so "GELUTanh" is not tanh, "LeakyReLU" not relu), then relu,
+# tanh, sigmoid. "ELU" only in capitals ("ParallelUnit" is no activation).
+_NAMED_FAMILIES = (
+    ("rectifier", re.compile(r"(?i:leaky|gelu|silu|swish|mish|softplus)|ELU")),
+    ("relu", re.compile(r"(?i:relu)")),
+    ("tanh", re.compile(r"(?i:tanh)")),
+    ("sigmoid", re.compile(r"(?i:sigmoid)")),
+)
+#: Smooth gates ``x * g(x)`` (GELU, SiLU/Swish, Mish): far below zero they output ~0 and
+#: pass ~0 gradient, so a unit whose pre-activation always lies there is dead too.
+_GATE_NAME = re.compile(r"(?i:gelu|silu|swish|mish)")
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    return not any(True for _ in module.children())
+
+
 def activation_family(module: nn.Module) -> str:
-    """``"relu"`` (can die), ``"rectifier"``, ``"tanh"``, ``"sigmoid"`` or ``"linear"`` (other)."""
+    """``"relu"`` (can die), ``"rectifier"``, ``"tanh"``, ``"sigmoid"`` or ``"linear"`` (other).
+
+    Torch's activation classes by type; a leaf module of another library by its class name
+    (HF's ``GELUActivation`` is a rectifier, like ``nn.GELU``)."""
     if isinstance(module, RELU_FAMILY):
         return "relu"
     if isinstance(module, RECTIFIER_FAMILY):
@@ -50,7 +74,20 @@ def activation_family(module: nn.Module) -> str:
         return "tanh"
     if isinstance(module, SIGMOID_FAMILY):
         return "sigmoid"
+    cls = type(module)
+    foreign = not cls.__module__.startswith("torch.")  # torch's own are all pinned above
+    if foreign and _is_leaf(module) and not any(True for _ in module.parameters()):
+        name = cls.__name__
+        for family, pattern in _NAMED_FAMILIES:
+            if pattern.search(name):
+                return family
     return "linear"
+
+
+def is_smooth_gate(module_type: str) -> bool:
+    """Whether an activation class (by name: ``"GELU"``, ``"GELUActivation"``, ``"SiLU"``)
+    is a smooth gate ``x * g(x)``, dead where its input is always far below zero."""
+    return bool(_GATE_NAME.search(module_type))
 
 
 def saturation_band(
@@ -76,5 +113,6 @@ __all__ = [
     "SIGMOID_FAMILY",
     "TANH_FAMILY",
     "activation_family",
+    "is_smooth_gate",
     "saturation_band",
 ]

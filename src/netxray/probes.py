@@ -193,6 +193,14 @@ def linear_probes(
                 f"layer {name!r} has {a.shape[0]} samples but others have {n}; "
                 "record every layer on the same data"
             )
+    token_layers = getattr(activations, "token_layers", ())
+    if token_layers and len(y) != n:
+        raise ValueError(
+            f"these activations have one row per real token ({n} rows in "
+            f"{token_layers[0]!r}) but y has one label per sequence; record them with "
+            "netxray.activations(..., pool='mean') (or 'first') for one row per sequence, or "
+            "pass one label per token"
+        )
     labels = _labels(y, n)
     _, counts = np.unique(labels, return_counts=True)
     if len(counts) < 2:

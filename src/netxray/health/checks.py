@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from netxray.batches import Batch, BatchFormat, LabelSpec, MaskSpec, OutputSpec
 from netxray.health.findings import Finding, HealthReport, Thresholds, _fmt, _sorted
 from netxray.health.rules import (
     _rule_constant,
@@ -41,14 +42,21 @@ def diagnose_stats(
     context: str = "diagnose",
     expected_loss: float | None = None,
     extra: Sequence[Finding] = (),
+    pretrained: bool = False,
 ) -> HealthReport:
     """Apply every rule to statistics already collected; return a :class:`HealthReport`.
 
     ``history``: a TrainingHistory (or a list of per-epoch losses) to check for divergence;
     ``weights``: a :class:`netxray.weights.WeightHealth` (with ``steps``, the number of
     optimizer steps between its two checkpoints, update ratios are judged).
+    ``pretrained``: the weights come from pre-training, so advice never says to
+    re-initialise; with a ``history`` or ``steps`` they count as fine-tuned since, and
+    the advice turns to the fine-tuning (learning rate, warm-up).
     """
     th = thresholds or Thresholds()
+    case = context
+    if pretrained:
+        case = "finetuned" if history is not None or steps is not None else "pretrained"
     skipped: list[str] = []
     findings = _rule_nonfinite(stats, history)
     rest: list[Finding] = []
@@ -62,12 +70,12 @@ def diagnose_stats(
     else:
         findings = list(extra) + rest + _rule_loss_rising(history, th)
         for s in stats.values():
-            findings += _rule_dead_dying(s, th, context)
-            findings += _rule_saturated(s, th)
-            findings += _rule_constant(s, th)
-        findings += _rule_exploding_activations(stats, th)
+            findings += _rule_dead_dying(s, th, case)
+            findings += _rule_saturated(s, th, case)
+            findings += _rule_constant(s, th, case)
+        findings += _rule_exploding_activations(stats, th, case)
         if any(s.grad_norm is not None for s in stats.values()):
-            findings += _rule_gradients(stats, th)
+            findings += _rule_gradients(stats, th, case)
         else:
             skipped.append("gradients: pass targets (or a loss_fn) to check them")
     return HealthReport(
@@ -79,6 +87,7 @@ def diagnose_stats(
         weights=weights,
         skipped=tuple(skipped),
         context=context,
+        pretrained=pretrained,
     )
 
 
@@ -89,23 +98,28 @@ def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(outputs, targets)
 
 
-def _peek(data: Any, batch_size: int) -> tuple[Any, Iterator[tuple[torch.Tensor, Any]]]:
-    """The first batch's targets (or None), and the batches (the first one replayed)."""
-    from netxray.capture import iter_batches
+def is_pretrained(model: nn.Module) -> bool:
+    """Whether ``model`` was loaded from pretrained weights, as far as it tells: a
+    HuggingFace model loaded with ``from_pretrained`` carries the checkpoint's name or path
+    in ``model.config._name_or_path`` (empty for a model built from a config)."""
+    config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", None) or getattr(model, "name_or_path", None)
+    return isinstance(name, str) and bool(name.strip())
 
-    it = iter_batches(data, batch_size)
+
+def _read(data: Any, batch_size: int, fmt: BatchFormat) -> tuple[Batch, Iterator[Batch]]:
+    """The first batch, and every batch (the first one replayed): read once, so one-shot
+    generators and loaders work."""
+    from netxray.batches import read_batches
+
+    it = read_batches(data, batch_size, fmt)
     first = next(it)
 
-    def replay() -> Iterator[tuple[torch.Tensor, Any]]:
+    def replay() -> Iterator[Batch]:
         yield first
         yield from it
 
-    return first[1], replay()
-
-
-def _pairs(batches: Iterator[tuple[torch.Tensor, Any]]) -> Iterator[Any]:
-    for x, y in batches:
-        yield x if y is None else (x, y)
+    return first, replay()
 
 
 def diagnose(
@@ -118,33 +132,43 @@ def diagnose(
     previous_weights: Any = None,
     steps: int | None = None,
     batch_size: int = 1024,
+    labels: LabelSpec = "labels",
+    mask: MaskSpec = "attention_mask",
+    output: OutputSpec = None,
+    batch_format: BatchFormat | None = None,
+    pretrained: bool | None = None,
     thresholds: Thresholds | None = None,
     allow_train: bool = False,
     bins: int = 32,
 ) -> HealthReport:
     """Run ``model`` over ``data`` and report what is wrong with it, in plain words.
 
-    ``data``: a tensor, an ``(X, y)`` pair, a DataLoader or an iterable of batches. With
-    targets, gradients are checked too (``loss_fn`` defaults to cross-entropy for integer
-    targets, MSE for float ones; it must return the batch mean). ``history``: the
-    TrainingHistory (checked for divergence). ``previous_weights``: an earlier state dict
-    (or model) to measure update ratios against, over ``steps`` optimizer steps.
-    The model's weights, mode, ``.grad`` and ``requires_grad`` are left as they were.
-    ``bins``: histogram bins per unit kept in the report's statistics (0: none).
+    ``data``: a tensor, an ``(X, y)`` pair, a dict of arrays, a DataLoader or an iterable
+    of batches (tensors, tuples, dicts or HF ``BatchEncoding``s passed as keyword
+    arguments); ``labels``/``mask``/``output`` (or one ``batch_format``) say where the
+    targets and the attention mask are and which output the loss uses, as in
+    :func:`netxray.collect_stats`; padding never counts. With targets, gradients are checked
+    too (``loss_fn`` defaults to cross-entropy for integer targets, MSE for float ones; it
+    must return the batch mean). ``history``: the TrainingHistory (checked for divergence).
+    ``previous_weights``: an earlier state dict (or model) to measure update ratios against,
+    over ``steps`` optimizer steps. ``pretrained``: whether the weights come from
+    pre-training, which changes the advice (never "re-initialise"); ``None`` asks the model
+    (:func:`is_pretrained`). The model's weights, mode, ``.grad`` and ``requires_grad`` are
+    left as they were. ``bins``: histogram bins per unit kept in the report's statistics.
     """
-    from netxray.stats import collect_stats
+    from netxray.stats._collect import _collect, resolve_format
     from netxray.weights import weight_health
 
-    y0, batches = _peek(data, batch_size)
-    has_y = y0 is not None
+    fmt = resolve_format(labels, mask, output, batch_format)
+    first, batches = _read(data, batch_size, fmt)
+    has_y = first.labels is not None
     fn = loss_fn if loss_fn is not None else default_loss
-    stats = collect_stats(
-        model, _pairs(batches), layers, gradients=has_y, loss_fn=fn if has_y else None,
-        batch_size=batch_size, allow_train=allow_train, bins=bins,
-    )
+    stats = _collect(model, batches, fmt, layers, gradients=has_y,
+                     loss_fn=fn if has_y else None, allow_train=allow_train, bins=bins)
     weights = weight_health(model, previous_weights)
     return diagnose_stats(stats, history=history, weights=weights, steps=steps,
-                          thresholds=thresholds)
+                          thresholds=thresholds,
+                          pretrained=is_pretrained(model) if pretrained is None else pretrained)
 
 
 def precheck(
@@ -154,6 +178,10 @@ def precheck(
     *,
     layers: Any = None,
     batch_size: int = 1024,
+    labels: LabelSpec = "labels",
+    mask: MaskSpec = "attention_mask",
+    output: OutputSpec = None,
+    batch_format: BatchFormat | None = None,
     thresholds: Thresholds | None = None,
     bins: int = 32,
 ) -> HealthReport:
@@ -162,16 +190,20 @@ def precheck(
 
     For a classifier with C balanced classes, an untrained network should predict about
     uniformly, so its cross-entropy should be near ln(C); much higher means the output
-    layer starts overconfident. Returns a :class:`HealthReport` (``expected_loss`` set).
+    layer starts overconfident (per token for a language model: C is its vocabulary).
+    ``data`` and ``labels``/``mask``/``output``/``batch_format`` as in :func:`diagnose`.
+    Returns a :class:`HealthReport` (``expected_loss`` set).
     """
-    from netxray.stats import collect_stats
+    from netxray.stats._collect import _collect, resolve_format
 
     th = thresholds or Thresholds()
-    y0, batches = _peek(data, batch_size)
+    fmt = resolve_format(labels, mask, output, batch_format)
+    first, batches = _read(data, batch_size, fmt)
+    y0 = first.labels
     has_y = y0 is not None
     fn = loss_fn if loss_fn is not None else default_loss
-    stats = collect_stats(model, _pairs(batches), layers, gradients=has_y,
-                          loss_fn=fn if has_y else None, batch_size=batch_size, bins=bins)
+    stats = _collect(model, batches, fmt, layers, gradients=has_y,
+                     loss_fn=fn if has_y else None, bins=bins)
     expected = None
     extra: list[Finding] = []
     classes = None

@@ -66,6 +66,7 @@ class Thresholds:
     """The numbers every rule compares against (defaults are conservative)."""
 
     dying_fraction: float = 0.01  # a ReLU unit active on fewer inputs than this is dying
+    gate_dead_bound: float = 1e-3  # a GELU/SiLU unit never > 0 and always within this of 0 is dead
     saturated_fraction: float = 0.5  # a unit saturated on at least this share is saturated
     min_samples: int = 100  # fewer inputs than this: per-unit findings are only "info"
     constant_rtol: float = 1e-10  # var <= rtol * max(1, mean^2) counts as constant
@@ -84,7 +85,8 @@ class HealthReport(Result):
     ``findings`` (errors first), ``stats`` (the statistics behind them), ``n_samples``,
     ``loss`` (mean over the data, when targets were given), ``expected_loss`` (precheck:
     ln of the number of classes), ``weights`` (spectral norms, stable ranks, update ratios)
-    and ``skipped`` (checks not run, and why).
+    ``skipped`` (checks not run, and why) and ``pretrained`` (the weights come from
+    pre-training: the advice never says to re-initialise them).
     """
 
     findings: tuple[Finding, ...]
@@ -95,6 +97,7 @@ class HealthReport(Result):
     weights: WeightHealth | None = None
     skipped: tuple[str, ...] = ()
     context: str = "diagnose"
+    pretrained: bool = False
 
     @property
     def ok(self) -> bool:

@@ -20,11 +20,40 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netxray.families import is_smooth_gate
 from netxray.health.findings import Finding, Thresholds, _fmt, _plural
 
 if TYPE_CHECKING:
     from netxray.stats import LayerStats, NetworkStats
     from netxray.weights import WeightHealth
+
+
+#: What to try on weights that come from pre-training (``case`` "pretrained": as loaded;
+#: "finetuned": since trained further). Never "re-initialise": that throws pre-training away.
+_PRETRAINED = {
+    "pretrained": (
+        "These weights come from pre-training, so do not re-initialise them (that throws the "
+        "pre-training away). Try: check that the inputs are prepared as in pre-training (the "
+        "same tokenizer, normalisation, padding and attention mask) and that this data is "
+        "like what the model was trained on; units specialised for other inputs stay quiet "
+        "on yours."
+    ),
+    "finetuned": (
+        "These weights come from pre-training and were trained further, so do not "
+        "re-initialise them. Try: compare with the checkpoint as loaded; if it was healthy "
+        "there, fine-tuning did this: a lower learning rate (1e-5 to 5e-5 is usual for "
+        "BERT-size models), warm-up, gradient clipping."
+    ),
+}
+
+
+def _advice(what: str, case: str, otherwise: str) -> str:
+    """``what`` is wrong, then what to try: for pretrained weights, or ``otherwise``."""
+    return f"{what} {_PRETRAINED[case]}" if case in _PRETRAINED else f"{what} {otherwise}"
+
+
+def _rows(s: LayerStats) -> str:
+    return "tokens" if s.per_token else "inputs"
 
 
 def _samples(s: LayerStats) -> int:
@@ -150,16 +179,44 @@ def _rule_nonfinite(stats: NetworkStats, history: Any) -> list[Finding]:
     return out
 
 
+def _dead_gates(s: LayerStats, th: Thresholds) -> np.ndarray:
+    """Units of a smooth gate (GELU, SiLU...) never > 0 and always within
+    ``th.gate_dead_bound`` of 0: their inputs lie far below 0, where no gradient passes."""
+    if s.family != "rectifier" or not is_smooth_gate(s.module_type):
+        return np.zeros(s.units, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        tiny = np.maximum(np.abs(s.min), np.abs(s.max)) <= th.gate_dead_bound
+    return (s.count > 0) & (s.frac_active == 0) & tiny
+
+
 def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -> list[Finding]:
-    if s.family != "relu":
+    """``context``: "precheck" (at init), "diagnose" (trained), "pretrained" or "finetuned"."""
+    gate = s.family == "rectifier"
+    if s.family != "relu" and not gate:
         return []
     seen = s.count > 0
     n = _samples(s)
+    rows = _rows(s)
     few = n < th.min_samples
     out = []
-    dead = seen & (s.frac_active == 0)
+    dead = _dead_gates(s, th) if gate else seen & (s.frac_active == 0)
     if dead.any():
         k = int(dead.sum())
+        what = (
+            f"{k} of {s.units} units in `{s.name}` never activate on {n:,} {rows} "
+            f"({k / s.units:.0%} of the layer)"
+            + (f": their outputs stay within {th.gate_dead_bound:g} of 0, so their inputs lie "
+               f"far below 0, where {s.module_type} passes no gradient, and they cannot recover."
+               if gate else "; they pass no gradient, so they cannot recover.")
+        )
+        if context == "precheck":
+            fix = ("At init this happens when the data reaches these units only through their "
+                   "negative side: low-dimensional or uncentred inputs, zero or negative biases. "
+                   "Try: standardize the inputs, a small positive bias (0.01), LeakyReLU/GELU.")
+        else:
+            fix = ("Common causes: a learning rate too high for this init, large negative "
+                   "biases. Try: lower lr, LeakyReLU/GELU, He init.")
+        few_note = f" (Only {n} {rows}: a unit may just not fire on these few.)" if few else ""
         out.append(
             Finding(
                 kind="dead_units",
@@ -167,26 +224,24 @@ def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -
                 layer=s.name,
                 units=_idx(dead),
                 evidence={"dead": k, "units": s.units, "inputs": n, "share": k / s.units,
-                          "max_activation": float(np.nanmax(s.max[dead]))},
-                advice=(
-                    f"{k} of {s.units} units in `{s.name}` never activate on {n:,} inputs "
-                    f"({k / s.units:.0%} of the layer); they pass no gradient, so they cannot "
-                    + (
-                        "recover. At init this happens when the data reaches these units only "
-                        "through their negative side: low-dimensional or uncentred inputs, "
-                        "zero or negative biases. Try: standardize the inputs, a small "
-                        "positive bias (0.01), LeakyReLU/GELU."
-                        if context == "precheck"
-                        else "recover. Common causes: a learning rate too high for this init, "
-                        "large negative biases. Try: lower lr, LeakyReLU/GELU, He init."
-                    )
-                    + (f" (Only {n} inputs: a unit may just not fire on these few.)" if few else "")
-                ),
+                          "max_activation": float(np.nanmax(s.max[dead])),
+                          "per_token": s.per_token},
+                advice=_advice(what, context, fix) + few_note,
             )
         )
+    if gate:
+        return out
     dying = seen & (s.frac_active > 0) & (s.frac_active < th.dying_fraction)
     if dying.any():
         k = int(dying.sum())
+        what = (
+            f"{k} of {s.units} units in `{s.name}` are active on fewer than "
+            f"{th.dying_fraction:.0%} of {n:,} {rows}: they are close to dying and learn from "
+            "very few examples."
+        )
+        fix = ("Try: standardize the inputs, a small positive bias, LeakyReLU/GELU."
+               if context == "precheck"
+               else "Try: a lower learning rate, LeakyReLU/GELU, smaller negative biases.")
         out.append(
             Finding(
                 kind="dying_units",
@@ -196,20 +251,13 @@ def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -
                 evidence={"dying": k, "units": s.units, "inputs": n,
                           "frac_active": [float(v) for v in s.frac_active[dying]],
                           "threshold": th.dying_fraction},
-                advice=(
-                    f"{k} of {s.units} units in `{s.name}` are active on fewer than "
-                    f"{th.dying_fraction:.0%} of {n:,} inputs: they are close to dying and "
-                    "learn from very few examples. Try: "
-                    + ("standardize the inputs, a small positive bias, LeakyReLU/GELU."
-                       if context == "precheck"
-                       else "a lower learning rate, LeakyReLU/GELU, smaller negative biases.")
-                ),
+                advice=_advice(what, context, fix),
             )
         )
     return out
 
 
-def _rule_saturated(s: LayerStats, th: Thresholds) -> list[Finding]:
+def _rule_saturated(s: LayerStats, th: Thresholds, context: str = "diagnose") -> list[Finding]:
     if s.saturation is None:
         return []
     seen = s.count > 0
@@ -229,10 +277,11 @@ def _rule_saturated(s: LayerStats, th: Thresholds) -> list[Finding]:
             evidence={"saturated": k, "units": s.units, "inputs": n, "band": [lo, hi],
                       "threshold": th.saturated_fraction,
                       "mean_frac_saturated": float(s.frac_saturated[seen].mean())},
-            advice=(
+            advice=_advice(
                 f"{k} of {s.units} {s.family} units in `{s.name}` are saturated ({band}) on at "
-                f"least {th.saturated_fraction:.0%} of {n:,} inputs; there their gradient is "
-                "almost zero, so they barely learn. Common causes: weights initialised too "
+                f"least {th.saturated_fraction:.0%} of {n:,} {_rows(s)}; there their gradient is "
+                "almost zero, so they barely learn.", context,
+                "Common causes: weights initialised too "
                 "large, unscaled inputs, a learning rate that pushed pre-activations far out. "
                 "Try: Xavier/Glorot init, standardize inputs, normalization layers, or ReLU-"
                 "family activations."
@@ -241,11 +290,12 @@ def _rule_saturated(s: LayerStats, th: Thresholds) -> list[Finding]:
     ]
 
 
-def _rule_constant(s: LayerStats, th: Thresholds) -> list[Finding]:
+def _rule_constant(s: LayerStats, th: Thresholds, context: str = "diagnose") -> list[Finding]:
     seen = s.count > 1
     const = seen & (s.var <= th.constant_rtol * np.maximum(1.0, s.mean**2))
     if s.family == "relu":
         const &= s.frac_active > 0  # never-active units are reported as dead
+    const &= ~_dead_gates(s, th)
     if s.saturation is not None:
         const &= s.frac_saturated < th.saturated_fraction  # reported as saturated
     if not const.any():
@@ -259,10 +309,10 @@ def _rule_constant(s: LayerStats, th: Thresholds) -> list[Finding]:
             layer=s.name,
             units=_idx(const),
             evidence={"constant": k, "units": s.units, "inputs": _samples(s), "values": values},
-            advice=(
+            advice=_advice(
                 f"{k} of {s.units} units in `{s.name}` output the same value on every input "
-                f"(e.g. {_fmt(values[0])}); they carry no information about the input. Common "
-                "causes: zero input weights, an input feature that is constant, a layer "
+                f"(e.g. {_fmt(values[0])}); they carry no information about the input.", context,
+                "Common causes: zero input weights, an input feature that is constant, a layer "
                 "upstream that collapsed. Try: check the inputs' variance and this layer's "
                 "weights; re-initialise."
             ),
@@ -273,23 +323,37 @@ def _rule_constant(s: LayerStats, th: Thresholds) -> list[Finding]:
 _UNBOUNDED = ("relu", "rectifier", "linear")
 
 
-def _rule_exploding_activations(stats: NetworkStats, th: Thresholds) -> list[Finding]:
+def _alike(layers: list[LayerStats]) -> list[LayerStats]:
+    """The layers to compare across depth, like with like: a transformer's block outputs
+    (its hidden states) when there are two or more; else the per-token layers when some
+    are per-token (not a pooled head against token states); else all."""
+    blocks = [s for s in layers if s.block]
+    if len(blocks) >= 2:
+        return blocks
+    tokens = [s for s in layers if s.per_token]
+    return tokens if tokens and len(tokens) < len(layers) else layers
+
+
+def _rule_exploding_activations(
+    stats: NetworkStats, th: Thresholds, context: str = "diagnose"
+) -> list[Finding]:
     layers = [s for s in stats.values() if s.family in _UNBOUNDED and math.isfinite(s.scale)]
     if not layers:
         return []
     scales = {s.name: s.scale for s in layers}
     over = [s for s in layers if s.scale > th.activation_bound]
+    depth = _alike(layers)
     growth = None
-    if len(layers) >= 3 and layers[0].scale > 0:
-        growth = layers[-1].scale / layers[0].scale
+    if len(depth) >= 3 and depth[0].scale > 0:
+        growth = depth[-1].scale / depth[0].scale
     grows = growth is not None and growth >= th.activation_growth
     if not over and not grows:
         return []
-    per_layer = growth ** (1 / (len(layers) - 1)) if growth else None
-    where = over[0] if over else layers[-1]
+    per_layer = growth ** (1 / (len(depth) - 1)) if growth else None
+    where = over[0] if over else depth[-1]
     what = (
-        f"The activation scale (RMS) grows from {_fmt(layers[0].scale)} in `{layers[0].name}` "
-        f"to {_fmt(layers[-1].scale)} in `{layers[-1].name}` (x{_fmt(per_layer)} per layer)"
+        f"The activation scale (RMS) grows from {_fmt(depth[0].scale)} in `{depth[0].name}` "
+        f"to {_fmt(depth[-1].scale)} in `{depth[-1].name}` (x{_fmt(per_layer)} per layer)"
         if grows
         else f"The activation scale (RMS) of `{where.name}` is {_fmt(where.scale)}, above "
         f"{_fmt(th.activation_bound)}"
@@ -302,9 +366,9 @@ def _rule_exploding_activations(stats: NetworkStats, th: Thresholds) -> list[Fin
             units=(),
             evidence={"scales": scales, "growth": growth, "per_layer": per_layer,
                       "bound": th.activation_bound},
-            advice=(
-                what + ". Large activations make the loss and the gradients blow up. Common "
-                "causes: weights initialised too large for the depth, no normalization, "
+            advice=_advice(
+                what + ". Large activations make the loss and the gradients blow up.", context,
+                "Common causes: weights initialised too large for the depth, no normalization, "
                 "unscaled inputs. Try: He init for ReLU (Xavier for tanh), BatchNorm/"
                 "LayerNorm between layers, standardize the inputs."
             ),
@@ -312,8 +376,10 @@ def _rule_exploding_activations(stats: NetworkStats, th: Thresholds) -> list[Fin
     ]
 
 
-def _rule_gradients(stats: NetworkStats, th: Thresholds) -> list[Finding]:
-    layers = [s for s in stats.values() if s.grad_rms is not None]
+def _rule_gradients(stats: NetworkStats, th: Thresholds, context: str = "diagnose") -> list[Finding]:
+    """Per-element gradient RMS of the first against the last comparable layer (like with
+    like: a transformer's block outputs; real tokens only where the layers are per-token)."""
+    layers = _alike([s for s in stats.values() if s.grad_rms is not None])
     if len(layers) < 2:
         return []
     first, last = layers[0], layers[-1]  # forward order: first is nearest the INPUT
@@ -339,6 +405,7 @@ def _rule_gradients(stats: NetworkStats, th: Thresholds) -> list[Finding]:
             f"Here most units of {', '.join(f'`{n}`' for n in dead_between)} are dead, and dead "
             "ReLUs pass no gradient: fix those first."
             if dead_between
+            else _PRETRAINED[context] if context in _PRETRAINED
             else "Common causes: sigmoid/tanh in a deep stack, saturated units, too-small init. "
             "Try: ReLU-family activations, He/Xavier init, residual connections, "
             "normalization layers."
@@ -362,11 +429,12 @@ def _rule_gradients(stats: NetworkStats, th: Thresholds) -> list[Finding]:
                 layer=first.name,
                 units=(),
                 evidence=ev,
-                advice=(
+                advice=_advice(
                     f"Gradients grow toward the input: the gradient RMS at `{first.name}` is "
                     f"{_fmt(g0)}, {_fmt(ratio)}x larger than at `{last.name}` ({_fmt(g1)}); "
                     f"x{_fmt(per_layer)} per layer. Updates to the first layers will be far "
-                    "too large. Common causes: weights initialised too large for the depth, "
+                    "too large.", context,
+                    "Common causes: weights initialised too large for the depth, "
                     "no normalization. Try: He/Xavier init, gradient clipping, normalization "
                     "layers, a lower learning rate."
                 ),

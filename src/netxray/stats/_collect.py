@@ -8,13 +8,24 @@ gradient sums, and returns a :class:`~netxray.stats.NetworkStats`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from netxray._outputs import align, has_seq
+from netxray.batches import (
+    Batch,
+    BatchFormat,
+    LabelSpec,
+    MaskSpec,
+    OutputSpec,
+    check_output_rows,
+    read_batches,
+)
 from netxray.families import DEFAULT_HIST_RANGES, activation_family, saturation_band
+from netxray.layers import _CALL_NAME, _blocks
 from netxray.stats._kernels import Scratch, _as_units_last
 from netxray.stats._results import LayerStats, NetworkStats, ParamStats
 from netxray.stats._state import UnitStats
@@ -32,43 +43,47 @@ _CHANNEL_MODULES = (
 
 
 def _unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
-    """Channels (dim 1) for conv-like layers and activations that follow one; else last dim."""
-    out: dict[str, int] = {}
+    """Channels (dim 1) for conv-like layers and activations that follow one; else last dim.
+    A selected call of a shared module (``relu#1``) takes its module's."""
+    per_module: dict[str, int] = {}
     last = -1
     for name, module in model.named_modules():
         if isinstance(module, _CHANNEL_MODULES):
             last = 1
         elif isinstance(module, nn.Linear | nn.Bilinear | nn.LayerNorm | nn.Embedding):
             last = -1
-        if name in chosen:
-            out[name] = last
+        per_module[name] = last
+    out = {}
+    for name in chosen:
+        call = _CALL_NAME.fullmatch(name)
+        out[name] = per_module.get(name, per_module.get(call[1] if call else name, -1))
     return out
 
 
 class _Collector:
-    """Hooks state for one collect_stats call: per-layer UnitStats plus gradient sums."""
+    """Hooks state for one collect_stats call: per-layer UnitStats plus gradient sums.
+
+    Layers are created as their calls are seen (``relu#1`` when ``relu`` runs twice). Per
+    batch, ``begin`` sets the attention mask; layers whose output is ``(batch, seq, ...)``
+    for it are reduced over the real tokens only (one ``index_select`` per layer).
+    """
 
     def __init__(self, model: nn.Module, chosen: Mapping[str, nn.Module], *, unit_dims: dict[str, int],
-                 tanh_threshold: float, sigmoid_threshold: float, bins: int) -> None:
+                 tanh_threshold: float, sigmoid_threshold: float, bins: int,
+                 blocks: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.model = model
         self.chosen = chosen
-        self.family = {n: activation_family(m) for n, m in chosen.items()}
-        self.stats = {
-            n: UnitStats(
-                unit_dim=unit_dims[n],
-                saturation=saturation_band(
-                    self.family[n], tanh_threshold=tanh_threshold, sigmoid_threshold=sigmoid_threshold
-                ),
-                hist_range=DEFAULT_HIST_RANGES[self.family[n]],
-                bins=bins,
-            )
-            for n in chosen
-        }
+        self.unit_dims = unit_dims
+        self.blocks = blocks
+        self.thresholds = (tanh_threshold, sigmoid_threshold)
+        self.bins = bins
+        self.family: dict[str, str] = {}
+        self.modules: dict[str, nn.Module] = {}
+        self.stats: dict[str, UnitStats] = {}
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self.calls: dict[str, int] = dict.fromkeys(chosen, 0)  # per forward pass (max)
-        self.batch_calls: dict[str, int] = dict.fromkeys(chosen, 0)
-        self.outputs: list[tuple[str, torch.Tensor]] = []  # this batch's, for gradients only
+        self.per_token: dict[str, bool] = {}
+        self.outputs: list[tuple[str, torch.Tensor, bool, bool]] = []  # for gradients only
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
         self.grad_count: dict[str, torch.Tensor] = {}
@@ -80,37 +95,135 @@ class _Collector:
         self.loss_n = 0
         self.output_shape: tuple[int, ...] = ()
         self.scratch = Scratch()
+        self.begin(None, 0)
 
-    def hook(self, name: str, output: torch.Tensor) -> None:
-        if name not in self.shapes:
+    def begin(self, mask: torch.Tensor | None, size: int) -> None:
+        """A new batch of ``size`` samples with this attention mask (bool ``(size, seq)``)."""
+        self.mask = mask
+        self.size = size
+        self.rows: torch.Tensor | None = None  # flat indices of the real tokens, lazily
+        self.unmasked: list[tuple[str, tuple[int, ...]]] = []
+        self.carried: dict[str, torch.Tensor] = {}
+
+    def _layer(self, name: str) -> str:
+        """The selected name a call's layer name belongs to (``relu#1`` -> ``relu``)."""
+        if name in self.chosen:
+            return name
+        call = _CALL_NAME.fullmatch(name)
+        return call[1] if call and call[1] in self.chosen else name
+
+    def _stats(self, name: str, output: torch.Tensor) -> UnitStats:
+        st = self.stats.get(name)
+        if st is None:
+            base = self._layer(name)
+            module = self.chosen[base]
+            family = activation_family(module)
+            tanh_th, sig_th = self.thresholds
+            st = self.stats[name] = UnitStats(
+                unit_dim=self.unit_dims[base],
+                saturation=saturation_band(family, tanh_threshold=tanh_th, sigmoid_threshold=sig_th),
+                hist_range=DEFAULT_HIST_RANGES[family],
+                bins=self.bins,
+            )
+            self.family[name], self.modules[name] = family, module
             self.order.append(name)
-            self.shapes[name] = tuple(output.shape[1:])
-        self.batch_calls[name] += 1
-        self.stats[name].update(output.detach(), scratch=self.scratch)
+        return st
+
+    def _token_rows(self, mask: torch.Tensor, device: torch.device) -> torch.Tensor:
+        if mask is self.mask:
+            if self.rows is None or self.rows.device != device:
+                self.rows = mask.reshape(-1).nonzero().squeeze(1).to(device)
+            return self.rows
+        return mask.to(device).reshape(-1).nonzero().squeeze(1)
+
+    def select(self, name: str, t: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+        """``t`` with real tokens only ``(tokens, ...)`` when it is ``(batch, seq, ...)`` for
+        ``mask`` (and its units are not at dim 1), else ``t``; and whether it was."""
+        ud = self.stats[name].unit_dim % max(t.ndim, 1)
+        token = mask is not None and ud != 1 and has_seq(t, mask)
+        if token:
+            rows = self._token_rows(mask, t.device)
+            t = t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]).index_select(0, rows)
+        return t, token
+
+    def hook(self, name: str, output: torch.Tensor, own: torch.Tensor | None) -> None:
+        st = self._stats(name, output)
+        mask = self.mask
+        if own is not None:  # a packed or nested output, padded: its own real positions
+            self.carried[name] = own
+            output, mask = align(name, output, own, mask)
+        x, token = self.select(name, output.detach(), mask)
+        if name not in self.shapes:
+            self.shapes[name] = tuple(x.shape[1:])
+            self.per_token[name] = token
+        elif self.per_token[name] != token:
+            raise ValueError(
+                f"layer {name!r} outputs (batch, seq, ...) sequences matching the attention "
+                "mask in some batches and not in others; pass the mask with every batch"
+            )
+        if mask is None and output.ndim >= 3:
+            self.unmasked.append((name, tuple(output.shape[:2])))
+        if token:
+            st.unit_dim = (st.unit_dim % output.ndim) - 1  # (batch, seq) became one dim
+            try:
+                st.update(x, scratch=self.scratch)
+            finally:
+                st.unit_dim = st.unit_dim + 1
+        else:
+            st.update(x, scratch=self.scratch)
         if self.keep_outputs and output.requires_grad:
-            self.outputs.append((name, output))
+            self._keep_for_gradient(name, output, token, mask)
+
+    def _keep_for_gradient(self, name: str, output: torch.Tensor, token: bool,
+                           mask: torch.Tensor | None) -> None:
+        module = self.modules[name]
+        seq_first = isinstance(module, nn.RNNBase) and not module.batch_first
+        if seq_first and output._base is not None:  # batch_first's transposed view
+            self.outputs.append((name, output._base, token, True))
+        elif output.grad_fn is not None or output.is_leaf:
+            self.outputs.append((name, output, token, False))
 
     def end_batch(self) -> None:
-        for name, n in self.batch_calls.items():
-            self.calls[name] = max(self.calls[name], n)
-            self.batch_calls[name] = 0
+        """Refuse padded sequences that were pooled because the batch carried no mask while
+        packed or nested outputs showed that it was padded."""
+        if self.mask is not None or not self.carried:
+            return
+        carried = next(iter(self.carried.values()))
+        for name, (b, s) in self.unmasked:
+            if name not in self.carried and b == carried.shape[0] and s >= carried.shape[1]:
+                raise ValueError(
+                    f"layer {name!r} outputs padded sequences (layer "
+                    f"{next(iter(self.carried))!r} outputs packed or nested ones, so the batch "
+                    "is padded) but the batch carries no attention mask, so padding would count "
+                    "in its statistics. Pass the mask (mask=...; for PyTorch's "
+                    "src_key_padding_mask, mask=lambda batch: ~padding_mask), or record only "
+                    "the layers that output packed or nested sequences"
+                )
 
-    def add_grad(self, name: str, g: torch.Tensor, batch: int) -> None:
-        """``g``: gradient of the batch's mean loss w.r.t. the layer output (batch, ...)."""
-        ps = g.detach() * batch  # per-sample loss gradients (loss_fn averages over the batch)
-        st = self.stats[name]
-        x, dims = _as_units_last(ps, st.unit_dim)
+    def add_grad(self, name: str, g: torch.Tensor, scale: int, token: bool, seq_first: bool) -> None:
+        """``g``: gradient of the batch's mean loss (over ``scale`` rows) w.r.t. the layer
+        output; reduced over the same rows as its statistics."""
+        g = g.detach()
+        if seq_first:
+            g = g.transpose(0, 1)
+        ud = self.stats[name].unit_dim % max(g.ndim, 1)
+        if token:
+            g, _ = self.select(name, g, self.mask)
+            ud -= 1
+        ps = g * scale  # per-row loss gradients (loss_fn averages over the rows)
+        x, dims = _as_units_last(ps, ud)
         absum = x.abs().sum(dims, dtype=torch.float64)
         cnt = torch.full_like(absum, x.numel() / absum.numel())
         sq = ps.double().square().sum()
+        rows = int(ps.shape[0])
         if name in self.grad_abs:
             self.grad_abs[name] += absum
             self.grad_count[name] += cnt
             self.grad_sq[name] += sq
-            self.grad_samples[name] += batch
+            self.grad_samples[name] += rows
         else:
             self.grad_abs[name], self.grad_count[name] = absum, cnt
-            self.grad_sq[name], self.grad_samples[name] = sq, batch
+            self.grad_sq[name], self.grad_samples[name] = sq, rows
 
     def sync(self) -> None:
         import torch.distributed as dist
@@ -134,8 +247,7 @@ class _Collector:
 
     def result(self) -> NetworkStats:
         layers: dict[str, LayerStats] = {}
-        names = self.order + [n for n in self.chosen if n not in self.order]
-        for name in names:
+        for name in self.order:  # forward order: the order of first calls
             st = self.stats[name]
             if st.state is None:
                 continue  # the layer never ran
@@ -147,10 +259,12 @@ class _Collector:
                 grad_norm = math.sqrt(float(self.grad_sq[name]) / max(self.grad_samples[name], 1))
             layers[name] = LayerStats(
                 name=name,
-                module_type=type(self.chosen[name]).__name__,
+                module_type=type(self.modules[name]).__name__,
                 family=self.family[name],
                 shape=self.shapes[name],
-                calls=self.calls[name],
+                calls=1,
+                per_token=self.per_token[name],
+                block=self._layer(name) in self.blocks,
                 hist_edges=st.hist_edges,
                 saturation=st.saturation,
                 grad_abs_mean=grad_abs_mean,
@@ -171,21 +285,41 @@ class _Collector:
                             output_shape=self.output_shape)
 
 
-def _as_input(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Like ``_checks.as_input_tensor``, with a cheap finiteness test first (one sum
-    instead of ``isfinite`` over the whole batch, which costs ~10% of an MLP forward)."""
-    from netxray._checks import as_input_tensor, check_finite, model_device, model_dtype
-
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim == 0 or not len(x):
-        return as_input_tensor(x, model, "inputs")
-    x = x.to(device=model_device(model), dtype=model_dtype(model))
-    if not bool(torch.isfinite(x.sum())):
-        check_finite(x, "inputs")  # raises, naming the first bad value (unless sum overflowed)
-    return x
+def resolve_format(
+    labels: LabelSpec = "labels",
+    mask: MaskSpec = "attention_mask",
+    output: OutputSpec = None,
+    fmt: BatchFormat | None = None,
+) -> BatchFormat:
+    """One :class:`BatchFormat` from the ``labels``/``mask``/``output`` options or ``fmt``
+    (not both)."""
+    if fmt is None:
+        return BatchFormat(labels=labels, mask=mask, output=output)
+    if not isinstance(fmt, BatchFormat):
+        raise TypeError(f"batch_format must be a netxray.BatchFormat, got {type(fmt).__name__}")
+    mask_default = isinstance(mask, str) and mask == "attention_mask"
+    if labels != "labels" or not mask_default or output is not None:
+        raise ValueError(
+            "pass either batch_format= or the labels=/mask=/output= options, not both"
+        )
+    return fmt
 
 
 def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(outputs, targets)
+
+
+def _loss_rows(
+    out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and labels as the loss sees them: real tokens only for per-token outputs
+    ``(batch, seq, ...)`` with per-token labels ``(batch, seq, ...)``."""
+    y = y.to(out.device)
+    if (mask is not None and has_seq(out, mask) and y.ndim >= 2
+            and tuple(y.shape[:2]) == tuple(mask.shape)):
+        m = mask.to(out.device)
+        return out[m], y[m]
+    return out, y
 
 
 def collect_stats(
@@ -196,6 +330,10 @@ def collect_stats(
     gradients: bool = False,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     batch_size: int = 1024,
+    labels: LabelSpec = "labels",
+    mask: MaskSpec = "attention_mask",
+    output: OutputSpec = None,
+    batch_format: BatchFormat | None = None,
     unit_dim: int | None = None,
     tanh_threshold: float = 0.99,
     sigmoid_threshold: float = 0.01,
@@ -205,16 +343,26 @@ def collect_stats(
 ) -> NetworkStats:
     """Run ``model`` over ``data`` and return per-unit statistics of each selected layer.
 
-    ``data``: a tensor ``(n, ...)``, an ``(X, y)`` pair, a DataLoader or any iterable of
-    batches. ``layers``: as :func:`netxray.capture.select_layers` (default: the activation
-    modules). Memory stays flat: each batch is reduced inside the hooks and dropped.
+    ``data``: a tensor ``(n, ...)``, an ``(X, y)`` pair, a dict of arrays (a tokenizer's
+    output), a DataLoader or any iterable of batches (tensors, tuples, dicts or HF
+    ``BatchEncoding``s; dict entries are passed to the model as keyword arguments), read by
+    :func:`netxray.read_batches`. ``labels``: the dict entry holding the targets; ``mask``:
+    where the attention mask is (a key, a tensor ``(n, seq)`` or a function of the batch);
+    ``output``: the part of the model's output the loss uses (default: ``logits`` or the
+    first tensor); or all three as one ``batch_format``. With a mask, every layer whose
+    output is ``(batch, seq, ...)`` is reduced over real tokens only (``LayerStats.per_token``),
+    so padding and batching change nothing. ``layers``: as :func:`netxray.select_layers`
+    (default: activation modules and transformer blocks); a module called k times per
+    forward pass gives k layers (``relu``, ``relu#1``, ...). Memory stays flat: each batch
+    is reduced inside the hooks and dropped.
 
     ``loss_fn(outputs, targets)`` must return the *mean* loss over the batch (like
-    ``nn.CrossEntropyLoss()``); the loss is recorded whenever targets are present. With
-    ``gradients=True`` (``loss_fn`` defaults to cross-entropy) it also records, per layer,
-    the per-sample gradient norm and per-unit mean |gradient| of the loss with respect to
-    the layer output, and per parameter the norm of the full-data gradient -- computed with
-    ``torch.autograd.grad``, so parameters' ``.grad`` stay untouched.
+    ``nn.CrossEntropyLoss()``); the loss is recorded whenever targets are present. Per-token
+    outputs with per-token labels (a language model) reach it as real tokens only
+    ``(tokens, ...)``. With ``gradients=True`` (``loss_fn`` defaults to cross-entropy) it also
+    records, per layer, the per-row gradient norm and per-unit mean |gradient| of the loss
+    with respect to the layer output, and per parameter the norm of the full-data gradient --
+    computed with ``torch.autograd.grad``, so parameters' ``.grad`` stay untouched.
 
     ``unit_dim`` overrides which output dimension indexes units (default: channels, dim 1,
     for conv-like layers and activations after them; the last dimension otherwise). With an
@@ -224,72 +372,100 @@ def collect_stats(
     costliest statistic (``bincount`` is single-threaded): about 1.2x the plain forward pass
     of an MLP or a small CNN without them, 1.4-1.7x with 32 bins (benchmarks/results/stats.md).
     """
+    fmt = resolve_format(labels, mask, output, batch_format)
+    return _collect(model, read_batches(data, batch_size, fmt), fmt, layers, gradients=gradients,
+                    loss_fn=loss_fn, unit_dim=unit_dim, tanh_threshold=tanh_threshold,
+                    sigmoid_threshold=sigmoid_threshold, bins=bins, allow_train=allow_train,
+                    sync=sync)
+
+
+def _collect(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    fmt: BatchFormat,
+    layers: Any = None,
+    *,
+    gradients: bool = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    unit_dim: int | None = None,
+    tanh_threshold: float = 0.99,
+    sigmoid_threshold: float = 0.01,
+    bins: int = 0,
+    allow_train: bool = False,
+    sync: bool = True,
+) -> NetworkStats:
+    """:func:`collect_stats` over batches already read (``diagnose`` peeks at the first)."""
     from netxray._checks import check_eval_mode, preserved_state
-    from netxray.capture import first_tensor, hooks, iter_batches, select_layers
+    from netxray.capture import call_hooks, select_layers
 
     chosen = select_layers(model, layers)
     check_eval_mode(model, allow_train=allow_train)
     dims = _unit_dims(model, chosen) if unit_dim is None else dict.fromkeys(chosen, unit_dim)
     col = _Collector(model, chosen, unit_dims=dims, tanh_threshold=tanh_threshold,
-                     sigmoid_threshold=sigmoid_threshold, bins=bins)
+                     sigmoid_threshold=sigmoid_threshold, bins=bins, blocks=_blocks(model))
     if gradients and loss_fn is None:
         loss_fn = _default_loss
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
 
-    with preserved_state(model), hooks(chosen, col.hook):
+    with preserved_state(model), call_hooks(model, chosen, col.hook):
         if gradients:
             for _, p in params:
                 p.requires_grad_(True)
             col.keep_outputs = True
-        for x, y in iter_batches(data, batch_size):
-            x = _as_input(x, model)
-            b = int(x.shape[0])
-            col.n_samples += b
+        for raw in batches:
+            batch = raw.to(model)
+            col.begin(batch.mask, batch.size)
+            col.n_samples += batch.size
+            y = batch.labels
             if gradients:
                 if y is None:
                     raise ValueError(
-                        "gradients=True needs targets: pass data as (X, y) or batches of (x, y)"
+                        "gradients=True needs targets: pass data as (X, y), batches of (x, y), "
+                        "or dict batches with a labels entry (labels=... names it)"
                     )
-                y = y.to(x.device)
                 col.outputs = []
                 with torch.enable_grad():
-                    out = model(x)
-                    loss = loss_fn(out, y)
+                    out = fmt.output_of(batch.run(model))
+                    check_output_rows(batch, out)
+                    col.end_batch()
+                    o, t = _loss_rows(out, y, batch.mask)
+                    loss = loss_fn(o, t)
                     if loss.ndim != 0:
                         raise ValueError(
                             f"loss_fn must return a scalar (the batch mean), got shape {tuple(loss.shape)}"
                         )
-                    wrt = [t for _, t in col.outputs] + [p for _, p in params]
+                    wrt = [t for _, t, _, _ in col.outputs] + [p for _, p in params]
                     grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-                for (name, _), g in zip(col.outputs, grads[: len(col.outputs)], strict=True):
+                rows = int(o.shape[0])
+                for (name, _, token, seq_first), g in zip(col.outputs, grads[: len(col.outputs)], strict=True):
                     if g is not None:
-                        col.add_grad(name, g, b)
+                        col.add_grad(name, g, rows, token, seq_first)
                 for (pname, _), g in zip(params, grads[len(col.outputs):], strict=True):
                     if g is None:
                         continue
-                    g64 = g.detach().double() * b
+                    g64 = g.detach().double() * rows
                     if pname in col.param_grad:
                         col.param_grad[pname] += g64
                     else:
                         col.param_grad[pname] = g64
                 col.outputs = []
                 lv = float(loss.detach())
-                out = first_tensor(out)
-                out = None if out is None else out.detach()
-                del loss, wrt, grads  # free this batch's graph before the next forward
+                out = out.detach()
+                del loss, wrt, grads, o, t  # free this batch's graph before the next forward
             else:
                 with torch.no_grad():
-                    out = model(x)
+                    out = fmt.output_of(batch.run(model))
+                    check_output_rows(batch, out)
+                    col.end_batch()
                     lv = None
                     if loss_fn is not None and y is not None:
-                        lv = float(loss_fn(out, y.to(x.device)))
-            col.end_batch()
-            out_t = first_tensor(out)
-            if out_t is not None:
-                col.output_shape = tuple(out_t.shape[1:])
+                        o, t = _loss_rows(out, y, batch.mask)
+                        lv, rows = float(loss_fn(o, t)), int(o.shape[0])
+            token_out = batch.mask is not None and has_seq(out, batch.mask)
+            col.output_shape = tuple(out.shape[2:] if token_out else out.shape[1:])
             if lv is not None:
-                col.loss_sum += lv * b
-                col.loss_n += b
+                col.loss_sum += lv * rows
+                col.loss_n += rows
     if sync:
         col.sync()
     return col.result()

@@ -209,8 +209,9 @@ def _batch(
         mx = torch.where(mask, x, -math.inf).amax(dims)
         valid = torch.where(mask, x, 0)
 
-    # counts as sums of sign(.) clamped at 0: ~3x faster than (x > 0).sum() (bool kernels)
-    n_pos = torch.sign(valid, out=buf).clamp_(min=0).sum(dims, dtype=acc)
+    # counts as sums of a float comparison written into the float buffer: bool kernels are
+    # ~3x slower, and sign().clamp_() is one more pass (measured 1.0 vs 0.64 ms, 2300 x 1024)
+    n_pos = torch.gt(valid, 0, out=buf).sum(dims, dtype=acc)
     if band is None:
         n_sat = torch.zeros(units, dtype=torch.int64, device=x.device)
     else:

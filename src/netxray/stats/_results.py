@@ -25,10 +25,15 @@ class LayerStats(Result):
     ``saturation`` (zeros when the family has no band); ``nan_count``/``inf_count``;
     ``hist`` ``(units, len(hist_edges) + 1)``: counts below the first edge, between edges,
     and at or above the last one. ``family`` is ``relu``/``rectifier``/``tanh``/``sigmoid``/
-    ``linear``; ``shape`` is one sample's output shape; ``calls`` how often the layer runs
-    in one forward pass (more than 1 for a shared module).
-    With gradients: ``grad_abs_mean`` (units,) mean |d loss_n / d a| per sample,
-    ``grad_norm`` the root-mean-square over samples of the per-sample gradient norm.
+    ``linear``; ``shape`` is one row's output shape; ``calls`` is 1 (a module called k times
+    per forward pass is k layers, ``relu``, ``relu#1``, ...; kept for saved results).
+    Rows are samples, or real tokens when ``per_token``: the batches carried an attention
+    mask and the layer outputs ``(batch, seq, ...)`` sequences, so padding was left out and
+    ``shape`` is one token's. ``block``: the layer is a transformer block's output (its
+    hidden states), which the gradient and growth rules compare with each other only.
+    With gradients: ``grad_abs_mean`` (units,) mean |d loss_n / d a| per row,
+    ``grad_norm`` the root-mean-square over rows of the per-row gradient norm (of the loss
+    of one sample, or of one token for a per-token loss).
     """
 
     name: str
@@ -50,6 +55,8 @@ class LayerStats(Result):
     saturation: tuple[float, float] | None = None
     grad_abs_mean: np.ndarray | None = None
     grad_norm: float | None = None
+    per_token: bool = False
+    block: bool = False
 
     @property
     def units(self) -> int:
@@ -75,7 +82,8 @@ class LayerStats(Result):
 
     @property
     def grad_rms(self) -> float | None:
-        """``grad_norm`` per element of one sample's output: comparable across widths."""
+        """``grad_norm`` per element of one row's output (real tokens only for per-token
+        layers): comparable across widths and paddings."""
         if self.grad_norm is None:
             return None
         return self.grad_norm / math.sqrt(max(int(np.prod(self.shape)), 1))
