@@ -122,11 +122,42 @@ def _produce_results():
             lambda: netxray.mlp([2, 6, 2, 2], activation="relu", seed=0),
             history.checkpoints, X, y, resolution=8, hidden_layer="act2"),
     }
+    out.update(_watched_run_results(X, y))
     stats = out["NetworkStats"]
     out["LayerStats"] = stats["act1"]
     out["ParamStats"] = next(iter(stats.params.values()))
     out["LayerWeights"] = next(iter(out["WeightHealth"].layers.values()))
     return out
+
+
+def _watched_run_results(X, y):
+    """The read-back results of a run store: a few watched steps of a small net."""
+    import tempfile
+
+    import netxray
+
+    model = netxray.mlp([2, 6, 2], activation="relu", seed=0)
+    model.fc1.bias.data[0] = float("nan")  # the run records a nonfinite finding event
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    folder = tempfile.mkdtemp()
+    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None) as w:
+        for _ in range(3):
+            loss = torch.nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss)
+    run = netxray.open_run(folder)
+    events = run.findings
+    assert events, "the NaN should have raised a finding"
+    return {
+        "StepSeries": run.steps,
+        "LayerInfo": run.layers["act1"],
+        "LayerSeries": run.layer_stats("act1"),
+        "UnitSeries": run.unit_stats("act1"),
+        "ParamSeries": run.param_stats("fc1.weight"),
+        "FindingEvent": events[0],
+    }
 
 
 _PRODUCED: dict = {}
@@ -142,7 +173,8 @@ _NAMES = [
     "TrainingHistory", "Activations", "NetworkStats", "LayerStats", "ParamStats",
     "HealthReport", "Finding", "WeightHealth", "LayerWeights", "Attribution",
     "DatasetAttribution", "Projection", "ActivationMap", "ProbeResult", "CKAMatrix",
-    "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution",
+    "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution", "StepSeries", "LayerInfo",
+    "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent",
 ]
 
 
