@@ -8,7 +8,7 @@ from pathlib import Path
 class Page:
     """A page on the report with everything that went wrong recorded."""
 
-    def __init__(self, browser, path: Path, **context_kwargs):
+    def __init__(self, browser, path: Path, ready: str = ".nx-card", **context_kwargs):
         self.url = path.resolve().as_uri()
         self.console_errors: list[str] = []
         self.page_errors: list[str] = []
@@ -21,7 +21,7 @@ class Page:
         )
         self.page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         self.page.goto(self.url)
-        self.page.wait_for_selector(".nx-card")
+        self.page.wait_for_selector(ready)
 
     def _route(self, route) -> None:
         if route.request.url == self.url:
