@@ -97,3 +97,16 @@ def test_long_tables_are_cut_with_a_note():
                                   torch.randn(20, 3), bins=4)
     page = stats["act1"]._repr_html_()
     assert "... and 6 more units" in page
+
+
+def test_token_attributions_show_one_row_of_scores_per_sequence():
+    from netxray.attribution import Attribution
+
+    values = torch.zeros(2, 5, 4)
+    values[0, 1] = 1.0  # token 1 of sequence 0 scores 4 (summed over the embedding)
+    r = Attribution(values=values, inputs=torch.zeros(2, 5, dtype=torch.long), target=None,
+                    delta=None, method="layer_integrated_gradients", params={},
+                    mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool))
+    page = r._repr_html_()
+    assert "token scores" in page and "padding at 0" in page and page.count("<img") == 1
+    assert r.token_scores()[0, 1] == 4.0

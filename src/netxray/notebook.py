@@ -30,11 +30,11 @@ DPI = 72
 _STYLE = (
     "<style>.nx-r{font-family:system-ui,sans-serif;font-size:13px;max-width:900px}"
     ".nx-r table{border-collapse:collapse;margin:4px 0}"
-    ".nx-r td,.nx-r th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;"
-    "vertical-align:top}.nx-r th{background:#f4f4f4}"
+    ".nx-r table td,.nx-r table th{padding:2px 8px;border-bottom:1px solid #ddd;"
+    "text-align:left;vertical-align:top}.nx-r table th{background:#f4f4f4}"
     ".nx-sev{font-weight:600;border-radius:3px;padding:0 4px;color:#fff}"
     ".nx-error{background:#c62828}.nx-warning{background:#ef6c00}.nx-info{background:#1565c0}"
-    ".nx-num{font-variant-numeric:tabular-nums;text-align:right}.nx-r img{max-width:100%}</style>"
+    ".nx-r table td.nx-num{font-variant-numeric:tabular-nums;text-align:right}.nx-r img{max-width:100%}</style>"
 )
 
 
@@ -233,6 +233,35 @@ def _picture(
     return render
 
 
+def _token_heatmap(ax: Any, scores: np.ndarray) -> None:
+    top = float(np.abs(scores).max()) or 1.0
+    im = ax.imshow(scores, cmap="RdBu", vmin=-top, vmax=top, aspect="auto",
+                   interpolation="nearest")
+    ax.set_xlabel("token position")
+    ax.set_ylabel("sequence")
+    ax.figure.colorbar(im, ax=ax, label="attribution (summed over the embedding)")
+
+
+def _attribution_html(r: Any) -> str:
+    """Per-feature bars for inputs; one row of token scores per sequence for a layer's
+    ``(batch, seq, embedding)`` attributions; numbers only for tuples of inputs."""
+    if isinstance(r.values, tuple):
+        shapes = ", ".join(str(tuple(v.shape)) for v in r.values)
+        return _frame(r, _fields_html(r), _e(f"{r.method}, values for {len(r.values)} "
+                                             f"inputs shaped {shapes}"))
+    if r.values.ndim >= 3:
+        scores = r.token_scores().detach().float().cpu().numpy()
+        img = png(lambda ax: _token_heatmap(ax, scores[:MAX_ROWS]))
+        return _frame(r, img + _fields_html(r), _e(eval_numbers("attribution", r)))
+    return _picture(_feature_display(), "attribution")(r)
+
+
+def _feature_display() -> Callable[[Any], Any]:
+    from netxray.plot.attribution import FeatureAttributionDisplay
+
+    return FeatureAttributionDisplay.from_result
+
+
 def eval_numbers(kind: str, r: Any) -> str:
     """The key numbers of a pictured result, in words."""
     if kind == "projection":
@@ -247,6 +276,9 @@ def eval_numbers(kind: str, r: Any) -> str:
         text = f"{r.method}, values {tuple(r.values.shape)}"
         if r.delta is not None:
             text += f", max |completeness delta| {float(r.delta.abs().max()):.2g}"
+        if r.values.ndim >= 3:
+            text += "; token scores (summed over the embedding), padding at 0" if \
+                r.mask is not None else "; token scores (summed over the embedding)"
         return text
     if kind == "probes":
         best = max(r.layers, key=lambda n: r.accuracy[n])
@@ -270,7 +302,7 @@ def _renderers() -> dict[str, Callable[[Any], str]]:
         "NetworkStats": _network_stats_html,
         "LayerStats": _layer_stats_html,
         "Projection": _picture(pj.ProjectionDisplay.from_result, "projection"),
-        "Attribution": _picture(pa.FeatureAttributionDisplay.from_result, "attribution"),
+        "Attribution": _attribution_html,
         "DatasetAttribution": _picture(pa.FeatureAttributionDisplay.from_result),
         "BoundaryGrid": _picture(pb.DecisionBoundaryDisplay.from_result, "boundary"),
         "UnitMaps": _picture(
