@@ -17,6 +17,10 @@ from typing import Any
 
 from torch import nn
 
+#: ``(model, training Dataset, optimizer steps) -> an unopened netxray.watch(...)``, for
+#: :meth:`Preset.run`
+Watcher = Callable[[nn.Module, Any, int], Any]
+
 
 @dataclass(frozen=True)
 class PresetRun:
@@ -40,11 +44,16 @@ class Preset:
     name: str
     description: str
     expected: tuple[str, ...]
-    _build: Callable[[int], PresetRun]
+    _build: Callable[..., PresetRun]
 
-    def run(self, seed: int = 0) -> PresetRun:
-        """Train the preset (seconds on a CPU) and return the :class:`PresetRun`."""
-        return self._build(seed)
+    def run(self, seed: int = 0, *, watch: Watcher | None = None) -> PresetRun:
+        """Train the preset (seconds on a CPU) and return the :class:`PresetRun`.
+
+        ``watch``: ``(model, training data, optimizer steps) -> netxray.watch(model, ...)``,
+        to record the training in a run store (``netxray train --preset``); the recipe is
+        unchanged.
+        """
+        return self._build(seed, watch)
 
 
 def _moons(seed: int) -> Any:
@@ -54,46 +63,52 @@ def _moons(seed: int) -> Any:
 
 
 def _train(name: str, sizes: list[int], activation: str, *, init: str, scale: float = 0.4,
-           epochs: int, lr: float, optimizer: str = "sgd", seed: int) -> PresetRun:
+           epochs: int, lr: float, optimizer: str = "sgd", seed: int,
+           watch: Watcher | None = None) -> PresetRun:
     from netxray.models import mlp
     from netxray.training import train
 
     ds, test = _moons(seed).split(test_size=0.3, seed=seed)
     model = mlp(sizes, activation, init=init, scale=scale, seed=seed)
-    history = train(model, ds.tensors(), epochs=epochs, lr=lr, optimizer=optimizer, seed=seed,
-                    test_data=test.tensors(), checkpoints=sorted({0, epochs // 2, epochs}))
+    kwargs = dict(epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, test_data=test.tensors(),
+                  checkpoints=sorted({0, epochs // 2, epochs}))
+    if watch is None:
+        history = train(model, ds.tensors(), **kwargs)
+    else:
+        with watch(model, ds, epochs) as w:  # full-batch: one optimizer step per epoch
+            history = train(model, ds.tensors(), watch=w, **kwargs)
     model.eval()
     return PresetRun(name=name, model=model, data=ds, history=history, test=test)
 
 
-def _healthy(seed: int) -> PresetRun:
+def _healthy(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("healthy", [2, 64, 64, 2], "leaky_relu", init="he", epochs=100, lr=0.05,
-                  optimizer="momentum", seed=seed)
+                  optimizer="momentum", seed=seed, watch=watch)
 
 
-def _dying_relu(seed: int) -> PresetRun:
+def _dying_relu(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("dying_relu", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=1.5,
-                  optimizer="momentum", seed=seed)
+                  optimizer="momentum", seed=seed, watch=watch)
 
 
-def _saturated(seed: int) -> PresetRun:
+def _saturated(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("saturated", [2, 64, 64, 2], "tanh", init="normal", scale=3.0, epochs=50,
-                  lr=0.05, seed=seed)
+                  lr=0.05, seed=seed, watch=watch)
 
 
-def _exploding(seed: int) -> PresetRun:
+def _exploding(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("exploding", [2] + [64] * 8 + [2], "relu", init="normal", scale=0.5,
-                  epochs=1, lr=1e-12, seed=seed)
+                  epochs=1, lr=1e-12, seed=seed, watch=watch)
 
 
-def _vanishing(seed: int) -> PresetRun:
+def _vanishing(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("vanishing", [2] + [32] * 10 + [2], "sigmoid", init="xavier", epochs=20,
-                  lr=0.5, seed=seed)
+                  lr=0.5, seed=seed, watch=watch)
 
 
-def _nan(seed: int) -> PresetRun:
+def _nan(seed: int, watch: Watcher | None = None) -> PresetRun:
     return _train("nan", [2, 64, 64, 2], "relu", init="he", epochs=30, lr=1e4,
-                  optimizer="momentum", seed=seed)
+                  optimizer="momentum", seed=seed, watch=watch)
 
 
 _PRESETS: dict[str, Preset] = {

@@ -7,9 +7,11 @@ the lecture's initialisation its printed losses and accuracies come out to the d
 from __future__ import annotations
 
 import copy
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +88,7 @@ def train(
     seed: int = 0,
     progress: bool = False,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    watch: Any = None,
 ) -> TrainingHistory:
     """Train a classifier on ``(X, y)`` with cross-entropy; return its :class:`TrainingHistory`.
 
@@ -93,6 +96,10 @@ def train(
     (0 = before the first step) whose weights to keep, for boundary evolution. Training
     goes on when the loss becomes NaN (so a diverging run can be diagnosed); the history's
     ``diverged`` says so. The model's train/eval mode is restored at the end.
+
+    ``watch``: an open :func:`netxray.watch` on ``model``; every optimizer step ends with
+    ``watch.step(loss=..., metrics={"acc": batch accuracy})`` and the test evaluation runs
+    inside ``watch.paused()``, so the run store sees training batches only.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -142,13 +149,17 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                correct = int((logits.detach().argmax(dim=1) == yb).sum())
+                if watch is not None:
+                    watch.step(loss=loss.detach(), metrics={"acc": correct / xb.shape[0]})
                 total_loss += loss.item() * xb.shape[0]
-                total_correct += int((logits.detach().argmax(dim=1) == yb).sum())
+                total_correct += correct
             history["train_loss"].append(total_loss / n)
             history["train_acc"].append(total_correct / n)
             if test is not None:
                 model.eval()
-                tl, ta = evaluate(model, *test)
+                with watch.paused() if watch is not None else contextlib.nullcontext():
+                    tl, ta = evaluate(model, *test)
                 model.train()
                 history["test_loss"].append(tl)
                 history["test_acc"].append(ta)
