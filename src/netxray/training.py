@@ -6,8 +6,8 @@ the lecture's initialisation its printed losses and accuracies come out to the d
 
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field

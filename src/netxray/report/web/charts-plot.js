@@ -64,6 +64,7 @@ function renderLines(spec, body, st, opts) {
     }
   });
   ctx.restore();
+  var markerRows = spec.markers ? lineMarkers(spec, ctx, f, sx) : null;  // charts-markers.js
   P.on(function (e, mx, my) {
     P.clearOverlay();
     if (mx < f.l - 4 || mx > f.l + f.w + 4) { hideTip(); return; }
@@ -81,6 +82,7 @@ function renderLines(spec, body, st, opts) {
       o.fillStyle = "#fff"; o.strokeStyle = seriesColor(si); o.lineWidth = 2;
       o.beginPath(); o.arc(px, sy(t), 4, 0, 2 * Math.PI); o.fill(); o.stroke();
     });
+    if (markerRows) rows = rows.concat(markerRows(spec.x[best]));
     showTip(e, (spec.xlabel || "x") + " = " + fmt(spec.x[best]), rows);
   });
 }
