@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from netxray.cli_watch import add_watch_commands, cmd_report, cmd_train
+
 OK, PROBLEMS, BAD_INPUT, CRASH, INTERRUPTED = 0, 1, 2, 3, 130
 
 #: the attribution methods ``netxray explain`` offers (names of ``netxray.attribution.METHODS``
@@ -160,50 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", help="list the built-in datasets")
     for p in (demo, diag, explain, proj, presets, datasets):
         _add_debug(p)
-    _add_watch_commands(sub)
+    add_watch_commands(sub, _add_training_options, _positive, _add_debug)
     return parser
-
-
-def _add_watch_commands(sub: Any) -> None:
-    """``train`` and ``report``: record a training run in a run store, then draw it."""
-    train = sub.add_parser("train", help="train the demo's MLP or a preset while netxray.watch "
-                                         "records a run (see `netxray report`)",
-                           epilog="Exit codes: 0 trained, no error-severity alarm; 1 trained, "
-                                  "and an error-severity alarm was raised (e.g. NaN/Inf): the "
-                                  "verdict, as for diagnose; 2 bad input (e.g. the "
-                                  "run exists: --overwrite); 3 unexpected failure.")
-    _add_training_options(train)
-    train.add_argument("--preset", help="train a counter-example from netxray.presets instead "
-                                        "(its own recipe: the training options above are unused)")
-    train.add_argument("--run", default=None,
-                       help="the run's folder (default: runs/<preset or dataset>); the store "
-                            "is RUN/run.sqlite")
-    train.add_argument("--every", type=_positive(int), default=1,
-                       help="record statistics every K optimizer steps (default: 1; the loss "
-                            "is recorded every step)")
-    train.add_argument("--snapshot-every", type=_non_negative_int, default=None,
-                       help="snapshot the decision surface (2-D data) or the hidden states "
-                            "every K steps; 0: never (default: about 12 snapshots for 2-D "
-                            "data, none otherwise)")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    report = sub.add_parser("report", help="write the report of a run recorded by `netxray "
-                                           "train` or netxray.watch (also while it is written)")
-    report.add_argument("run", metavar="RUN", help="the run's folder or its .sqlite file")
-    report.add_argument("--out", default=None,
-                        help="the HTML file to write (default: report.html in the run's folder)")
-    for p in (train, report):
-        _add_debug(p)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def _version() -> str:
@@ -447,68 +407,6 @@ def _int(text: str, option: str) -> int:
         raise InputError(f"{option} takes a class index or 'pred', got {text!r}") from None
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from netxray.store import run_file
-
-    name = args.preset or Path(args.dataset).stem
-    run = Path(args.run) if args.run is not None else Path("runs") / name
-    if run_file(run).exists() and not args.overwrite:
-        raise InputError(f"a run already exists at {run_file(run)}; choose another --run, or "
-                         "pass --overwrite to replace it")
-    if run.exists() and not run.is_dir() and run.suffix != ".sqlite":
-        raise InputError(f"--run {run} is a file, not a folder; give a folder name")
-    from netxray.train_watch import train_watched
-
-    if args.preset is not None:
-        _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
-        result = train_watched(run, preset=args.preset, every=args.every,
-                               snapshot_every=args.snapshot_every, overwrite=args.overwrite)
-    else:
-        from netxray import demo
-
-        config = demo.DemoConfig(
-            dataset=args.dataset, hidden=args.hidden, activation=args.activation,
-            epochs=args.epochs, lr=args.lr, seed=args.seed,
-        )
-        _say(args, f"training into {run} ...")
-        with _reading():
-            result = train_watched(run, config=config, every=args.every,
-                                   snapshot_every=args.snapshot_every, overwrite=args.overwrite,
-                                   progress=not args.no_progress)
-    print(f"Run: {result.path} ({result.steps} steps, final training loss "
-          f"{result.final_loss:.4g}{', diverged' if result.diverged else ''})")
-    raised = result.raised
-    print(f"Alarms: {len(raised)}" + (":" if raised else " (none raised)"))
-    for f in raised:
-        where = f" in {f.layer}" if f.layer else ""
-        print(f"  step {f.step}: {f.severity} {f.kind}{where}: {f.message}")
-    print(f"Report: netxray report {result.path}")
-    return PROBLEMS if result.errors else OK
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from netxray.store import run_file
-
-    run = Path(args.run)
-    file = run_file(run)
-    if not file.is_file():
-        hint = (f"{run} is a folder without a run.sqlite" if run.is_dir() else
-                f"{run} does not exist" if not run.exists() else f"{run} is not a .sqlite file")
-        raise InputError(f"no run at {run} ({hint}); record one with `netxray train --run "
-                         f"{run}` or netxray.watch(model, {str(run)!r})")
-    out = Path(args.out) if args.out is not None else file.parent / "report.html"
-    if args.out == "-":
-        raise InputError("--out - (standard output) is not supported; give an .html file name")
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
-    from netxray.run_analysis import write_run_report
-
-    with _reading():
-        path = write_run_report(file, out)
-    print(f"Report: {path}")
-    return OK
-
-
 _COMMANDS = {
     "demo": _cmd_demo,
     "diagnose": _cmd_diagnose,
@@ -516,8 +414,8 @@ _COMMANDS = {
     "project": _cmd_project,
     "presets": _cmd_presets,
     "datasets": _cmd_datasets,
-    "train": _cmd_train,
-    "report": _cmd_report,
+    "train": cmd_train,
+    "report": cmd_report,
 }
 
 
