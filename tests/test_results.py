@@ -135,12 +135,14 @@ def _watched_run_results(X, y):
     import tempfile
 
     import netxray
+    from netxray.run_analysis import read_run
 
     model = netxray.mlp([2, 6, 2], activation="relu", seed=0)
     model.fc1.bias.data[0] = float("nan")  # the run records a nonfinite finding event
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     folder = tempfile.mkdtemp()
-    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None) as w:
+    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None, snapshot_every=2,
+                       probe=(X, y), snapshot_resolution=6) as w:
         for _ in range(3):
             loss = torch.nn.functional.cross_entropy(model(X), y)
             opt.zero_grad()
@@ -157,6 +159,7 @@ def _watched_run_results(X, y):
         "UnitSeries": run.unit_stats("act1"),
         "ParamSeries": run.param_stats("fc1.weight"),
         "FindingEvent": events[0],
+        "TrainingRun": read_run(folder),  # all of the above, as `netxray report` reads them
     }
 
 
@@ -174,7 +177,7 @@ _NAMES = [
     "HealthReport", "Finding", "WeightHealth", "LayerWeights", "Attribution",
     "DatasetAttribution", "Projection", "ActivationMap", "ProbeResult", "CKAMatrix",
     "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution", "StepSeries", "LayerInfo",
-    "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent",
+    "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent", "TrainingRun",
 ]
 
 
