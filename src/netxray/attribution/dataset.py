@@ -12,7 +12,7 @@ embedding) also get per-token-type statistics (:class:`TokenAttribution`), paddi
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +22,7 @@ from torch import nn
 from netxray.attribution._engine import _Method
 from netxray.attribution.layer import _NeuronMethod
 from netxray.attribution.perturbation import FiniteDifference
-from netxray.attribution.results import DatasetAttribution
+from netxray.attribution.results import Attribution, DatasetAttribution
 from netxray.attribution.tokens import TokenAttribution, token_table
 from netxray.batches import Batch, BatchFormat, LabelSpec, MaskSpec, OutputSpec, pick_output
 
@@ -115,6 +115,7 @@ def attribute_dataset(
     mask: MaskSpec = "attention_mask",
     output: OutputSpec = None,
     input_key: str | None = None,
+    on_batch: Callable[[Attribution, Batch], None] | None = None,
     **kwargs: Any,
 ) -> DatasetAttribution:
     """Mean |attribution| per feature over a whole dataset, overall and per class.
@@ -137,6 +138,10 @@ def attribute_dataset(
     the features are the layer's units, averaged over real tokens (the mask leaves padding
     out), and ``tokens`` holds per-token-id statistics of the token scores
     (:class:`TokenAttribution`). Sequences may differ in length from batch to batch.
+
+    ``on_batch(attribution, batch)`` is called with each batch's :class:`Attribution` and
+    :class:`netxray.batches.Batch`, e.g. to write per-sample values out as they come or keep
+    a few examples, without a second pass over the data.
     """
     if not isinstance(method, _Method | FiniteDifference):
         raise TypeError(f"method must be an attribution method object, got {type(method).__name__}")
@@ -179,6 +184,8 @@ def attribute_dataset(
         else:
             t = yb.to(x.device) if target == "label" else target  # type: ignore[union-attr]
             attr = bound.attribute(x, target=t, **extra, **kwargs)
+        if on_batch is not None:
+            on_batch(attr, b)
         if first is None:  # keep what describes the run, not the batch's tensors
             first = (attr.method, attr.layer, dict(attr.params), attr.values.dtype)
         if yb is not None:
