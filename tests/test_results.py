@@ -144,6 +144,13 @@ def _produce_results():
     out["TokenAttribution"] = netxray.attribute_dataset(
         netxray.LayerIntegratedGradients(_TokenBag().eval(), layer="emb"), _token_data(),
         target="label", n_steps=4).tokens
+    tokens = data.TokenDataset(
+        _token_data()["input_ids"].numpy(), _token_data()["attention_mask"].numpy(),
+        np.array([0, 1, 1]), "toy", class_names=("no", "yes"), vocab=tuple("abcdefghij"))
+    out["TokenDataset"] = tokens
+    from netxray.analysis import analyze_text
+
+    out["TextAnalysis"] = analyze_text(_TokenBag().eval(), tokens, n_steps=4, n_examples=2)
     stats = out["NetworkStats"]
     out["LayerStats"] = stats["act1"]
     out["ParamStats"] = next(iter(stats.params.values()))
@@ -165,6 +172,7 @@ _NAMES = [
     "HealthReport", "Finding", "WeightHealth", "LayerWeights", "Attribution",
     "DatasetAttribution", "Projection", "ActivationMap", "ProbeResult", "CKAMatrix",
     "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution", "TokenAttribution",
+    "TokenDataset", "TextAnalysis",
 ]
 
 
