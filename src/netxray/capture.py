@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
 from netxray._outputs import (
     POOLS,
     align,
@@ -425,7 +425,10 @@ def activations(
     ``(batch, seq, ...)`` keep real tokens only: one row per token, or per sequence with
     ``pool="mean"`` (over real tokens) or ``"first"`` (the first real token).
     Memory grows with the data (everything is kept): for statistics over large data use
-    :func:`netxray.collect_stats`, which keeps none.
+    :func:`netxray.collect_stats`, which keeps none. Inputs the model cannot take raise
+    "the model cannot take inputs of shape ...; it expects ..." (see
+    :func:`netxray._checks.probe_model`); inputs and labels of different lengths, batches
+    with and without labels, and a single unbatched sample ``(features,)`` are refused.
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be None, 'mean' or 'first', got {pool!r}")
@@ -445,7 +448,8 @@ def activations(
         for raw in read_batches(data, batch_size, fmt):
             batch = raw.to(model)
             seen.clear()
-            out = pick_output(batch.run(model), output)
+            with explained_shape_errors(model, _call_inputs(batch)):
+                out = pick_output(batch.run(model), output)
             check_output_rows(batch, out)
             mask = batch.mask if batch.mask is not None else carried_mask(seen)
             if pool is not None and mask is None:
@@ -479,6 +483,13 @@ def activations(
         token_layers=tuple(n for n in names if got.per_token[n] and pool is None),
         token_outputs=token_outputs,
     )
+
+
+def _call_inputs(batch: Any) -> Any:
+    """What the model was called with, for the shape in an error message."""
+    if batch.kwargs:
+        return dict(batch.kwargs) if not batch.args else (*batch.args, batch.kwargs)
+    return batch.args[0] if len(batch.args) == 1 else batch.args
 
 
 def _targets(
