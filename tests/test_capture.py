@@ -657,3 +657,13 @@ def test_activations_keep_the_models_own_errors():
 
     with pytest.raises(RuntimeError, match="my own bug"):
         netxray.activations(Broken(), torch.randn(4, 3), layers="fc")
+
+
+def test_iter_batches_refuse_inconsistent_targets_too():
+    # iter_batches feeds collect_stats, diagnose and dataset attribution
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\) in the batch at sample 4"):
+        list(iter_batches([(x, torch.zeros(4)), (x, torch.zeros(3))]))
+    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\)"):
+        list(iter_batches([{"x": x, "y": np.zeros(3)}]))
+    assert len(list(iter_batches([(x, torch.zeros(4)), (x, torch.ones(4))]))) == 2

@@ -248,7 +248,8 @@ def iter_batches(
 
     ``data`` is a tensor or array ``(n, ...)``, an ``(X, y)`` pair of them (split into
     ``batch_size`` chunks), a DataLoader, or any iterable of batches (each a tensor or an
-    ``(x, y, ...)`` tuple/list, or a dict with ``"x"``/``"input"`` keys).
+    ``(x, y, ...)`` tuple/list, or a dict with ``"x"``/``"input"`` keys). A batch whose
+    targets differ in length from its inputs is refused.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -262,13 +263,31 @@ def iter_batches(
                 "pass one target per sample"
             )
     else:
-        yield from _iter_loader(data)
+        yield from _consistent(_iter_loader(data))
         return
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"inputs are empty (shape {tuple(X.shape)}); pass at least one sample")
     for start in range(0, X.shape[0], batch_size):
         stop = start + batch_size
         yield X[start:stop], None if y is None else y[start:stop]
+
+
+def _consistent(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Refuse a batch whose targets differ in length from its inputs (batches with and
+    without targets still pass here; :func:`netxray.batches.read_batches` refuses those)."""
+    offset = 0
+    for x, y in batches:
+        size = int(x.shape[0]) if x.ndim else 1
+        if isinstance(y, torch.Tensor | np.ndarray) and (y.ndim == 0 or y.shape[0] != size):
+            raise ValueError(
+                f"inputs and targets differ in length ({size} vs "
+                f"{y.shape[0] if y.ndim else 'a scalar'}) in the batch at sample {offset}; "
+                "pass one target per sample"
+            )
+        offset += size
+        yield x, y
 
 
 def _is_array(x: Any) -> bool:
