@@ -12,9 +12,9 @@ import sys
 from benchmarks import collect
 
 BENCHMARKS = ["bench_demo", "bench_stats", "bench_memory", "bench_attribution",
-              "bench_projection", "bench_boundary", "bench_watch"]
-HAS_QUICK = {"bench_stats", "bench_memory", "bench_attribution", "bench_projection",
-             "bench_boundary", "bench_watch"}
+              "bench_token_attribution", "bench_projection", "bench_boundary", "bench_watch"]
+HAS_QUICK = {"bench_stats", "bench_memory", "bench_attribution", "bench_token_attribution",
+             "bench_projection", "bench_boundary", "bench_watch"}
 
 
 def main() -> None:

@@ -115,7 +115,8 @@ def test_chunked_grid_equals_one_pass_and_bounds_batches(moons) -> None:
     whole = decision_boundary(model, X, resolution=40, batch_size=10**6)
     model.sizes.clear()
     chunked = decision_boundary(model, X, resolution=40, batch_size=77)
-    assert max(model.sizes) <= 77 and sum(model.sizes) == 1600
+    assert model.sizes[0] == 8  # the one input probe, then the grid in chunks of <= 77
+    assert max(model.sizes) <= 77 and sum(model.sizes[1:]) == 1600
     np.testing.assert_allclose(chunked.probs, whole.probs, atol=1e-6)
 
 
@@ -323,3 +324,138 @@ def test_boundary_evolution_loads_copies_and_aligns(moons) -> None:
     assert ev2.accuracy is None and ev2.hidden is None
     with pytest.raises(ValueError, match="empty"):
         boundary_evolution(model, {}, X)
+
+
+# ---------------------------------------------------------------- trustworthy at the edges
+
+
+def _with_nan(model: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        model[0].weight[1, 0] = float("nan")
+    return model
+
+
+def _each_call(model, X, **kw):
+    """Every plane function on ``model``: (name, thunk)."""
+    return [
+        ("decision_boundary", lambda: decision_boundary(model, X, resolution=8, **kw)),
+        ("unit_maps", lambda: unit_maps(model, X, resolution=8, **kw)),
+        ("boundary_evolution",
+         lambda: boundary_evolution(model, {0: model.state_dict()}, X, resolution=8, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("X", [np.zeros((20, 5)), np.zeros((20, 1)), np.zeros((20, 3, 2))])
+def test_inputs_the_model_cannot_take_say_what_it_takes(X) -> None:
+    model = net((4, 6, 3)).eval()
+    shape = str(X.shape).replace("(", r"\(").replace(")", r"\)")
+    for name, call in _each_call(model, X.astype(np.float32)):
+        with pytest.raises(ValueError, match=rf"cannot take inputs of shape {shape}; it expects "
+                           r"\(batch, 4\) \(its first layer '0' is Linear"):
+            call()
+        assert not any(m._forward_hooks for m in model.modules()), name
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(20, 3\); it expects "
+                       r"\(batch, 2\)"):
+        grid_warp(net((2, 2, 2)), np.zeros((20, 3), dtype=np.float32))
+
+
+def _small_memory(monkeypatch, nbytes: int) -> None:
+    import netxray.boundary._plane as plane
+
+    monkeypatch.setattr(plane, "memory_bytes", lambda device="cpu": nbytes)
+
+
+def test_decision_boundary_refuses_a_grid_that_cannot_fit_before_allocating(monkeypatch, moons):
+    X, _ = moons
+    model = net((2, 6, 3))
+    with pytest.raises(ValueError, match=r"decision_boundary\(resolution=100000\) would need "
+                       r"\d+(\.\d+)? GiB to hold the 100000 x 100000 grid and its probabilities "
+                       r"of 3 classes: more than a quarter of the .* this machine has\. Pass "
+                       r"resolution <= \d+"):
+        decision_boundary(model, X, resolution=100000)
+    # the limit, exactly: 32 bytes of coordinates + 4 per class for each of res^2 points
+    per_point = 32 + 4 * 3
+    _small_memory(monkeypatch, 4 * per_point * 100 * 100)  # a quarter holds resolution 100
+    assert decision_boundary(model, X, resolution=100).probs.shape == (100, 100, 3)
+    with pytest.raises(ValueError, match=r"Pass resolution <= 100$"):
+        decision_boundary(model, X, resolution=101)
+    two = {0: model.state_dict(), 1: model.state_dict()}  # 88^2 * (32 + 2 * 12) <= 440000
+    with pytest.raises(ValueError, match=r"2 frames of its .* Pass resolution <= 88 or fewer "):
+        boundary_evolution(model, two, X, resolution=100)
+    states = {e: model.state_dict() for e in range(3)}
+    _small_memory(monkeypatch, 4 * (32 + 4 * 3 * 3) * 50 * 50)
+    assert boundary_evolution(model, states, X, resolution=50).probs.shape == (3, 50, 50, 3)
+    with pytest.raises(ValueError, match=r"3 frames of its probabilities.*resolution <= 50 "):
+        boundary_evolution(model, states, X, resolution=51)
+
+
+def test_unit_maps_and_grid_warp_refuse_what_cannot_fit(monkeypatch, moons):
+    X, _ = moons
+    model = net((2, 6, 5, 3))  # default layers: two ReLUs, 6 + 5 units
+    _small_memory(monkeypatch, 4 * (32 + 4 * 11) * 40 * 40)
+    assert unit_maps(model, X, resolution=40).maps["3"].shape == (5, 40, 40)
+    with pytest.raises(ValueError, match=r"unit_maps\(resolution=41\) would need .* the 41 x 41 "
+                       r"grid and float32 maps of 11 units.*Pass resolution <= 40, or fewer"):
+        unit_maps(model, X, resolution=41)
+    assert unit_maps(model, X, layers="1", resolution=45).maps["1"].shape == (6, 45, 45)
+    model = net((2, 2, 2, 2), act=nn.Tanh)  # draws 0, 1, 2, 3, 4: 5 layers
+    points = 2 * 10 * 50
+    _small_memory(monkeypatch, 4 * (16 + 16 * 5) * points)
+    assert grid_warp(model, X, n_lines=10, points_per_line=50).lines["4"].shape == (20, 50, 2)
+    with pytest.raises(ValueError, match=r"grid_warp\(n_lines=10, points_per_line=51\) would "
+                       r"need .* 1020 grid points and their images under 5 layer\(s\).*Pass 2 "
+                       r"\* n_lines \* points_per_line <= 1000"):
+        grid_warp(model, X, n_lines=10, points_per_line=51)
+
+
+def test_grid_warp_does_not_build_a_square_grid_and_runs_in_chunks(monkeypatch, moons):
+    X, _ = moons
+    import tracemalloc
+
+    model = CountingNet(net((2, 2, 2), act=nn.Tanh))
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        gw = grid_warp(model, X, layers=["inner.0", "inner.1"], n_lines=3,
+                       points_per_line=4000, batch_size=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # a 4000 x 4000 meshgrid for two axes would take 256 MB
+    assert model.sizes[:2] == [8, 2]  # the input probe, the width probe
+    assert model.sizes[2:] == [1000] * 24 + [len(X)]
+    w, b = (t.detach().numpy() for t in model.inner[0].parameters())
+    np.testing.assert_allclose(gw.lines["inner.0"], gw.grid_lines @ w.T + b, atol=1e-5)
+    np.testing.assert_allclose(gw.lines["inner.1"], np.tanh(gw.grid_lines @ w.T + b), atol=1e-5)
+
+
+def test_chunks_shrink_to_fit_the_devices_memory(monkeypatch, moons):
+    X, _ = moons
+    model = CountingNet(net((2, 6, 3)))
+    whole = decision_boundary(model, X, resolution=20)
+    import netxray.boundary._plane as plane
+
+    # one chunk's inputs may take 404 bytes: 50 points of 2 float32 features
+    monkeypatch.setattr(plane, "CHUNK_FRACTION", 2 * 4 * 50.5 / plane.memory_bytes("cpu"))
+    model.sizes.clear()
+    chunked = decision_boundary(model, X, resolution=20)
+    assert model.sizes[1:] == [50] * 8
+    np.testing.assert_array_equal(chunked.probs, whole.probs)
+
+
+def test_a_nan_weight_warns_naming_the_parameter(moons) -> None:
+    from netxray._warnings import NetxrayWarning
+
+    X, _ = moons
+    model = _with_nan(net((2, 6, 3)))
+    for name, call in _each_call(model, X):
+        with pytest.warns(NetxrayWarning, match=rf"{name}: .* NaN/Inf because the model's "
+                          r"parameter\(s\) 0\.weight hold NaN/Inf; fix or reload those weights"):
+            call()
+    with pytest.warns(NetxrayWarning, match=r"grid_warp: the warped grid contains NaN/Inf because "
+                      r"the model's parameter\(s\) 0\.weight hold"):
+        grid_warp(_with_nan(net((2, 2, 2))), X, n_lines=3, points_per_line=4)
+    good = net((2, 6, 3)).state_dict()
+    with pytest.warns(NetxrayWarning, match=r"decision surface at epoch 5 \(the first such frame\)"):
+        boundary_evolution(net((2, 6, 3)), {0: good, 5: model.state_dict(), 9: model.state_dict()},
+                           X, resolution=8)
+    decision_boundary(net((2, 6, 3)), X, resolution=8)  # finite: no warning (warnings are errors)

@@ -585,3 +585,85 @@ def test_default_layers_recognise_other_libraries_activations():
     # a ModuleList of plain MLP blocks (no attention) adds no block outputs
     mlp = nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU())])
     assert list(default_layers(mlp)) == ["0.1"]
+
+
+# --- inconsistent data is refused on every path through activations ---------------------
+
+
+def _loader(X, y=None, **kw):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    return DataLoader(TensorDataset(X) if y is None else TensorDataset(X, y), **kw)
+
+
+def _short_labels(batch):  # a collate_fn that loses a label: what a buggy loader yields
+    x = torch.stack([b[0] for b in batch])
+    return x, torch.stack([b[1] for b in batch])[:-1]
+
+
+_X = torch.randn(12, 3)
+_Y = torch.arange(12) % 2
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    # inputs and labels of different lengths
+    ((_X, _Y[:11]), r"differ in length \(12 vs 11\)"),
+    ((_X.numpy(), _Y[:11].numpy()), r"differ in length \(12 vs 11\)"),
+    ([(_X[:6], _Y[:6]), (_X[6:], _Y[6:11])], r"differ in length \(6 vs 5\)"),
+    ([{"input": _X[:6], "labels": _Y[:5]}], r"differ in length \(6 vs 5\)"),
+    (lambda: _loader(_X, _Y, batch_size=4, collate_fn=_short_labels), r"\(4 vs 3\)"),
+    # batches with and without labels
+    ([(_X[:6], _Y[:6]), _X[6:]], "some batches have labels and some do not"),
+    ([_X[:6], (_X[6:], _Y[6:])], "some batches have labels and some do not"),
+    ([(_X[:6], _Y[:6]), (_X[6:],)], "some batches have labels and some do not"),
+    ([{"input": _X[:6], "labels": _Y[:6]}, {"input": _X[6:]}], "some batches have labels and some"),
+    # a single unbatched sample, however it arrives
+    (_X[0], r"one sample, pass x\[None\] \(shape \(1, 3\)\)"),
+    (_X[0].numpy(), r"one sample, pass x\[None\] \(shape \(1, 3\)\)"),
+    ([_X[0], _X[1]], r"one sample, pass x\[None\]"),
+    (lambda: _loader(_X, batch_size=None), r"one sample, pass x\[None\]"),
+    (lambda: _loader(_X, _Y, batch_size=None), "label is a scalar: is it one unbatched sample"),
+    ([(_X[0], _Y[0])], "label is a scalar: is it one unbatched sample"),
+])
+def test_activations_refuse_inconsistent_data_on_every_path(data, message):
+    data = data() if callable(data) else data
+    with pytest.raises(ValueError, match=message):
+        netxray.activations(make_model().eval(), data)
+
+
+@pytest.mark.parametrize("data", [
+    torch.randn(12, 5),
+    (torch.randn(12, 5), torch.zeros(12, dtype=torch.long)),
+    [torch.randn(4, 5), torch.randn(4, 5)],
+    lambda: _loader(torch.randn(12, 5), batch_size=4),
+])
+def test_activations_say_what_shape_the_model_takes(data, hook_count):
+    m = make_model().eval()
+    data = data() if callable(data) else data
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \((12|4), 5\); it expects "
+                       r"\(batch, 3\) \(its first layer '0.0' is Linear with in_features=3\)"):
+        netxray.activations(m, data)
+    assert hook_count(m) == 0
+
+
+def test_activations_keep_the_models_own_errors():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            raise RuntimeError("my own bug")
+
+    with pytest.raises(RuntimeError, match="my own bug"):
+        netxray.activations(Broken(), torch.randn(4, 3), layers="fc")
+
+
+def test_iter_batches_refuse_inconsistent_targets_too():
+    # iter_batches feeds collect_stats, diagnose and dataset attribution
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\) in the batch at sample 4"):
+        list(iter_batches([(x, torch.zeros(4)), (x, torch.zeros(3))]))
+    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\)"):
+        list(iter_batches([{"x": x, "y": np.zeros(3)}]))
+    assert len(list(iter_batches([(x, torch.zeros(4)), (x, torch.ones(4))]))) == 2

@@ -106,3 +106,52 @@ def test_check_model_input_returns_the_number_of_classes():
         check_model_input(mlp(), x, torch.zeros(19, dtype=torch.long))
     with pytest.raises(ValueError, match=r"cannot take inputs of shape \(20, 5\)"):
         check_model_input(mlp(), torch.zeros(20, 5), torch.zeros(20, dtype=torch.long))
+
+
+def test_a_single_unbatched_sample_is_refused_by_the_probe():
+    with pytest.raises(ValueError, match=r"output has shape \(3,\) for a batch of 4 samples.*"
+                       r"one sample, pass x\[None\] \(shape \(1, 4\)\)"):
+        probe_model(mlp(), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(20,\); it expects "
+                       r"\(batch, 4\)"):
+        check_model_input(mlp(), np.zeros(20, dtype=np.float32))
+    ids = torch.tensor([1, 2, 3])  # (batch,) token ids: one row per sample, fine
+    assert probe_model(nn.Embedding(5, 2), ids).shape == (3, 2)
+
+
+def test_explained_shape_errors_cost_nothing_and_keep_other_errors():
+    from netxray._checks import explained_shape_errors, shape_error
+
+    model, x = mlp(), torch.zeros(6, 5)
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(6, 5\); it expects"):
+        with explained_shape_errors(model, x):
+            model(x)
+    with pytest.raises(KeyError), explained_shape_errors(model, x):
+        raise KeyError("not a shape error")
+    assert shape_error(model, x, RuntimeError("CUDA out of memory")) is None
+
+
+def test_nonfinite_parameters_are_named_in_the_warning():
+    from netxray._checks import nonfinite_parameters, warn_nonfinite
+    from netxray._warnings import NetxrayWarning
+
+    model = mlp()
+    warn_nonfinite(model, [torch.ones(3), np.ones(2)], "m")  # finite: silent
+    with pytest.warns(NetxrayWarning, match=r"m: the maps contain NaN/Inf because the model's "
+                      r"outputs or gradients are NaN/Inf at these inputs"):
+        warn_nonfinite(model, [np.array([np.inf])], "m", "the maps contain")
+    with torch.no_grad():
+        model[2].bias[1] = float("inf")
+    model.register_buffer("stat", torch.tensor([float("nan")]))
+    assert nonfinite_parameters(model) == ["2.bias", "stat"]
+    with pytest.warns(NetxrayWarning, match=r"parameter\(s\) 2\.bias, stat hold NaN/Inf"):
+        warn_nonfinite(model, [model(torch.zeros(2, 4))], "m")
+
+
+def test_memory_of_the_machine():
+    import os
+
+    from netxray._checks import gib, memory_bytes
+
+    assert memory_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert gib(3 << 30) == "3 GiB" and gib(512 << 20) == "512 MiB"

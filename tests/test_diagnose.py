@@ -528,3 +528,20 @@ def test_diagnose_and_precheck_read_dict_batches_with_their_labels():
     pre = precheck(Keywords(), batches, batch_format=netxray.BatchFormat(labels="y"))
     assert pre.expected_loss == pytest.approx(math.log(2))
     assert pre.loss == pytest.approx(ref.loss, rel=1e-6)
+
+
+def test_bad_inputs_and_labels_are_named_not_raw_torch_errors():
+    """One input check for all: the shape and the label range, in the user's words."""
+    model = netxray.mlp([2, 4, 3], seed=0).eval()
+    X = torch.randn(10, 2)
+    with pytest.raises(ValueError, match="label 7 but the model outputs 3 classes"):
+        netxray.diagnose(model, (X, torch.full((10,), 7)))
+    with pytest.raises(ValueError, match="label 7 but the model outputs 3 classes"):
+        netxray.collect_stats(model, (X, torch.full((10,), 7)), gradients=True)
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(10, 5\); it expects \(batch, 2\)"):
+        netxray.collect_stats(model, torch.randn(10, 5))
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape"):
+        netxray.diagnose(model, (torch.randn(10, 5), torch.zeros(10, dtype=torch.long)))
+    # -100 is cross-entropy's "no target here": it is ignored, not refused
+    y = torch.tensor([0, 1, 2, -100, 0, 1, 2, 0, 1, 2])
+    assert netxray.collect_stats(model, (X, y), gradients=True).n_samples == 10

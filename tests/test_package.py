@@ -51,7 +51,7 @@ def test_split_packages_keep_their_names():
     used = {
         netxray.stats: ["DEFAULT_HIST_RANGES", "LayerStats", "NetworkStats", "ParamStats",
                         "RECTIFIER_FAMILY", "RELU_FAMILY", "Scratch", "UnitStats",
-                        "activation_family", "collect_stats", "saturation_band",
+                        "activation_family", "collect_stats", "default_loss", "saturation_band",
                         "_batch", "_compute", "_merge", "_update"],
         netxray.boundary: ["BoundaryEvolution", "BoundaryGrid", "GridWarp", "UnitMaps",
                            "boundary_evolution", "decision_boundary", "grid_warp",

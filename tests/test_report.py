@@ -40,6 +40,7 @@ def every_kind() -> list[dict]:
         charts.findings("f", [{"severity": "warning", "text": "t"}]),
         charts.images("i", rng.random((2, 8, 8))),
         charts.slider("sl", [surf, surf], ["epoch 1", "epoch 2"]),
+        charts.tokens("tk", [["the", "<b>cat</b>"]], [[0.5, -1.0]], row_labels=["label 1"]),
     ]
 
 

@@ -85,6 +85,25 @@ def test_numpy_and_torch_scalars_and_arrays():
 # back from save/load as its own type, equal in every field (nested results, tuples, dtypes).
 
 
+class _TokenBag(torch.nn.Module):
+    """A text model in miniature: token ids and an attention mask in, logits out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(10, 4)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, input_ids, attention_mask):
+        return self.fc((self.emb(input_ids) * attention_mask[..., None]).sum(1))
+
+
+def _token_data():
+    ids = torch.tensor([[1, 2, 3, 0], [4, 2, 0, 0], [5, 6, 7, 8]])
+    mask = (ids > 0).long()
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1, 1])}
+
+
 def _produce_results():
     import netxray
     from netxray import data
@@ -123,6 +142,16 @@ def _produce_results():
             history.checkpoints, X, y, resolution=8, hidden_layer="act2"),
     }
     out.update(_watched_run_results(X, y))
+    out["TokenAttribution"] = netxray.attribute_dataset(
+        netxray.LayerIntegratedGradients(_TokenBag().eval(), layer="emb"), _token_data(),
+        target="label", n_steps=4).tokens
+    tokens = data.TokenDataset(
+        _token_data()["input_ids"].numpy(), _token_data()["attention_mask"].numpy(),
+        np.array([0, 1, 1]), "toy", class_names=("no", "yes"), vocab=tuple("abcdefghij"))
+    out["TokenDataset"] = tokens
+    from netxray.analysis import analyze_text
+
+    out["TextAnalysis"] = analyze_text(_TokenBag().eval(), tokens, n_steps=4, n_examples=2)
     stats = out["NetworkStats"]
     out["LayerStats"] = stats["act1"]
     out["ParamStats"] = next(iter(stats.params.values()))
@@ -177,7 +206,8 @@ _NAMES = [
     "HealthReport", "Finding", "WeightHealth", "LayerWeights", "Attribution",
     "DatasetAttribution", "Projection", "ActivationMap", "ProbeResult", "CKAMatrix",
     "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution", "StepSeries", "LayerInfo",
-    "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent", "TrainingRun",
+    "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent", "TokenAttribution",
+    "TokenDataset", "TextAnalysis", "TrainingRun",
 ]
 
 

@@ -67,3 +67,26 @@ def test_the_numpy_reference_reproduces_the_lectures_printed_losses():
     assert [e for e, _, _ in PRINTED_EPOCHS] == [100, 200, 300]
     for epoch, loss, _acc in PRINTED_EPOCHS:
         assert f"{lec.losses[epoch - 1]:.4f}" == f"{loss:.4f}"
+
+
+def test_labels_and_inputs_are_checked_against_the_model_before_the_first_step():
+    m = netxray.mlp([4, 8, 3], seed=0)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    X, y = torch.randn(20, 4), torch.arange(20) % 3
+    bad = y.clone()
+    bad[5] = 7
+    with pytest.raises(ValueError, match="training label 7 but the model outputs 3 classes"):
+        netxray.train(m, (X, bad), epochs=2, lr=0.1)
+    with pytest.raises(ValueError, match="training label -1 but the model outputs 3 classes"):
+        netxray.train(m, (X.numpy(), (y - 1).numpy()), epochs=2, lr=0.1)
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(20, 5\); it expects "
+                       r"\(batch, 4\)"):
+        netxray.train(m, (torch.randn(20, 5), y), epochs=2, lr=0.1)
+    with pytest.raises(ValueError, match="test label 3 but the model outputs 3 classes"):
+        netxray.train(m, (X, y), epochs=2, lr=0.1, test_data=(X, y + 1))
+    with pytest.raises(ValueError, match=r"test labels must be \(20,\), got \(19,\)"):
+        netxray.train(m, (X, y), epochs=2, lr=0.1, test_data=(X, y[:19]))
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(20, 2\)"):
+        netxray.train(m, (X, y), epochs=2, lr=0.1, test_data=(X[:, :2], y))
+    for k, v in m.state_dict().items():  # refused before any step
+        assert torch.equal(v, before[k]), k

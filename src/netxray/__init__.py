@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "WeightHealth": "netxray.weights",
     "Attribution": "netxray.attribution",
     "DatasetAttribution": "netxray.attribution",
+    "TokenAttribution": "netxray.attribution",
     "Saliency": "netxray.attribution",
     "InputXGradient": "netxray.attribution",
     "IntegratedGradients": "netxray.attribution",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from netxray._warnings import NetxrayWarning
 
 # Modules that compute differently in train and eval mode.
 MODE_DEPENDENT = (
@@ -216,6 +220,48 @@ def _head(x: Any, n: int, model: nn.Module) -> Any:
     return x
 
 
+def shape_error(model: nn.Module, inputs: Any, error: BaseException) -> ValueError | None:
+    """The clear error for torch's shape error ``error`` raised by ``model`` on ``inputs``:
+    "the model cannot take inputs of shape (50, 5); it expects (batch, 4) ...", or ``None``
+    when ``error`` is not a shape error (the model's own errors propagate as they are)."""
+    if not isinstance(error, RuntimeError | IndexError) or not _SHAPE_ERRORS.search(str(error)):
+        return None
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    expects = expected_input(model)
+    hint = f"; it expects {expects}" if expects else ""
+    return ValueError(
+        f"the model cannot take inputs of shape {_shape_of(inputs)}{hint}. torch says: "
+        f"{message}. Pass data shaped like the data the model was built for "
+        "(the same number of features, channels and sizes)"
+    )
+
+
+@contextlib.contextmanager
+def explained_shape_errors(model: nn.Module, inputs: Any) -> Iterator[None]:
+    """Turn torch's shape errors inside the block into :func:`shape_error`'s ``ValueError``.
+
+    Costs nothing when the model runs: for a loop over batches that should not pay for an
+    extra probe (``activations``); the error names the batch's shape.
+    """
+    try:
+        yield
+    except (RuntimeError, IndexError) as e:
+        clear = shape_error(model, inputs, e)
+        if clear is None:
+            raise
+        raise clear from e
+
+
+def unbatched_error(shape: tuple[int, ...], out_shape: tuple[int, ...], rows: int) -> ValueError:
+    """The error for 1-D inputs whose output is not one row per sample (one unbatched sample)."""
+    return ValueError(
+        f"the model's output has shape {out_shape} for a batch of {rows} samples; netxray needs "
+        f"one row per sample. The inputs have shape {shape}: if that is one sample, pass "
+        f"x[None] (shape {(1, *shape)}); if it is {shape[0]} samples of one feature, pass "
+        "x[:, None]."
+    )
+
+
 def probe_model(model: nn.Module, inputs: Any, *, n: int = 8) -> torch.Tensor:
     """Run ``model`` on the first ``n`` samples of ``inputs``; return its output tensor.
 
@@ -223,36 +269,30 @@ def probe_model(model: nn.Module, inputs: Any, *, n: int = 8) -> torch.Tensor:
     them (``model(*x)``) or a dict of them (``model(**x)``). A shape mismatch becomes a
     ``ValueError`` that says what the model takes ("the model cannot take inputs of shape
     (50, 5); it expects (batch, 4) ..."), instead of torch's "mat1 and mat2 shapes cannot be
-    multiplied". Runs in eval mode without gradients; the model's state is left as it was
-    (batch-norm's running statistics included). Cost: one forward pass of ``n`` samples.
+    multiplied"; a single unbatched sample ``(features,)`` (whose output is not one row per
+    sample) is refused with the fix (``x[None]``). Runs in eval mode without gradients; the
+    model's state is left as it was (batch-norm's running statistics included). Cost: one
+    forward pass of ``n`` samples.
     """
     head = _head(inputs, n, model)
-    try:
-        with preserved_state(model), torch.no_grad():
-            model.eval()
-            if isinstance(head, dict):
-                out = model(**head)
-            elif isinstance(head, tuple | list):
-                out = model(*head)
-            else:
-                out = model(head)
-    except (RuntimeError, IndexError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if not _SHAPE_ERRORS.search(str(e)):
-            raise
-        expects = expected_input(model)
-        hint = f"; it expects {expects}" if expects else ""
-        raise ValueError(
-            f"the model cannot take inputs of shape {_shape_of(inputs)}{hint}. torch says: "
-            f"{message}. Pass data shaped like the data the model was built for "
-            "(the same number of features, channels and sizes)"
-        ) from e
+    with explained_shape_errors(model, inputs), preserved_state(model), torch.no_grad():
+        model.eval()
+        if isinstance(head, dict):
+            out = model(**head)
+        elif isinstance(head, tuple | list):
+            out = model(*head)
+        else:
+            out = model(head)
     t = _output_tensor(out)
     if t is None:
         raise ValueError(
             f"the model returned a {type(out).__name__} with no tensor in it; netxray needs a "
             "model that returns its outputs (logits) as a tensor"
         )
+    if isinstance(head, torch.Tensor) and head.ndim == 1:
+        rows = int(head.shape[0])
+        if t.ndim < 2 or int(t.shape[0]) != rows:
+            raise unbatched_error(tuple(inputs.shape), tuple(t.shape), rows)
     return t
 
 
@@ -311,3 +351,68 @@ def check_model_input(
         if y is not None:
             check_labels(y, k)
     return k
+
+
+# --------------------------------------------------------------------------------------
+# results that came out NaN, and work that cannot fit
+# --------------------------------------------------------------------------------------
+
+
+def nonfinite_parameters(model: nn.Module) -> list[str]:
+    """The names of the model's floating parameters and buffers that hold NaN or Inf."""
+    return [
+        name
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+def warn_nonfinite(
+    model: nn.Module,
+    values: Sequence[torch.Tensor | np.ndarray],
+    method: str,
+    what: str = "the attributions contain",
+) -> None:
+    """Warn (:class:`NetxrayWarning`) when ``values`` hold NaN/Inf, naming the parameters
+    or buffers that do; ``what`` is the sentence's subject ("the decision surface contains").
+
+    Costs one reduction per value when everything is finite.
+    """
+    tensors = [torch.as_tensor(v) for v in values]
+    if all(bool(torch.isfinite(v.sum())) for v in tensors):  # one reduction each when fine
+        if all(bool(torch.isfinite(v).all()) for v in tensors):
+            return
+    bad = nonfinite_parameters(model)
+    if bad:
+        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        why = f"the model's parameter(s) {shown} hold NaN/Inf"
+        fix = "fix or reload those weights"
+    else:
+        why = "the model's outputs or gradients are NaN/Inf at these inputs"
+        fix = "check the model's outputs (overflow, log of 0, division by 0)"
+    warnings.warn(
+        f"{method}: {what} NaN/Inf because {why}; {fix}",
+        NetxrayWarning,
+        stacklevel=3,
+    )
+
+
+#: Work that must be held at once may take up to this fraction of the memory (the model's
+#: activations, and for attribution the backward pass, need several times that on top).
+MEMORY_FRACTION = 0.25
+
+
+def memory_bytes(device: torch.device | str = "cpu") -> int:
+    """The memory one computation may take: the accelerator's total, or the machine's RAM."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 << 30
+
+
+def gib(b: float) -> str:
+    """A byte count for messages: GiB from 1 GiB up, else MiB."""
+    return f"{b / (1 << 30):.3g} GiB" if b >= 1 << 30 else f"{b / (1 << 20):.3g} MiB"

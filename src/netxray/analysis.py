@@ -29,17 +29,21 @@ from torch import nn
 
 from netxray._checks import model_dtype
 from netxray._results import Result
-from netxray.data import Dataset
+from netxray.data import Dataset, TokenDataset
 
 if TYPE_CHECKING:
     from netxray.attribution import Attribution, DatasetAttribution
+    from netxray.batches import Batch
     from netxray.boundary import BoundaryEvolution, BoundaryGrid, GridWarp, UnitMaps
     from netxray.health import HealthReport
     from netxray.probes import ActivationMap, CKAMatrix, ProbeResult
     from netxray.projection import Projection
     from netxray.training import TrainingHistory
 
-__all__ = ["Analysis", "analyze", "explain_dataset", "write_explanation", "write_health_report"]
+__all__ = [
+    "Analysis", "TextAnalysis", "analyze", "analyze_text", "explain_dataset", "write_explanation",
+    "write_health_report", "write_text_explanation",
+]
 
 #: The report adds a t-SNE of the last hidden layer up to this many training samples.
 TSNE_MAX_POINTS = 5000
@@ -202,3 +206,251 @@ def write_explanation(
 
     attr = explain_dataset(model, dataset, method=method, target=target)
     return write_attribution_files(attr, dataset, target=target, out=out)
+
+
+# ------------------------------------------------------------------------- text models
+
+#: token attribution methods for text models, by the names the CLI uses (layer methods on
+#: the embedding: integer token ids take no gradient)
+TEXT_METHODS = ("integrated_gradients", "input_x_gradient", "saliency")
+
+
+@dataclass(frozen=True, eq=False)
+class TextAnalysis(Result):
+    """What the report's Text section shows for a model on token ids: a few example
+    sentences with a score per token, and per-token-id statistics over the whole dataset.
+
+    ``attribution``: the dataset's :class:`DatasetAttribution`, its ``tokens`` the
+    per-token-id statistics; ``token_names``: the name of each of ``attribution.tokens``'
+    ``token_ids``. ``examples``: the real tokens of each example, by name;
+    ``example_scores`` ``(n_examples, max_len)``: each token's score (NaN past its
+    length); ``example_labels`` (-1 without labels), ``example_preds``,
+    ``example_targets`` (the class each example's scores explain), ``example_delta``
+    (completeness error; NaN for methods without one), all ``(n_examples,)``.
+    """
+
+    title: str
+    class_names: tuple[str, ...]
+    attribution: DatasetAttribution
+    token_names: tuple[str, ...]
+    examples: tuple[tuple[str, ...], ...]
+    example_scores: np.ndarray
+    example_labels: np.ndarray
+    example_preds: np.ndarray
+    example_targets: np.ndarray
+    example_delta: np.ndarray
+    subtitle: str = ""
+    meta: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+
+
+def token_namer(vocab: Any) -> Any:
+    """A function from token ids to names: ``vocab`` a tokenizer (its
+    ``convert_ids_to_tokens``), a list of names (id i -> ``vocab[i]``) or ``None`` (ids)."""
+    if vocab is None:
+        return lambda ids: [str(int(i)) for i in ids]
+    convert = getattr(vocab, "convert_ids_to_tokens", None)
+    if callable(convert):
+        return lambda ids: [str(t) for t in convert([int(i) for i in ids])]
+    if isinstance(vocab, str) or not hasattr(vocab, "__getitem__"):
+        raise TypeError(
+            f"vocab must be a tokenizer, a list of token names or None, got {type(vocab).__name__}"
+        )
+    names = list(vocab)
+    return lambda ids: [names[int(i)] if int(i) < len(names) else f"[{int(i)}]" for i in ids]
+
+
+def embedding_layer(model: nn.Module) -> str:
+    """The model's token embedding: its ``nn.Embedding`` (word embeddings first)."""
+    from netxray.attribution._call import _embeddings
+
+    names = _embeddings(model)
+    if not names:
+        raise ValueError(
+            "the model has no nn.Embedding to attribute token ids to; pass layer= (the "
+            "dotted name of the layer whose output is one vector per token)"
+        )
+    return names[0]
+
+
+def _text_method(model: nn.Module, layer: str, method: str) -> Any:
+    from netxray.attribution import (
+        LayerGradient,
+        LayerGradientXActivation,
+        LayerIntegratedGradients,
+    )
+
+    classes = dict(zip(TEXT_METHODS, (LayerIntegratedGradients, LayerGradientXActivation,
+                                      LayerGradient), strict=True))
+    if method not in classes:
+        raise ValueError(
+            f"method {method!r} cannot attribute token ids; choose one of "
+            f"{', '.join(TEXT_METHODS)} (attributions to the embedding layer's output)"
+        )
+    return classes[method](model, layer=layer)
+
+
+class _Examples:
+    """Keeps the first ``n`` samples' real tokens and scores as the batches go by."""
+
+    def __init__(self, model: nn.Module, n: int, name: Any, output: Any) -> None:
+        self.model, self.n, self.name, self.output = model, n, name, output
+        self.tokens: list[tuple[str, ...]] = []
+        self.scores: list[np.ndarray] = []
+        self.labels: list[int] = []
+        self.preds: list[int] = []
+        self.targets: list[int] = []
+        self.delta: list[float] = []
+
+    def __call__(self, attr: Attribution, batch: Batch) -> None:
+        take = min(self.n - len(self.tokens), batch.size)
+        if take <= 0:
+            return
+        from netxray.batches import pick_output
+
+        ids = attr.inputs if isinstance(attr.inputs, torch.Tensor) else attr.inputs[0]
+        v = attr.values.detach()
+        if ids.ndim != 2 or v.ndim < 3:
+            raise ValueError(
+                f"the attributions have shape {tuple(v.shape)} for inputs {tuple(ids.shape)}: "
+                "not one vector per token; pass layer= a layer with one output per token "
+                "(the embedding)"
+            )
+        scores = v.reshape(v.shape[0], v.shape[1], -1).sum(-1).double().cpu()
+        real = (torch.ones(ids.shape, dtype=torch.bool) if batch.mask is None
+                else batch.mask.bool()).cpu()
+        with torch.no_grad():
+            preds = pick_output(batch.run(self.model), self.output).argmax(1).cpu()
+        for i in range(take):
+            keep = real[i]
+            self.tokens.append(tuple(self.name(ids[i].cpu()[keep])))
+            self.scores.append(scores[i][keep].numpy())
+            self.labels.append(-1 if batch.labels is None else int(batch.labels[i]))
+            self.preds.append(int(preds[i]))
+            self.targets.append(-1 if attr.target is None else int(attr.target[i]))
+            self.delta.append(float("nan") if attr.delta is None else float(attr.delta[i]))
+
+    def padded(self) -> np.ndarray:
+        width = max((len(s) for s in self.scores), default=0)
+        out = np.full((len(self.scores), width), np.nan)
+        for i, s in enumerate(self.scores):
+            out[i, : len(s)] = s
+        return out
+
+
+def analyze_text(
+    model: nn.Module,
+    data: Any,
+    *,
+    vocab: Any = None,
+    layer: str | None = None,
+    method: str = "integrated_gradients",
+    target: int | str = "pred",
+    class_names: tuple[str, ...] | None = None,
+    n_examples: int = 8,
+    n_steps: int = 32,
+    batch_size: int = 32,
+    labels: Any = "labels",
+    mask: Any = "attention_mask",
+    output: Any = None,
+    input_key: str | None = None,
+    title: str = "netxray text report",
+    subtitle: str = "",
+    on_batch: Any = None,
+    **kwargs: Any,
+) -> TextAnalysis:
+    """Token attributions of a text model over a dataset, for the report's Text section.
+
+    ``data``: a :class:`netxray.data.TokenDataset`, a dict of arrays (a tokenizer's output
+    with ``labels``), a DataLoader of dict batches... (see :func:`attribute_dataset`).
+    ``vocab``: a tokenizer, a list of token names, or ``None``. ``layer``: the layer
+    attributed to (default: the model's ``nn.Embedding``). ``method``: one of
+    :data:`TEXT_METHODS`. ``target``: ``"pred"``, ``"label"`` or a class index. One pass:
+    the first ``n_examples`` samples are kept as examples as the batches go by. ``kwargs``
+    go to the method (``baselines=`` a pad id, ``internal_batch_size=``).
+    """
+    from netxray.attribution import attribute_dataset
+
+    if isinstance(data, TokenDataset):
+        vocab = vocab if vocab is not None else (data.vocab or None)
+        class_names = class_names or (data.class_names or None)
+        data = data.batches()
+    if n_examples < 0:
+        raise ValueError(f"n_examples must be >= 0, got {n_examples}")
+    name = token_namer(vocab)
+    layer = layer if layer is not None else embedding_layer(model)
+    m = _text_method(model, layer, method)
+    if method == "integrated_gradients":
+        kwargs = {"n_steps": n_steps, **kwargs}
+    examples = _Examples(model, n_examples, name, output)
+
+    def each(attr: Attribution, batch: Batch) -> None:
+        examples(attr, batch)
+        if on_batch is not None:
+            on_batch(attr, batch)
+
+    result = attribute_dataset(
+        m, data, target=target, batch_size=batch_size, labels=labels, mask=mask, output=output,
+        input_key=input_key, on_batch=each, **kwargs,
+    )  # type: ignore[arg-type]
+    if result.tokens is None:
+        raise ValueError(
+            f"layer {layer!r} does not give one vector per token id; pass layer= the embedding"
+        )
+    k = max(result.n_classes, len(class_names or ()))
+    names = tuple(class_names) if class_names else tuple(str(c) for c in range(k))
+    if len(names) < result.n_classes:
+        raise ValueError(
+            f"class_names has {len(names)} names but the data has {result.n_classes} classes"
+        )
+    return TextAnalysis(
+        title=title,
+        class_names=names,
+        attribution=result,
+        token_names=tuple(name(result.tokens.token_ids)),
+        examples=tuple(examples.tokens),
+        example_scores=examples.padded(),
+        example_labels=np.asarray(examples.labels, dtype=np.int64),
+        example_preds=np.asarray(examples.preds, dtype=np.int64),
+        example_targets=np.asarray(examples.targets, dtype=np.int64),
+        example_delta=np.asarray(examples.delta, dtype=np.float64),
+        subtitle=subtitle,
+        meta={"sequences": result.n_samples, "tokens": int(result.tokens.count().sum()),
+              "method": result.method, "layer": layer},
+    )
+
+
+def write_text_explanation(
+    model: nn.Module, dataset: TokenDataset, *, method: str = "integrated_gradients",
+    target: int | str = "pred", layer: str | None = None, out: Path,
+    n_steps: int = 32,
+) -> list[Path]:
+    """``netxray explain`` on token ids: every real token's score (``token_scores.csv``),
+    per-token-id statistics (``token_stats.csv``), the bundle (``text.npz``) and a report
+    with the Text section (``report.html``)."""
+    from netxray.report.writers import write_text_files
+
+    name = token_namer(dataset.vocab or None)
+    rows: list[tuple[int, int, int, str, float]] = []
+    seen = [0]
+
+    def keep(attr: Attribution, batch: Batch) -> None:
+        ids = attr.inputs if isinstance(attr.inputs, torch.Tensor) else attr.inputs[0]
+        v = attr.values.detach()
+        scores = v.reshape(v.shape[0], v.shape[1], -1).sum(-1).double().cpu()
+        real = (torch.ones(ids.shape, dtype=torch.bool) if batch.mask is None
+                else batch.mask.bool()).cpu()
+        ids = ids.cpu()
+        for i in range(batch.size):
+            pos = torch.nonzero(real[i]).flatten()
+            toks = name(ids[i, pos])
+            rows.extend((seen[0] + i, int(p), int(ids[i, p]), t, float(scores[i, p]))
+                        for p, t in zip(pos, toks, strict=True))
+        seen[0] += batch.size
+
+    text = analyze_text(
+        model, dataset, method=method, target=target, layer=layer, n_steps=n_steps,
+        title=f"netxray explain: {method} on {dataset.name}",
+        subtitle=f"{type(model).__name__} on {len(dataset)} sequences; target: {target}",
+        on_batch=keep,
+    )
+    return write_text_files(text, rows, out)

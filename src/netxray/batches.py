@@ -182,10 +182,15 @@ class BatchFormat:
             )
         if size == 0:
             raise ValueError("a batch is empty (0 samples); pass at least one sample")
-        if labels is not None and (labels.ndim == 0 or labels.shape[0] != size):
+        if labels is not None and labels.ndim == 0:
             raise ValueError(
-                f"inputs and labels differ in length ({size} vs "
-                f"{labels.shape[0] if labels.ndim else 'a scalar'}); pass one label per sample"
+                "a batch's label is a scalar: is it one unbatched sample? Pass (x[None], "
+                "y[None]), or batch the data (a DataLoader with batch_size=..., not None)"
+            )
+        if labels is not None and labels.shape[0] != size:
+            raise ValueError(
+                f"inputs and labels differ in length ({size} vs {labels.shape[0]}); pass one "
+                "label per sample"
             )
         mask = self._mask(raw, kwargs, size, offset)
         return Batch(args=args, kwargs=kwargs, labels=labels, mask=mask, size=size, raw=raw)

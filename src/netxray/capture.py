@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
 from netxray._outputs import (
     POOLS,
     align,
@@ -248,7 +248,8 @@ def iter_batches(
 
     ``data`` is a tensor or array ``(n, ...)``, an ``(X, y)`` pair of them (split into
     ``batch_size`` chunks), a DataLoader, or any iterable of batches (each a tensor or an
-    ``(x, y, ...)`` tuple/list, or a dict with ``"x"``/``"input"`` keys).
+    ``(x, y, ...)`` tuple/list, or a dict with ``"x"``/``"input"`` keys). A batch whose
+    targets differ in length from its inputs is refused.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -262,13 +263,31 @@ def iter_batches(
                 "pass one target per sample"
             )
     else:
-        yield from _iter_loader(data)
+        yield from _consistent(_iter_loader(data))
         return
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"inputs are empty (shape {tuple(X.shape)}); pass at least one sample")
     for start in range(0, X.shape[0], batch_size):
         stop = start + batch_size
         yield X[start:stop], None if y is None else y[start:stop]
+
+
+def _consistent(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Refuse a batch whose targets differ in length from its inputs (batches with and
+    without targets still pass here; :func:`netxray.batches.read_batches` refuses those)."""
+    offset = 0
+    for x, y in batches:
+        size = int(x.shape[0]) if x.ndim else 1
+        if isinstance(y, torch.Tensor | np.ndarray) and (y.ndim == 0 or y.shape[0] != size):
+            raise ValueError(
+                f"inputs and targets differ in length ({size} vs "
+                f"{y.shape[0] if y.ndim else 'a scalar'}) in the batch at sample {offset}; "
+                "pass one target per sample"
+            )
+        offset += size
+        yield x, y
 
 
 def _is_array(x: Any) -> bool:
@@ -425,7 +444,10 @@ def activations(
     ``(batch, seq, ...)`` keep real tokens only: one row per token, or per sequence with
     ``pool="mean"`` (over real tokens) or ``"first"`` (the first real token).
     Memory grows with the data (everything is kept): for statistics over large data use
-    :func:`netxray.collect_stats`, which keeps none.
+    :func:`netxray.collect_stats`, which keeps none. Inputs the model cannot take raise
+    "the model cannot take inputs of shape ...; it expects ..." (see
+    :func:`netxray._checks.probe_model`); inputs and labels of different lengths, batches
+    with and without labels, and a single unbatched sample ``(features,)`` are refused.
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be None, 'mean' or 'first', got {pool!r}")
@@ -445,7 +467,8 @@ def activations(
         for raw in read_batches(data, batch_size, fmt):
             batch = raw.to(model)
             seen.clear()
-            out = pick_output(batch.run(model), output)
+            with explained_shape_errors(model, _call_inputs(batch)):
+                out = pick_output(batch.run(model), output)
             check_output_rows(batch, out)
             mask = batch.mask if batch.mask is not None else carried_mask(seen)
             if pool is not None and mask is None:
@@ -479,6 +502,13 @@ def activations(
         token_layers=tuple(n for n in names if got.per_token[n] and pool is None),
         token_outputs=token_outputs,
     )
+
+
+def _call_inputs(batch: Any) -> Any:
+    """What the model was called with, for the shape in an error message."""
+    if batch.kwargs:
+        return dict(batch.kwargs) if not batch.args else (*batch.args, batch.kwargs)
+    return batch.args[0] if len(batch.args) == 1 else batch.args
 
 
 def _targets(

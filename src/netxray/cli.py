@@ -106,8 +106,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights for --model: .safetensors or a torch.save'd state "
                                      "dict (without it the model has its factory's weights)")
     p.add_argument("--data", help="data for --model: .npz (arrays X, y; X keeps its shape, e.g. "
-                                  "(n, 1, 28, 28) for a CNN) or .csv (label column last)")
+                                  "(n, 1, 28, 28) for a CNN), .csv (label column last), or "
+                                  ".npz of token ids (input_ids, attention_mask, labels: passed "
+                                  "to the model as keyword arguments)")
     p.add_argument("--label", default=None, help="the label column of a CSV (default: the last)")
+    p.add_argument("--vocab", default=None,
+                   help="token names for token-id data: a file with one token per line "
+                        "(line i names id i, as BERT's vocab.txt)")
 
 
 def _add_debug(p: argparse.ArgumentParser) -> None:
@@ -142,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
     _add_model_options(explain)
-    explain.add_argument("--method", default="saliency",
-                         choices=CLI_METHODS, help="default: saliency (signed gradients)")
+    explain.add_argument("--method", default=None, choices=CLI_METHODS,
+                         help="default: saliency (signed gradients); for token ids "
+                              "integrated_gradients on the embedding (also: input_x_gradient, "
+                              "saliency)")
+    explain.add_argument("--layer", default=None,
+                         help="token ids: the layer attributed to (default: the model's "
+                              "nn.Embedding)")
     explain.add_argument("--target", default="pred",
                          help="class index or 'pred' (the predicted class; default)")
     explain.add_argument("--out", default="netxray-explain", help="output folder")
@@ -298,13 +308,63 @@ def _load_target(args: argparse.Namespace):  # -> (model, Dataset, number of cla
     return model, ds, n_classes
 
 
+def _token_data(args: argparse.Namespace) -> bool:
+    """Whether ``--data`` holds token ids (an .npz with ``input_ids``); ``--vocab`` and
+    ``--layer`` go with those only."""
+    from netxray import data
+
+    tokens = args.model is not None and args.data is not None and data.is_token_file(args.data)
+    if not tokens:
+        for opt in ("vocab", "layer"):
+            if getattr(args, opt, None) is not None:
+                raise InputError(f"--{opt} goes with --model and --data FILE.npz holding token "
+                                 "ids (input_ids, attention_mask, labels)")
+    return tokens
+
+
+def _load_tokens(args: argparse.Namespace):  # -> (model, TokenDataset, number of classes)
+    """A model on token ids and its data, checked: the model takes the arrays as keyword
+    arguments and outputs (samples, classes) scores, a class for every label."""
+    from netxray import data, loading
+    from netxray.batches import check_output_rows, pick_output, read_batches
+
+    with _reading():
+        model = loading.load_model(args.model, args.weights)
+        ds = data.load_tokens(args.data, vocab=args.vocab)
+    import torch
+
+    first = next(read_batches(ds.batches(), 8)).to(model)
+    try:
+        with torch.no_grad():
+            out = pick_output(first.run(model))
+    except (RuntimeError, TypeError, IndexError) as e:
+        raise InputError(
+            f"the model cannot take the arrays of {args.data} ({', '.join(ds.batches())}) as "
+            f"keyword arguments: {type(e).__name__}: {e}. Name the arrays after the forward's "
+            "parameters (input_ids, attention_mask), and keep ids below the vocabulary size"
+        ) from e
+    check_output_rows(first, out)
+    if out.ndim != 2:
+        raise InputError(f"the model outputs shape {tuple(out.shape)}; netxray needs "
+                         "(samples, classes) scores, e.g. a sequence classifier's logits")
+    k = int(out.shape[1])
+    if ds.labels is not None and len(ds.labels) and int(ds.labels.max()) >= k:
+        raise InputError(f"the labels go up to {int(ds.labels.max())} but the model outputs "
+                         f"{k} classes; labels must be 0..{k - 1}")
+    return model, ds, k
+
+
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     out = _folder(args) if args.out else None
     from netxray._checks import model_dtype
     from netxray.health import diagnose, render_findings
 
-    model, ds, _ = _load_target(args)
-    report = diagnose(model, ds.tensors(model_dtype(model)))
+    if _token_data(args):
+        model, ds, _ = _load_tokens(args)
+        report = diagnose(model, ds.batches())
+    else:
+        model, ds, _ = _load_target(args)
+        report = diagnose(model, ds.tensors(model_dtype(model)))
     untrained = args.model is not None and args.weights is None
     note = ("note: no --weights given, so these are the weights the factory made: untrained "
             "(random) unless the factory loads trained ones. A verdict about an untrained "
@@ -330,18 +390,31 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     out = _folder(args)
     target: int | str = args.target if args.target == "pred" else _int(args.target, "--target")
-    from netxray.analysis import write_explanation
+    from netxray.analysis import TEXT_METHODS, write_explanation, write_text_explanation
 
-    model, ds, k = _load_target(args)
+    tokens = _token_data(args)
+    if tokens:
+        method = args.method or "integrated_gradients"
+        if method not in TEXT_METHODS:
+            raise InputError(f"--method {method} cannot attribute token ids; use one of "
+                             f"{', '.join(TEXT_METHODS)} (attributions to the embedding)")
+        model, ds, k = _load_tokens(args)
+    else:
+        method = args.method or "saliency"
+        model, ds, k = _load_target(args)
     if isinstance(target, int):
         if not 0 <= target < k:
             raise InputError(
                 f"--target {target} but the model outputs {k} classes; pass a class index "
                 f"0..{k - 1}, or 'pred' for each sample's predicted class"
             )
-    _say(args, f"computing {args.method} for {len(ds)} samples and writing pictures and a "
+    _say(args, f"computing {method} for {len(ds)} samples and writing pictures and a "
                f"report to {out}/ ...")
-    written = write_explanation(model, ds, method=args.method, target=target, out=out)
+    if tokens:
+        written = write_text_explanation(model, ds, method=method, target=target,
+                                         layer=args.layer, out=out)
+    else:
+        written = write_explanation(model, ds, method=method, target=target, out=out)
     for path in written:
         print(path)
     return OK

@@ -1,4 +1,6 @@
-"""Datasets: TensorFlow Playground's 2-D sets, scikit-learn's bundled sets, CSV and NPZ files.
+"""Datasets: TensorFlow Playground's 2-D sets, scikit-learn's bundled sets, CSV and NPZ files,
+and token ids for text models (:class:`TokenDataset`, :func:`load_tokens`, which live in
+:mod:`netxray.text_data` and are reachable from here).
 
 Everything is generated or ships inside an installed package: nothing is downloaded.
 Each loader returns a :class:`Dataset` of NumPy arrays; ``Dataset.split`` gives train/test.
@@ -242,40 +244,8 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
     Loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such file: {p}")
-    save_hint = "Save it with np.savez(path, X=features, y=labels)"
-    try:
-        with p.open("rb") as fh:  # ours to close, even when numpy gives up half way
-            archive = np.load(fh, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError(f"{p} is a single .npy array, not an .npz archive. {save_hint}")
-            with archive as f:
-                missing = [k for k in ("X", "y") if k not in f.files]
-                if missing:
-                    raise ValueError(
-                        f"{p} lacks array(s) {missing}; it has {f.files}. {save_hint}"
-                    )
-                X, y = f["X"], f["y"]
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise ValueError(
-                f"{p} is not an .npz archive of plain arrays: it holds pickled data (object "
-                f"arrays, or another format), which netxray never unpickles. {save_hint}"
-            ) from None
-        if str(e).startswith(str(p)):
-            raise
-        raise ValueError(f"{p}: cannot read an array ({e}); is it truncated? {save_hint}") from e
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise ValueError(
-            f"{p} is not a readable .npz archive ({type(e).__name__}: {e}); is it truncated? "
-            f"{save_hint}"
-        ) from e
-    for name, arr in (("X", X), ("y", y)):
-        if not isinstance(arr, np.ndarray):
-            raise ValueError(
-                f"{p}: member {name!r} is not a NumPy array (not in .npy format). {save_hint}"
-            )
+    arrays = _npz_arrays(p, ("X", "y"), "Save it with np.savez(path, X=features, y=labels)")
+    X, y = arrays["X"], arrays["y"]
     if X.ndim == 0:
         raise ValueError(f"{p}: X is a single number; it must be (samples, features)")
     if X.ndim == 1:
@@ -395,3 +365,54 @@ def _check_finite_rows(X: np.ndarray, p: Path) -> None:
             f"{p}: X[{r}, {c}] is {X[r, c]}; {int(bad.sum())} non-finite value(s) in all. "
             "Clean or impute them first"
         )
+
+
+def _npz_arrays(p: Path, required: Sequence[str], save_hint: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``p`` (never unpickled), refusing one that lacks a
+    ``required`` name, with errors that say how to save it right (``save_hint``)."""
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    try:
+        with p.open("rb") as fh:  # ours to close, even when numpy gives up half way
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError(f"{p} is a single .npy array, not an .npz archive. {save_hint}")
+            with archive as f:
+                missing = [k for k in required if k not in f.files]
+                if missing:
+                    raise ValueError(
+                        f"{p} lacks array(s) {missing}; it has {f.files}. {save_hint}"
+                    )
+                arrays = {k: f[k] for k in f.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ValueError(
+                f"{p} is not an .npz archive of plain arrays: it holds pickled data (object "
+                f"arrays, or another format), which netxray never unpickles. {save_hint}"
+            ) from None
+        if str(e).startswith(str(p)):
+            raise
+        raise ValueError(f"{p}: cannot read an array ({e}); is it truncated? {save_hint}") from e
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise ValueError(
+            f"{p} is not a readable .npz archive ({type(e).__name__}: {e}); is it truncated? "
+            f"{save_hint}"
+        ) from e
+    for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise ValueError(
+                f"{p}: member {name!r} is not a NumPy array (not in .npy format). {save_hint}"
+            )
+    return arrays
+
+
+_TEXT_NAMES = ("TokenDataset", "is_token_file", "load_tokens", "read_vocab")
+
+
+def __getattr__(name: str) -> object:
+    """Token datasets live in :mod:`netxray.text_data`; ``netxray.data`` names them too."""
+    if name in _TEXT_NAMES:
+        from netxray import text_data
+
+        return getattr(text_data, name)
+    raise AttributeError(f"module 'netxray.data' has no attribute {name!r}")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import as_input_tensor, model_device
+from netxray._checks import as_input_tensor, check_labels, model_device, n_classes_of, probe_model
 from netxray._results import Result
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -95,11 +95,14 @@ def train(
     ``batch_size=None`` is full-batch gradient descent. ``checkpoints`` lists the epochs
     (0 = before the first step) whose weights to keep, for boundary evolution. Training
     goes on when the loss becomes NaN (so a diverging run can be diagnosed); the history's
-    ``diverged`` says so. The model's train/eval mode is restored at the end.
+    ``diverged`` says so. The model's train/eval mode is restored at the end. Before the
+    first step, one pass of 8 samples checks that the model takes ``X`` ("the model cannot
+    take inputs of shape ...") and outputs a class for every label ("training label 7 but the
+    model outputs 3 classes").
 
     ``watch``: an open :func:`netxray.watch` on ``model``; every optimizer step ends with
-    ``watch.step(loss=..., metrics={"acc": batch accuracy})`` and the test evaluation runs
-    inside ``watch.paused()``, so the run store sees training batches only.
+    ``watch.step(loss=..., metrics={"acc": batch accuracy})``, and the input check and the
+    test evaluation run inside ``watch.paused()``, so the run store sees training batches only.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -109,10 +112,21 @@ def train(
     y = torch.as_tensor(train_data[1]).to(device=model_device(model), dtype=torch.long)
     if y.shape != (X.shape[0],):
         raise ValueError(f"training labels must be ({X.shape[0]},), got {tuple(y.shape)}")
+    def quiet() -> Any:  # forward passes that are not training steps: the watch skips them
+        return watch.paused() if watch is not None else contextlib.nullcontext()
+
+    with quiet():
+        k = n_classes_of(probe_model(model, X))  # one pass of 8 samples: shapes and classes
+    check_labels(y, k, what="training label")
     test = None
     if test_data is not None:
         Xt = as_input_tensor(test_data[0], model, "test inputs")
         yt = torch.as_tensor(test_data[1]).to(device=model_device(model), dtype=torch.long)
+        if yt.shape != (Xt.shape[0],):
+            raise ValueError(f"test labels must be ({Xt.shape[0]},), got {tuple(yt.shape)}")
+        with quiet():
+            probe_model(model, Xt)
+        check_labels(yt, k, what="test label")
         test = (Xt, yt)
     wanted = set(checkpoints)
     bad = [e for e in wanted if not 0 <= e <= epochs]
@@ -158,7 +172,7 @@ def train(
             history["train_acc"].append(total_correct / n)
             if test is not None:
                 model.eval()
-                with watch.paused() if watch is not None else contextlib.nullcontext():
+                with quiet():
                     tl, ta = evaluate(model, *test)
                 model.train()
                 history["test_loss"].append(tl)

@@ -265,6 +265,8 @@ def make_payload() -> dict:
                 "description": "Digits and a signed map for each.",
                 "charts": [
                     charts.images("Digits", imgs, labels=[str(t) for t in digits.target[:10]]),
+                    charts.tokens("Tokens", [["the", "<b>digit</b>", "&amp;"]], [[0.2, -1.0, 0.7]],
+                                  row_labels=["label 3"]),
                     charts.images(
                         "Saliency",
                         saliency,
@@ -313,6 +315,9 @@ def test_every_chart_renders_offline_without_errors(page: Page, payload: dict) -
         assert card.query_selector(".nx-error") is None
         if kind in ("table", "findings"):
             assert card.query_selector("table tbody tr, .nx-finding") is not None
+            continue
+        if kind == "tokens":  # text, not a canvas
+            assert card.query_selector("span.nx-tok") is not None
             continue
         variety = pg.evaluate(CANVAS_VARIETY, card)
         assert variety, f"{kind} drew no canvas"

@@ -12,6 +12,7 @@ the input) or ``None`` for a model with a single output column.
 Where things live:
 
 - ``results``: :class:`Attribution` and :class:`DatasetAttribution`, what every call returns;
+- ``tokens``: :class:`TokenAttribution`, token scores per token id and class over a dataset;
 - ``gradient``: Saliency, InputXGradient, IntegratedGradients, SmoothGrad;
 - ``perturbation``: Occlusion, FeatureAblation, FiniteDifference (any callable, no gradient);
 - ``layer``: hidden units: NeuronGradient, NeuronIntegratedGradients;
@@ -44,6 +45,7 @@ from netxray.attribution.layer_output import (
 )
 from netxray.attribution.perturbation import FeatureAblation, FiniteDifference, Occlusion
 from netxray.attribution.results import Attribution, DatasetAttribution
+from netxray.attribution.tokens import TokenAttribution
 
 __all__ = [
     "Attribution",
@@ -60,6 +62,7 @@ __all__ = [
     "Occlusion",
     "Saliency",
     "SmoothGrad",
+    "TokenAttribution",
     "METHODS",
     "attribute_dataset",
     "explain",

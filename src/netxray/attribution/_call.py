@@ -16,17 +16,17 @@ a pass whose inputs alone would not fit in memory.
 
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from netxray._checks import MEMORY_FRACTION as _MEMORY_FRACTION
 from netxray._checks import as_input_tensor, model_device
-from netxray._warnings import NetxrayWarning
+from netxray._checks import gib as _gib
+from netxray._checks import memory_bytes as _memory_bytes
+from netxray._checks import warn_nonfinite as _warn_nonfinite  # noqa: F401  (re-exported)
 
 Inputs = torch.Tensor | np.ndarray | tuple[torch.Tensor | np.ndarray, ...]
 ForwardArgs = Any
@@ -150,56 +150,7 @@ def _no_gradient(model: nn.Module, which: str) -> ValueError:
     )
 
 
-def _warn_nonfinite(
-    model: nn.Module,
-    values: Sequence[torch.Tensor],
-    method: str,
-    what: str = "the attributions contain",
-) -> None:
-    """Warn when ``values`` (attributions, or the selected outputs) hold NaN/Inf, naming the
-    parameters or buffers that do."""
-    if all(bool(torch.isfinite(v.sum())) for v in values):  # one reduction each when fine
-        if all(bool(torch.isfinite(v).all()) for v in values):
-            return
-    bad = [
-        name
-        for name, t in (*model.named_parameters(), *model.named_buffers())
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
-    if bad:
-        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        why = f"the model's parameter(s) {shown} hold NaN/Inf"
-        fix = "fix or reload those weights"
-    else:
-        why = "the model's outputs or gradients are NaN/Inf at these inputs"
-        fix = "check the model's outputs (overflow, log of 0, division by 0)"
-    warnings.warn(
-        f"{method}: {what} NaN/Inf because {why}; {fix}",
-        NetxrayWarning,
-        stacklevel=3,
-    )
-
-
 # --------------------------------------------------------------------------- memory limits
-
-
-def _memory_bytes(device: torch.device) -> int:
-    """The memory one pass may take: the accelerator's total, or the machine's RAM."""
-    if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 16 << 30
-
-
-#: A single pass may stack inputs up to this fraction of the memory (the model's
-#: activations and the backward pass need several times the inputs on top).
-_MEMORY_FRACTION = 0.25
-
-
-def _gib(b: float) -> str:
-    return f"{b / (1 << 30):.3g} GiB" if b >= 1 << 30 else f"{b / (1 << 20):.3g} MiB"
 
 
 def _check_rows(rows: int, per_row: int, itemsize: int, device: torch.device, what: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from netxray._results import Result
+from netxray.attribution.tokens import TokenAttribution
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +68,9 @@ class DatasetAttribution(Result):
     ``mean``: the signed mean; ``class_mean_abs``: ``(n_classes, *features)`` the same per
     class (zeros for a class with no sample: see ``class_counts``). ``grouped_by`` is
     ``"label"`` (true labels were given) or ``"pred"`` (the model's predicted class).
+    ``tokens``: for token attributions (a per-token layer of a text model), statistics per
+    token id and class (:class:`netxray.attribution.tokens.TokenAttribution`); the means
+    above are then over real tokens, per unit of the layer.
     """
 
     mean_abs: torch.Tensor
@@ -79,6 +83,7 @@ class DatasetAttribution(Result):
     target: str
     layer: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenAttribution | None = None
 
     @property
     def n_classes(self) -> int:

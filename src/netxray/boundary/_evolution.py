@@ -11,9 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from netxray._checks import warn_nonfinite
 from netxray._results import Result
 from netxray.boundary._plane import (
     PlaneSpec,
+    _chunk_size,
     _chunks,
     _grid,
     _inputs,
@@ -22,7 +24,7 @@ from netxray.boundary._plane import (
     _to_plane,
     make_plane,
 )
-from netxray.boundary._surface import BoundaryGrid, _surface
+from netxray.boundary._surface import BoundaryGrid, _check_surface_memory, _surface
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +81,9 @@ def boundary_evolution(
     a zero-argument factory. Each ``state_dict`` is loaded into that copy, put in eval mode.
     The plane and grid come from ``X`` and are the same for every frame. ``y`` (optional)
     adds per-frame accuracy; ``hidden_layer`` adds aligned 2-D PCA of that layer on ``X``.
+    Frames that would not fit in a quarter of the memory are refused up front (checkpoints x
+    ``resolution`` squared x 4 bytes per class); the first NaN/Inf frame warns, naming the
+    parameters that hold NaN/Inf at that checkpoint.
     """
     from netxray.capture import hooks, select_layers
     from netxray.projection import align
@@ -89,7 +94,9 @@ def boundary_evolution(
     if not isinstance(net, nn.Module):
         raise TypeError("model must be an nn.Module or a function returning one")
     net.eval()
-    Xt, Xf = _inputs(net, X)
+    Xt, Xf, out = _inputs(net, X)
+    k = _probabilities(out).shape[1]
+    _check_surface_memory("boundary_evolution", resolution, k, frames=len(checkpoints))
     labels = None
     if y is not None:
         labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y).reshape(-1)
@@ -107,13 +114,21 @@ def boundary_evolution(
     epochs = sorted(checkpoints)
     frames, accs, hidden = [], [], []
     kept: list[torch.Tensor] = []
+    data_chunk = _chunk_size(net, batch_size, tuple(Xt.shape[1:]))
+    warned = False
     for epoch in epochs:
         net.load_state_dict(checkpoints[epoch])
         with torch.no_grad():
             frames.append(_surface(net, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size))
             kept.clear()
             with hooks(chosen, lambda _n, out: kept.append(out.detach())):
-                outs = [_probabilities(net(Xt[sl])) for sl in _chunks(Xt.shape[0], batch_size)]
+                outs = [_probabilities(net(Xt[sl])) for sl in _chunks(Xt.shape[0], data_chunk)]
+        if not warned and not np.isfinite(frames[-1].sum()):  # once: a diverged run stays NaN
+            warned = True
+            warn_nonfinite(
+                net, (frames[-1],), "boundary_evolution",
+                f"the decision surface at epoch {epoch} (the first such frame) contains",
+            )
         if labels is not None:
             pred = torch.cat(outs).argmax(1).cpu().numpy()
             accs.append(float((pred == labels).mean()))

@@ -8,6 +8,7 @@ class probabilities. ``_PlaneResult`` gives every result on a plane its ``to_pla
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -15,7 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import as_input_tensor, model_device, model_dtype
+from netxray._checks import (
+    MEMORY_FRACTION,
+    as_input_tensor,
+    gib,
+    memory_bytes,
+    model_device,
+    model_dtype,
+    probe_model,
+)
 
 PlaneSpec = str | tuple[Any, Any, Any]
 
@@ -87,15 +96,71 @@ def make_plane(
     return a.copy(), np.stack([e1, e2 / n2]), "samples"
 
 
-def _grid(points: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+def _axes(
+    points: np.ndarray, resolution: int, margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's ``u`` and ``v`` values: the points' extent plus ``margin`` on each side."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer):
+        raise TypeError(f"resolution must be an int, got {resolution!r}")
     if resolution < 2:
         raise ValueError(f"resolution must be at least 2, got {resolution}")
     lo, hi = points.min(0), points.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
     lo, hi = lo - margin * span, hi + margin * span
-    u = np.linspace(lo[0], hi[0], resolution)
-    v = np.linspace(lo[1], hi[1], resolution)
+    return np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+
+
+def _grid(points: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    u, v = _axes(points, resolution, margin)
     return np.meshgrid(u, v)  # xx[i, j] = u[j], yy[i, j] = v[i]
+
+
+def _valid_resolution(resolution: Any) -> int | None:
+    """``resolution`` as an int when it is one the grid accepts, else None (``_axes`` then
+    refuses it with its own message); for memory checks that must run before the grid."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer):
+        return None
+    return int(resolution) if resolution >= 2 else None
+
+
+#: Bytes each point of a ``resolution x resolution`` grid takes besides the results: its
+#: coordinates ``xx`` and ``yy`` and the ``(u, v)`` pairs fed to the model, all float64.
+GRID_BYTES = 32
+#: One chunk's inputs may take at most this fraction of the device's memory (the model's
+#: activations on the chunk come on top, often many times the inputs).
+CHUNK_FRACTION = 1 / 64
+
+
+def _check_memory(
+    call: str, points: int, per_point: int, holds: str, fix: str, square: bool = True
+) -> None:
+    """Refuse, before any work, a result that would not fit: ``points`` grid points of
+    ``per_point`` bytes each beyond a quarter of the machine's memory (the rule attribution
+    uses). ``fix`` gets the largest ``resolution`` (``square``) or point count that fits."""
+    need = points * per_point
+    total = memory_bytes("cpu")
+    limit = total * MEMORY_FRACTION
+    if need <= limit:
+        return
+    fits = int(limit // per_point)
+    most = math.isqrt(fits) if square else fits
+    raise ValueError(
+        f"{call} would need {gib(need)} to hold {holds}: more than a quarter of the "
+        f"{gib(total)} of memory this machine has. {fix.format(most=most)}"
+    )
+
+
+def _chunk_size(model: nn.Module, batch_size: int, input_shape: tuple[int, ...]) -> int:
+    """``batch_size``, lowered so that one chunk's inputs take at most :data:`CHUNK_FRACTION`
+    of the device's memory (an image model at the default 65536 points per chunk would
+    otherwise stack 39 GB of 3x224x224 inputs). Smaller chunks give the same result."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size must be an int, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    per_point = math.prod(input_shape) * torch.empty((), dtype=model_dtype(model)).element_size()
+    budget = int(memory_bytes(model_device(model)) * CHUNK_FRACTION)
+    return max(1, min(int(batch_size), budget // max(1, per_point)))
 
 
 def _plane_inputs(
@@ -146,12 +211,18 @@ def _to_plane(Xf: np.ndarray, origin: np.ndarray, basis: np.ndarray) -> np.ndarr
     return (Xf - origin) @ basis.T
 
 
-def _inputs(model: nn.Module, X: Any) -> tuple[torch.Tensor, np.ndarray]:
+def _inputs(model: nn.Module, X: Any) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """``X`` as the model's inputs, flattened for the plane, and the model's output on its
+    first 8 samples: one probe that turns torch's shape errors into "the model cannot take
+    inputs of shape ...; it expects ..." before any grid is built."""
     Xt = as_input_tensor(X, model, "X")
     if Xt.ndim < 2:
-        raise ValueError(f"X must have shape (samples, features...), got {tuple(Xt.shape)}")
-    return Xt, _flat_numpy(Xt)
-
+        raise ValueError(
+            f"X must have shape (samples, features...), got {tuple(Xt.shape)}; for one sample "
+            "pass X[None], but a plane needs at least 2 samples"
+        )
+    out = probe_model(model, Xt)
+    return Xt, _flat_numpy(Xt), out
 
 
 class _PlaneResult:

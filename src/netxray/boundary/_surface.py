@@ -8,10 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, preserved_state, warn_nonfinite
 from netxray._results import Result
 from netxray.boundary._plane import (
+    GRID_BYTES,
     PlaneSpec,
+    _check_memory,
+    _chunk_size,
     _chunks,
     _grid,
     _inputs,
@@ -19,6 +22,7 @@ from netxray.boundary._plane import (
     _PlaneResult,
     _probabilities,
     _to_plane,
+    _valid_resolution,
     make_plane,
 )
 
@@ -59,7 +63,7 @@ def _surface(
 ) -> np.ndarray:
     uv = np.column_stack([xx.ravel(), yy.ravel()])
     probs: np.ndarray | None = None
-    for sl in _chunks(uv.shape[0], batch_size):
+    for sl in _chunks(uv.shape[0], _chunk_size(model, batch_size, input_shape)):
         p = _probabilities(model(_plane_inputs(uv[sl], origin, basis, model, input_shape)))
         if probs is None:
             probs = np.empty((uv.shape[0], p.shape[1]), dtype=np.float32)
@@ -83,15 +87,36 @@ def decision_boundary(
     ``X``: ``(n, d)`` or ``(n, *input_shape)`` data fixing the plane and the grid's extent
     (the points' range plus ``margin`` times it on each side). ``plane``: see
     :func:`make_plane`. Evaluated in chunks of ``batch_size`` points without gradients;
-    the model's weights and mode are untouched.
+    the model's weights and mode are untouched. Inputs the model cannot take are refused
+    by one 8-sample probe; a grid whose probabilities would not fit in a quarter of the
+    memory is refused up front (``resolution`` x ``resolution`` x (32 + 4 * classes) bytes);
+    a surface that comes out NaN/Inf warns, naming the parameters that hold NaN/Inf.
     """
     check_eval_mode(model, allow_train=allow_train)
-    Xt, Xf = _inputs(model, X)
+    Xt, Xf, out = _inputs(model, X)
+    k = _probabilities(out).shape[1]
+    _check_surface_memory("decision_boundary", resolution, k)
     origin, basis, kind = make_plane(Xf, plane)
     points = _to_plane(Xf, origin, basis)
     xx, yy = _grid(points, resolution, margin)
     with preserved_state(model), torch.no_grad():
         probs = _surface(model, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size)
+    warn_nonfinite(model, (probs,), "decision_boundary", "the decision surface contains")
     return BoundaryGrid(
         xx=xx, yy=yy, probs=probs, points=points, origin=origin, basis=basis, plane=kind
+    )
+
+
+def _check_surface_memory(call: str, resolution: int, classes: int, frames: int = 1) -> None:
+    """Refuse surfaces whose grid and float32 probabilities would not fit in memory."""
+    if _valid_resolution(resolution) is None:
+        return
+    of = f"{frames} frames of " if frames > 1 else ""
+    _check_memory(
+        f"{call}(resolution={resolution})",
+        resolution * resolution,
+        GRID_BYTES + 4 * classes * frames,
+        f"the {resolution} x {resolution} grid and {of}its probabilities of {classes} "
+        "classes",
+        "Pass resolution <= {most}" + (" or fewer checkpoints" if frames > 1 else ""),
     )

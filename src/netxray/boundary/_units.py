@@ -13,17 +13,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, preserved_state, probe_model, warn_nonfinite
 from netxray._results import Result
 from netxray.boundary._plane import (
+    GRID_BYTES,
     PlaneSpec,
     _as_arrays,
+    _check_memory,
+    _chunk_size,
     _chunks,
     _grid,
     _inputs,
     _plane_inputs,
     _PlaneResult,
     _to_plane,
+    _valid_resolution,
     make_plane,
 )
 from netxray.families import activation_family
@@ -66,6 +70,15 @@ class UnitMaps(_PlaneResult, Result):
         )
 
 
+def _check_ran(chosen: dict[str, nn.Module], seen: dict[str, Any]) -> None:
+    missing = [n for n in chosen if n not in seen]
+    if missing:
+        raise ValueError(
+            f"layer(s) {', '.join(missing)} never ran during the forward pass; "
+            "are they used by model.forward?"
+        )
+
+
 def unit_maps(
     model: nn.Module,
     X: torch.Tensor | np.ndarray,
@@ -82,12 +95,28 @@ def unit_maps(
     ``layers``: any selection :func:`netxray.select_layers` accepts; default: the activation
     modules. ``X`` fixes the plane and grid extent as in :func:`decision_boundary`, and is
     also run through the model to find dead ReLU units (never positive on any sample).
+    Maps that would not fit in a quarter of the memory are refused up front
+    (``resolution`` squared x (32 + 4 * units) bytes); maps that come out NaN/Inf warn,
+    naming the parameters that hold NaN/Inf.
     """
     from netxray.capture import hooks, select_layers
 
     check_eval_mode(model, allow_train=allow_train)
     chosen = select_layers(model, layers)
-    Xt, Xf = _inputs(model, X)
+    Xt, Xf, _ = _inputs(model, X)
+    widths: dict[str, int] = {}
+    with hooks(chosen, lambda name, out: widths.setdefault(name, _unit_view(out).shape[1])):
+        probe_model(model, Xt, n=2)  # how many units each layer has, before any grid
+    _check_ran(chosen, widths)
+    if _valid_resolution(resolution) is not None:
+        units = sum(widths.values())
+        _check_memory(
+            f"unit_maps(resolution={resolution})",
+            int(resolution) ** 2,
+            GRID_BYTES + 4 * units,
+            f"the {resolution} x {resolution} grid and float32 maps of {units} units",
+            "Pass resolution <= {most}, or fewer layers",
+        )
     origin, basis, kind = make_plane(Xf, plane)
     points = _to_plane(Xf, origin, basis)
     xx, yy = _grid(points, resolution, margin)
@@ -112,19 +141,16 @@ def unit_maps(
         hit = pos.any(0)
         alive[name] = hit if name not in alive else alive[name] | hit
 
+    chunk = _chunk_size(model, batch_size, tuple(Xt.shape[1:]))
     with preserved_state(model), torch.no_grad():
         with hooks(chosen, to_map):
-            for current in _chunks(m, batch_size):  # noqa: B007 - read by the hook
+            for current in _chunks(m, chunk):  # noqa: B007 - read by the hook
                 model(_plane_inputs(uv[current], origin, basis, model, tuple(Xt.shape[1:])))
         with hooks(chosen, to_alive):
-            for sl in _chunks(Xt.shape[0], batch_size):
+            for sl in _chunks(Xt.shape[0], chunk):
                 model(Xt[sl])
-    missing = [n for n in chosen if n not in maps]
-    if missing:
-        raise ValueError(
-            f"layer(s) {', '.join(missing)} never ran during the forward pass; "
-            "are they used by model.forward?"
-        )
+    _check_ran(chosen, maps)
+    warn_nonfinite(model, list(maps.values()), "unit_maps", "the unit maps contain")
     dead = {}
     for name, module in chosen.items():
         units = maps[name].shape[0]

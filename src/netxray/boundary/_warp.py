@@ -12,12 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, preserved_state
+from netxray._checks import check_eval_mode, preserved_state, probe_model, warn_nonfinite
 from netxray._results import Result
 from netxray.boundary._plane import (
     PlaneSpec,
     _as_arrays,
-    _grid,
+    _axes,
+    _check_memory,
+    _chunk_size,
+    _chunks,
     _inputs,
     _plane_inputs,
     _PlaneResult,
@@ -59,6 +62,7 @@ def grid_warp(
     plane: PlaneSpec = "auto",
     margin: float = 0.1,
     *,
+    batch_size: int = 65536,
     allow_train: bool = False,
 ) -> GridWarp:
     """Grid lines over the input plane, mapped through each 2-unit layer of ``model``.
@@ -66,64 +70,101 @@ def grid_warp(
     ``layers``: a selection for :func:`netxray.select_layers`; default: every leaf module
     whose output has exactly 2 features (for a 2-2-2-2 net: fc1, act1, fc2, ...). A chosen
     layer of another width is an error (use :func:`unit_maps` or :func:`project` instead).
+    The ``2 * n_lines * points_per_line`` grid points run in chunks of ``batch_size``;
+    lines that would not fit in a quarter of the memory are refused up front (16 bytes per
+    point for the grid and 16 per drawn layer); lines that come out NaN/Inf warn.
     """
     from netxray.capture import hooks, select_layers
 
     check_eval_mode(model, allow_train=allow_train)
+    for name, value in (("n_lines", n_lines), ("points_per_line", points_per_line)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int, got {value!r}")
     if n_lines < 2 or points_per_line < 2:
         raise ValueError("n_lines and points_per_line must both be at least 2")
     if layers is None:
         chosen = select_layers(model, lambda _n, m: not any(True for _ in m.children()))
     else:
         chosen = select_layers(model, layers)
-    Xt, Xf = _inputs(model, X)
+    Xt, Xf, _ = _inputs(model, X)
+    drawn = _two_unit_layers(model, Xt, chosen, explicit=layers is not None)
+    n_points = 2 * int(n_lines) * int(points_per_line)
+    _check_memory(
+        f"grid_warp(n_lines={n_lines}, points_per_line={points_per_line})",
+        n_points,
+        16 + 16 * len(drawn),
+        f"{n_points} grid points and their images under {len(drawn)} layer(s)",
+        "Pass 2 * n_lines * points_per_line <= {most}",
+        square=False,
+    )
     origin, basis, kind = make_plane(Xf, plane)
     points = _to_plane(Xf, origin, basis)
-    xx, yy = _grid(points, points_per_line, margin)
-    u, v = xx[0], yy[:, 0]
+    u, v = _axes(points, int(points_per_line), margin)
     ui = np.linspace(u[0], u[-1], n_lines)
     vi = np.linspace(v[0], v[-1], n_lines)
-    along_u = np.stack([np.column_stack([u, np.full_like(u, c)]) for c in vi])
-    along_v = np.stack([np.column_stack([np.full_like(v, c), v]) for c in ui])
-    grid_lines = np.concatenate([along_u, along_v])  # (2 * n_lines, points_per_line, 2)
+    grid_lines = np.empty((2 * n_lines, points_per_line, 2))  # first along u, then along v
+    grid_lines[:n_lines, :, 0], grid_lines[:n_lines, :, 1] = u, vi[:, None]
+    grid_lines[n_lines:, :, 0], grid_lines[n_lines:, :, 1] = ui[:, None], v
     flat = grid_lines.reshape(-1, 2)
-    outs: dict[str, list[np.ndarray]] = {n: [] for n in chosen}
+    lines = {n: np.empty((n_points, 2)) for n in drawn}
+    pts = {n: np.empty((Xt.shape[0], 2)) for n in drawn}
+    target, current = lines, slice(0, 0)
 
     def keep(name: str, out: torch.Tensor) -> None:
-        outs[name].append(out.detach().reshape(out.shape[0], -1).cpu().double().numpy())
+        target[name][current] = out.detach().reshape(out.shape[0], -1).cpu().double().numpy()
 
-    with preserved_state(model), torch.no_grad(), hooks(chosen, keep):
-        model(_plane_inputs(flat, origin, basis, model, tuple(Xt.shape[1:])))
-        model(Xt)
-    lines: dict[str, np.ndarray] = {}
-    pts: dict[str, np.ndarray] = {}
-    for name, got in outs.items():
-        if len(got) != 2:
-            if layers is None:
-                continue
-            raise ValueError(f"layer {name!r} never ran (or ran more than once per call)")
-        width = got[0].shape[1]
-        if width != 2:
-            if layers is None:
-                continue
-            raise ValueError(
-                f"layer {name!r} has {width} units; grid_warp draws 2-unit layers only. "
-                "Use unit_maps() or project() for wider layers"
-            )
-        lines[name] = got[0].reshape(grid_lines.shape)
-        pts[name] = got[1]
-    if not lines:
-        raise ValueError(
-            "the model has no layer with exactly 2 units to draw; grid_warp is for nets with "
-            "2-unit hidden layers (e.g. netxray.mlp((2, 2, 2, 2)))"
-        )
+    shape = tuple(Xt.shape[1:])
+    chunk = _chunk_size(model, batch_size, shape)
+    with preserved_state(model), torch.no_grad(), hooks({n: chosen[n] for n in drawn}, keep):
+        for current in _chunks(n_points, chunk):  # noqa: B007 - read by the hook
+            model(_plane_inputs(flat[current], origin, basis, model, shape))
+        target = pts
+        for current in _chunks(Xt.shape[0], chunk):  # noqa: B007 - read by the hook
+            model(Xt[current])
+    warn_nonfinite(model, [*lines.values(), *pts.values()], "grid_warp", "the warped grid contains")
     return GridWarp(
-        layers=list(lines),
+        layers=list(drawn),
         grid_lines=grid_lines,
-        lines=lines,
+        lines={n: a.reshape(grid_lines.shape) for n, a in lines.items()},
         input_points=points,
         points=pts,
         origin=origin,
         basis=basis,
         plane=kind,
     )
+
+
+def _two_unit_layers(
+    model: nn.Module, Xt: torch.Tensor, chosen: dict[str, nn.Module], *, explicit: bool
+) -> list[str]:
+    """The chosen layers that run once per forward pass with exactly 2 units, found on a
+    2-sample probe; a layer the user named that is not one is an error."""
+    from netxray.capture import hooks
+
+    widths: dict[str, list[int]] = {n: [] for n in chosen}
+
+    def width(name: str, out: torch.Tensor) -> None:
+        widths[name].append(out.reshape(out.shape[0], -1).shape[1])
+
+    with hooks(chosen, width):
+        probe_model(model, Xt, n=2)
+    drawn = []
+    for name, got in widths.items():
+        if len(got) != 1:
+            if explicit:
+                raise ValueError(f"layer {name!r} never ran (or ran more than once per call)")
+            continue
+        if got[0] != 2:
+            if explicit:
+                raise ValueError(
+                    f"layer {name!r} has {got[0]} units; grid_warp draws 2-unit layers only. "
+                    "Use unit_maps() or project() for wider layers"
+                )
+            continue
+        drawn.append(name)
+    if not drawn:
+        raise ValueError(
+            "the model has no layer with exactly 2 units to draw; grid_warp is for nets with "
+            "2-unit hidden layers (e.g. netxray.mlp((2, 2, 2, 2)))"
+        )
+    return drawn

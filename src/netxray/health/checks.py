@@ -26,6 +26,7 @@ from netxray.health.rules import (
     _rule_saturated,
     weight_findings,
 )
+from netxray.stats import default_loss
 
 if TYPE_CHECKING:
     from netxray.stats import NetworkStats
@@ -89,13 +90,6 @@ def diagnose_stats(
         context=context,
         pretrained=pretrained,
     )
-
-
-def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer class targets, mean squared error for float targets."""
-    if targets.is_floating_point():
-        return nn.functional.mse_loss(outputs, targets.to(outputs.dtype))
-    return nn.functional.cross_entropy(outputs, targets)
 
 
 def is_pretrained(model: nn.Module) -> bool:

@@ -20,6 +20,7 @@ from netxray.report import charts
 from netxray.report.build import analysis_payload, write_analysis
 from netxray.report.charts import KINDS
 from netxray.report.html import payload_json, render_html, validate_payload, write_report
+from netxray.report.text import text_payload, text_section, write_text_analysis
 
 __all__ = [
     "KINDS",
@@ -27,7 +28,10 @@ __all__ = [
     "charts",
     "payload_json",
     "render_html",
+    "text_payload",
+    "text_section",
     "validate_payload",
     "write_analysis",
     "write_report",
+    "write_text_analysis",
 ]

@@ -25,6 +25,7 @@ KINDS = (
     "findings",
     "images",
     "slider",
+    "tokens",
 )
 
 #: Severities a finding may have, most to least serious.

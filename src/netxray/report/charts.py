@@ -46,6 +46,7 @@ __all__ = [
     "surface",
     "table",
     "thumbnails",
+    "tokens",
 ]
 
 
@@ -260,7 +261,7 @@ def slider(
     """A slider over frames of one chart kind, e.g. the decision surface at each epoch.
 
     ``frames``: chart specs made by the other functions here, all of the same kind (not
-    ``slider``, ``table`` or ``findings``). Scatter and line frames share their axes' range
+    ``slider``, ``table``, ``findings`` or ``tokens``). Scatter and line frames share their axes' range
     so that the slider shows movement rather than rescaling. ``frame_labels``: one per frame.
     """
     spec = _base("slider", title, description)
@@ -277,8 +278,46 @@ def slider(
     if len(kinds) > 1:
         raise ValueError(f"all frames must be of one kind; got {sorted(kinds)}")
     kind = kinds.pop()
-    if kind in ("slider", "table", "findings"):
+    if kind in ("slider", "table", "findings", "tokens"):
         raise ValueError(f"a slider cannot hold {kind!r} frames")
     names = _labels(frame_labels, len(fr), "frame_labels")
     spec.update(frames=[dict(f) for f in fr], frame_labels=names, frame_kind=kind)
+    return spec
+
+
+def tokens(
+    title: str,
+    rows: Sequence[Sequence[str]],
+    scores: Sequence[Any],
+    *,
+    row_labels: Sequence[Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """Sentences as text, each token shaded by its score: blue positive, orange negative,
+    white 0, each row on its own symmetric scale (its largest |score|).
+
+    ``rows``: one list of token strings per sentence (user text: the page draws it as text,
+    never as HTML). ``scores``: one ``(len(row),)`` array per row (NaN: no score, grey).
+    ``row_labels``: one short line per row (e.g. its label and prediction).
+    """
+    spec = _base("tokens", title, description)
+    toks = [[_text(t, f"rows[{i}][{j}]") for j, t in enumerate(_to_list(r))]
+            for i, r in enumerate(_to_list(rows))]
+    if not toks:
+        raise ValueError("rows is empty; a tokens chart needs at least one sentence")
+    vals = _to_list(scores)
+    if len(vals) != len(toks):
+        raise ValueError(f"scores has {len(vals)} rows but rows has {len(toks)}; one per sentence")
+    width = max(1, max(len(r) for r in toks))
+    packed = np.full((len(toks), width), np.nan)
+    for i, (r, v) in enumerate(zip(toks, vals, strict=True)):
+        a = _numbers(v, f"scores[{i}]", 1, nonempty=False)
+        if a.shape[0] != len(r):
+            raise ValueError(
+                f"scores[{i}] has {a.shape[0]} values but rows[{i}] has {len(r)} tokens; "
+                "give one score per token"
+            )
+        packed[i, : len(r)] = a
+    spec.update(rows=toks, scores=pack(packed), row_labels=_labels(row_labels, len(toks),
+                                                                    "row_labels"))
     return spec

@@ -52,6 +52,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "findings": ("items",),
     "images": ("images", "labels"),
     "slider": ("frames", "frame_labels"),
+    "tokens": ("rows", "scores"),
 }
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -74,7 +75,7 @@ def _check_chart(chart: Any, where: str) -> None:
     if kind == "slider":
         for i, frame in enumerate(chart["frames"]):
             _check_chart(frame, f"{where}.frames[{i}]")
-            if frame["kind"] in ("slider", "table", "findings"):
+            if frame["kind"] in ("slider", "table", "findings", "tokens"):
                 raise ValueError(f"{where}.frames[{i}]: a slider cannot hold {frame['kind']!r}")
 
 

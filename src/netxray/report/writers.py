@@ -20,11 +20,12 @@ from netxray.report.html import write_report
 from netxray.report.pngs import save_png
 
 if TYPE_CHECKING:
+    from netxray.analysis import TextAnalysis
     from netxray.attribution import Attribution
     from netxray.data import Dataset
     from netxray.health import HealthReport
 
-__all__ = ["write_attribution_files", "write_health_files"]
+__all__ = ["write_attribution_files", "write_health_files", "write_text_files"]
 
 
 def write_health_files(health: HealthReport, dataset: Dataset, out: Path, *,
@@ -127,3 +128,41 @@ def write_attribution_files(
     }
     written.append(write_report(payload, out / "report.html"))
     return written
+
+
+def _token_stats_csv(t: TextAnalysis) -> str:
+    """Per token id and class: count, mean, std and mean |score| of its scores."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["token_id", "token", "class", "count", "mean", "std", "mean_abs"])
+    tok = t.attribution.tokens
+    assert tok is not None
+    for c in range(tok.n_classes):
+        n, mean, std, mabs = (a.numpy() for a in (tok.count(c), tok.mean(c), tok.std(c),
+                                                   tok.mean_abs(c)))
+        name = t.class_names[c] if c < len(t.class_names) else str(c)
+        for i in np.nonzero(n)[0]:
+            w.writerow([int(tok.token_ids[i]), t.token_names[i], name, int(n[i]),
+                        f"{mean[i]:.6g}", "" if not np.isfinite(std[i]) else f"{std[i]:.6g}",
+                        f"{mabs[i]:.6g}"])
+    return buf.getvalue()
+
+
+def write_text_files(
+    t: TextAnalysis, token_rows: list[tuple[int, int, int, str, float]], out: Path
+) -> list[Path]:
+    """``token_scores.csv`` (every real token: sample, position, id, token, score),
+    ``token_stats.csv``, the bundle ``text.npz`` and ``report.html`` with the Text section."""
+    from netxray.report.text import write_text_analysis
+
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["sample", "position", "token_id", "token", "score"])
+    w.writerows([s, p, i, tok, f"{v:.6g}"] for s, p, i, tok, v in token_rows)
+    return [
+        write_text(out / "token_scores.csv", buf.getvalue()),
+        write_text(out / "token_stats.csv", _token_stats_csv(t)),
+        t.save(out / "text.npz"),
+        write_text_analysis(t, out / "report.html"),
+    ]

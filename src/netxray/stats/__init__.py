@@ -28,7 +28,7 @@ from netxray.families import (
     activation_family,
     saturation_band,
 )
-from netxray.stats._collect import collect_stats
+from netxray.stats._collect import collect_stats, default_loss
 from netxray.stats._kernels import Scratch
 from netxray.stats._kernels import _batch as _batch  # the pure kernels, for tests and readers
 from netxray.stats._kernels import _compute as _compute
@@ -48,5 +48,6 @@ __all__ = [
     "UnitStats",
     "activation_family",
     "collect_stats",
+    "default_loss",
     "saturation_band",
 ]

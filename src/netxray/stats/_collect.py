@@ -305,7 +305,19 @@ def resolve_format(
     return fmt
 
 
-def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+#: cross-entropy's default ``ignore_index``: labels that mark positions without a target
+IGNORE_INDEX = -100
+
+
+def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for integer class targets (checked against the classes the model
+    outputs: "label 7 but the model outputs 3 classes", not torch's "Target 7 is out of
+    bounds"; ``-100`` is ignored, as cross-entropy does), mean squared error for float ones."""
+    from netxray._checks import check_labels, n_classes_of
+
+    if targets.is_floating_point():
+        return nn.functional.mse_loss(outputs, targets.to(outputs.dtype))
+    check_labels(targets[targets != IGNORE_INDEX], n_classes_of(outputs))
     return nn.functional.cross_entropy(outputs, targets)
 
 
@@ -395,7 +407,7 @@ def _collect(
     sync: bool = True,
 ) -> NetworkStats:
     """:func:`collect_stats` over batches already read (``diagnose`` peeks at the first)."""
-    from netxray._checks import check_eval_mode, preserved_state
+    from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
     from netxray.capture import call_hooks, select_layers
 
     chosen = select_layers(model, layers)
@@ -404,7 +416,7 @@ def _collect(
     col = _Collector(model, chosen, unit_dims=dims, tanh_threshold=tanh_threshold,
                      sigmoid_threshold=sigmoid_threshold, bins=bins, blocks=_blocks(model))
     if gradients and loss_fn is None:
-        loss_fn = _default_loss
+        loss_fn = default_loss
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
 
     with preserved_state(model), call_hooks(model, chosen, col.hook):
@@ -424,7 +436,7 @@ def _collect(
                         "or dict batches with a labels entry (labels=... names it)"
                     )
                 col.outputs = []
-                with torch.enable_grad():
+                with torch.enable_grad(), explained_shape_errors(model, batch.inputs):
                     out = fmt.output_of(batch.run(model))
                     check_output_rows(batch, out)
                     col.end_batch()
@@ -453,7 +465,7 @@ def _collect(
                 out = out.detach()
                 del loss, wrt, grads, o, t  # free this batch's graph before the next forward
             else:
-                with torch.no_grad():
+                with torch.no_grad(), explained_shape_errors(model, batch.inputs):
                     out = fmt.output_of(batch.run(model))
                     check_output_rows(batch, out)
                     col.end_batch()

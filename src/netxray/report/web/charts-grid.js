@@ -176,6 +176,29 @@ function renderTable(spec, body, st) {
   body.appendChild(el("div", { class: "nx-table-wrap" }, [el("table", { class: "nx-table" }, [el("thead", null, [head]), tbody])]));
 }
 
+// ------------------------------------------------------------------ tokens
+// sentences as text, each token's background shaded by its score on the row's own
+// symmetric scale; tokens are user text and go in through textContent only
+function renderTokens(spec, body) {
+  var wrap = el("div", { class: "nx-tokens" });
+  spec.rows.forEach(function (toks, i) {
+    var row = spec.scores[i] || [], m = 0;
+    toks.forEach(function (_, j) { var v = row[j]; if (v !== null && Math.abs(v) > m) m = Math.abs(v); });
+    var spans = toks.map(function (t, j) {
+      var v = row[j] === undefined ? null : row[j];
+      var c = v === null ? MISSING : diverging(m > 0 ? v / m : 0);
+      var dark = v !== null && m > 0 && Math.abs(v / m) > 0.6;
+      return el("span", { class: "nx-tok" + (dark ? " nx-tok-dark" : ""), text: t, title: "score " + fmt(v),
+                          "data-score": v === null ? "" : String(v), style: "background:" + rgbStr(c) });
+    });
+    wrap.appendChild(el("div", { class: "nx-tok-row" }, [
+      spec.row_labels ? el("div", { class: "nx-tok-label", text: spec.row_labels[i] }) : null,
+      el("div", { class: "nx-tok-text" }, spans),
+    ]));
+  });
+  body.appendChild(wrap);
+}
+
 // ------------------------------------------------------------------ findings
 function humanize(s) { return s.replace(/_/g, " "); }
 function renderFindings(spec, body) {

@@ -5,9 +5,9 @@
 var RENDERERS = {
   lines: renderLines, heatmap: renderHeatmap, surface: renderSurface, scatter: renderScatter,
   thumbnails: renderThumbnails, bars: renderBars, table: renderTable, findings: renderFindings,
-  images: renderImages, slider: renderSlider,
+  images: renderImages, slider: renderSlider, tokens: renderTokens,
 };
-var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1 };
+var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1, tokens: 1 };
 
 // ------------------------------------------------------------------ page
 var STATE = {};     // per-chart UI state (selected colouring, slider frame, sort), kept across redraws
