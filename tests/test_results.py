@@ -170,8 +170,7 @@ def _watched_run_results(X, y):
     model.fc1.bias.data[0] = float("nan")  # the run records a nonfinite finding event
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     folder = tempfile.mkdtemp()
-    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None, snapshot_every=2,
-                       probe=(X, y), snapshot_resolution=6) as w:
+    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None) as w:
         for _ in range(3):
             loss = torch.nn.functional.cross_entropy(model(X), y)
             opt.zero_grad()
@@ -188,8 +187,28 @@ def _watched_run_results(X, y):
         "UnitSeries": run.unit_stats("act1"),
         "ParamSeries": run.param_stats("fc1.weight"),
         "FindingEvent": events[0],
-        "TrainingRun": read_run(folder),  # all of the above, as `netxray report` reads them
+        "TrainingRun": _training_run(X, y, read_run),
     }
+
+
+def _training_run(X, y, read_run):
+    """What `netxray report` reads: a healthy watched run with decision-surface snapshots."""
+    import tempfile
+
+    import netxray
+
+    model = netxray.mlp([2, 6, 2], activation="relu", seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    folder = tempfile.mkdtemp()
+    with netxray.watch(model, folder, every=1, alarms=lambda f, step: None, snapshot_every=2,
+                       probe=(X, y), snapshot_resolution=6) as w:
+        for _ in range(3):
+            loss = torch.nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss)
+    return read_run(folder)
 
 
 _PRODUCED: dict = {}
