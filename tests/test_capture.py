@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import netxray
-from netxray.capture import default_layers, iter_batches, record, select_layers
+from netxray.capture import default_layers, record, select_layers
 
 
 def make_model() -> nn.Module:
@@ -150,11 +150,7 @@ def test_layer_that_never_runs_is_reported():
         netxray.activations(Skips(), torch.randn(3, 2), layers="unused")
 
 
-def test_iter_batches_dict_batches_and_tuple_outputs():
-    batches = [{"x": torch.ones(2, 3), "y": torch.zeros(2)}, {"input": torch.ones(1, 3)}]
-    got = list(iter_batches(batches))
-    assert got[0][0].shape == (2, 3) and got[0][1].shape == (2,) and got[1][1] is None
-
+def test_an_lstm_output_is_recorded_as_the_model_made_it():
     class LSTMNet(nn.Module):
         def __init__(self):
             super().__init__()
@@ -658,12 +654,3 @@ def test_activations_keep_the_models_own_errors():
     with pytest.raises(RuntimeError, match="my own bug"):
         netxray.activations(Broken(), torch.randn(4, 3), layers="fc")
 
-
-def test_iter_batches_refuse_inconsistent_targets_too():
-    # iter_batches feeds collect_stats, diagnose and dataset attribution
-    x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\) in the batch at sample 4"):
-        list(iter_batches([(x, torch.zeros(4)), (x, torch.zeros(3))]))
-    with pytest.raises(ValueError, match=r"differ in length \(4 vs 3\)"):
-        list(iter_batches([{"x": x, "y": np.zeros(3)}]))
-    assert len(list(iter_batches([(x, torch.zeros(4)), (x, torch.ones(4))]))) == 2

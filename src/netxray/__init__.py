@@ -17,7 +17,6 @@ _EXPORTS: dict[str, str] = {
     "activations": "netxray.capture",
     "select_layers": "netxray.capture",
     "default_layers": "netxray.capture",
-    "iter_batches": "netxray.capture",
     "Recording": "netxray.capture",
     "Activations": "netxray.capture",
     "read_batches": "netxray.batches",

@@ -26,7 +26,7 @@ from netxray.health.findings import (
     Thresholds,
     render_findings,
 )
-from netxray.health.rules import weight_findings
+from netxray.health.history_rules import weight_findings
 
 __all__ = [
     "KINDS",

@@ -16,15 +16,14 @@ from torch import nn
 
 from netxray.batches import Batch, BatchFormat, LabelSpec, MaskSpec, OutputSpec
 from netxray.health.findings import Finding, HealthReport, Thresholds, _fmt, _sorted
+from netxray.health.history_rules import _rule_loss_rising, weight_findings
 from netxray.health.rules import (
     _rule_constant,
     _rule_dead_dying,
     _rule_exploding_activations,
     _rule_gradients,
-    _rule_loss_rising,
     _rule_nonfinite,
     _rule_saturated,
-    weight_findings,
 )
 from netxray.stats import default_loss
 
