@@ -83,17 +83,61 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
-def _norm(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach()
-    return torch.linalg.vector_norm(t if t.is_floating_point() else t.double()).double()
-
-
 def _detach(v: Any) -> Any:
     if isinstance(v, torch.Tensor):
         return v.detach().reshape(()) if v.numel() == 1 else v.detach().float().mean()
     if isinstance(v, np.ndarray | np.generic):
         return float(np.asarray(v).reshape(()))
     return v
+
+
+def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """L2 norms of ``ts`` as float64 0-d tensors, one fused call per device and dtype."""
+    if not ts:
+        return []
+    return [n.double() for n in torch._foreach_norm([t.detach() for t in ts])]
+
+
+def _param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
+                 prev: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``(params, 4)`` float64: weight, gradient, update (``W - W_prev``) and previous weight
+    norms, NaN where missing. Batched (``torch._foreach_*``): a handful of kernels, not four
+    per parameter."""
+    dev = params[0][1].device
+    if any(w.device != dev or (g is not None and g.device != dev) for _, w, g in params):
+        dev = torch.device("cpu")  # parameters spread over devices: gather the norms here
+    out = torch.full((len(params), 4), math.nan, dtype=torch.float64, device=dev)
+    gi = [i for i, (_, _, g) in enumerate(params) if g is not None]
+    pi = [i for i, (n, w, _) in enumerate(params)
+          if n in prev and prev[n].shape == w.shape and prev[n].device == w.device]
+    diffs = (torch._foreach_sub([params[i][1] for i in pi], [prev[params[i][0]] for i in pi])
+             if pi else [])
+    cols = [(range(len(params)), _norms([w for _, w, _ in params])),
+            (gi, _norms([params[i][2] for i in gi])),  # type: ignore[misc]
+            (pi, _norms(diffs)), (pi, _norms([prev[params[i][0]] for i in pi]))]
+    for c, (rows, norms) in enumerate(cols):
+        if norms:
+            out[list(rows), c] = torch.stack([n.to(dev) for n in norms])
+    return out
+
+
+def _finite(t: torch.Tensor) -> torch.Tensor:
+    """0-d bool: every value of ``t`` is finite (a 0-d bool passes through)."""
+    if t.dtype == torch.bool and t.ndim == 0:
+        return t
+    return torch.isfinite(t).all()
+
+
+def _finite_number(v: Any) -> bool:
+    """Whether the step's loss is known to be finite (None: unknown, so no)."""
+    if v is None:
+        return False
+    if isinstance(v, torch.Tensor):
+        return v.device.type == "cpu" and bool(torch.isfinite(v))
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def _dist() -> tuple[bool, int, int]:
@@ -150,6 +194,8 @@ class Watch:
         self._grad_n: dict[str, int] = {}
         self._handles: list[Any] = []
         self._sums: list[tuple[str, torch.Tensor]] = []
+        self._held: dict[str, torch.Tensor] = {}  # this step's CPU outputs, checked lazily
+        self._lazy = True
         self._prev: dict[str, torch.Tensor] = {}
         self._prev_step = -2
         self._last_log = -1
@@ -165,6 +211,7 @@ class Watch:
         from netxray.capture import hooks
 
         self._distributed, self._rank, self._world = _dist()
+        self._lazy = not self._distributed  # every rank must send the same collectives
         scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
         self._scratch = scratch() if scratch is not None else None
         stack = contextlib.ExitStack()
@@ -243,8 +290,12 @@ class Watch:
         if self._paused or not out.is_floating_point():
             return
         d = out.detach()
-        half = d.dtype in (torch.float16, torch.bfloat16)
-        self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+        if self._lazy and d.device.type == "cpu":
+            prev = self._held.get(name)  # called again this step: settle both outputs now
+            self._held[name] = d if prev is None else _finite(prev) & _finite(d)
+        else:
+            half = d.dtype in (torch.float16, torch.bfloat16)
+            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
         if not self._recording:
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
@@ -361,10 +412,14 @@ class Watch:
 
     def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
+        loss = _detach(loss)
+        held, self._held = self._held, {}
+        if held and not _finite_number(loss):  # only then: scan the outputs, forward order
+            self._sums.extend((n, torch.where(_finite(t), 0.0, math.nan)) for n, t in held.items())
         names = [n for n, _ in self._sums]
         sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
         self._sums = []
-        msg = StepMsg(step=step, time=time.time(), loss=_detach(loss),
+        msg = StepMsg(step=step, time=time.time(), loss=loss,
                       metrics={k: _detach(v) for k, v in (metrics or {}).items()},
                       sum_layers=names, sums=sums)
         if self._recording:
@@ -389,19 +444,9 @@ class Watch:
         self._calls, self._grad_sq, self._grad_n = {}, {}, {}
         self._remove_tensor_hooks()
         if params:
-            nan = torch.tensor(math.nan, dtype=torch.float64)
-            rows = []
             prev = self._prev if self._prev_step == step - 1 else {}
-            for name, w, g in params:
-                wn = _norm(w)
-                gn = _norm(g) if g is not None else nan.to(wn.device)
-                p0 = prev.get(name)
-                un = (_norm(w - p0) if p0 is not None and p0.shape == w.shape
-                      else nan.to(wn.device))
-                pn = _norm(p0) if p0 is not None else nan.to(wn.device)
-                rows.append(torch.stack([wn, gn, un, pn]))
+            rec.norms = _param_norms(params, prev)
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
-            rec.norms = torch.stack(rows)
         return rec
 
     def _snapshot(self, step: int) -> None:
