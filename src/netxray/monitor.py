@@ -32,6 +32,7 @@ from torch import nn
 
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
+from netxray._watch_reduce import finite, finite_number, param_norms
 from netxray._watch_transfer import reduce_across_ranks, to_host
 from netxray._watch_writer import Writer
 from netxray.health import Finding, Thresholds
@@ -89,55 +90,6 @@ def _detach(v: Any) -> Any:
     if isinstance(v, np.ndarray | np.generic):
         return float(np.asarray(v).reshape(()))
     return v
-
-
-def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """L2 norms of ``ts`` as float64 0-d tensors, one fused call per device and dtype."""
-    if not ts:
-        return []
-    return [n.double() for n in torch._foreach_norm([t.detach() for t in ts])]
-
-
-def _param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
-                 prev: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``(params, 4)`` float64: weight, gradient, update (``W - W_prev``) and previous weight
-    norms, NaN where missing. Batched (``torch._foreach_*``): a handful of kernels, not four
-    per parameter."""
-    dev = params[0][1].device
-    if any(w.device != dev or (g is not None and g.device != dev) for _, w, g in params):
-        dev = torch.device("cpu")  # parameters spread over devices: gather the norms here
-    out = torch.full((len(params), 4), math.nan, dtype=torch.float64, device=dev)
-    gi = [i for i, (_, _, g) in enumerate(params) if g is not None]
-    pi = [i for i, (n, w, _) in enumerate(params)
-          if n in prev and prev[n].shape == w.shape and prev[n].device == w.device]
-    diffs = (torch._foreach_sub([params[i][1] for i in pi], [prev[params[i][0]] for i in pi])
-             if pi else [])
-    cols = [(range(len(params)), _norms([w for _, w, _ in params])),
-            (gi, _norms([params[i][2] for i in gi])),  # type: ignore[misc]
-            (pi, _norms(diffs)), (pi, _norms([prev[params[i][0]] for i in pi]))]
-    for c, (rows, norms) in enumerate(cols):
-        if norms:
-            out[list(rows), c] = torch.stack([n.to(dev) for n in norms])
-    return out
-
-
-def _finite(t: torch.Tensor) -> torch.Tensor:
-    """0-d bool: every value of ``t`` is finite (a 0-d bool passes through)."""
-    if t.dtype == torch.bool and t.ndim == 0:
-        return t
-    return torch.isfinite(t).all()
-
-
-def _finite_number(v: Any) -> bool:
-    """Whether the step's loss is known to be finite (None: unknown, so no)."""
-    if v is None:
-        return False
-    if isinstance(v, torch.Tensor):
-        return v.device.type == "cpu" and bool(torch.isfinite(v))
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
 
 
 def _dist() -> tuple[bool, int, int]:
@@ -292,7 +244,7 @@ class Watch:
         d = out.detach()
         if self._lazy and d.device.type == "cpu":
             prev = self._held.get(name)  # called again this step: settle both outputs now
-            self._held[name] = d if prev is None else _finite(prev) & _finite(d)
+            self._held[name] = d if prev is None else finite(prev) & finite(d)
         else:
             half = d.dtype in (torch.float16, torch.bfloat16)
             self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
@@ -336,7 +288,13 @@ class Watch:
             if self.model is None:
                 return
             weights = {n: w for n, w, _ in self._params()}
-        self._prev = {n: w.detach().clone() for n, w in weights.items()}
+        old = self._prev
+        if old.keys() == weights.keys() and all(
+                old[n].shape == w.shape and old[n].dtype == w.dtype and old[n].device == w.device
+                for n, w in weights.items()):  # reuse the buffers: one fused copy, no allocation
+            torch._foreach_copy_(list(old.values()), [w.detach() for w in weights.values()])
+        else:
+            self._prev = {n: w.detach().clone() for n, w in weights.items()}
         self._prev_step = step
 
     def step(self, loss: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
@@ -414,8 +372,8 @@ class Watch:
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
         loss = _detach(loss)
         held, self._held = self._held, {}
-        if held and not _finite_number(loss):  # only then: scan the outputs, forward order
-            self._sums.extend((n, torch.where(_finite(t), 0.0, math.nan)) for n, t in held.items())
+        if held and not finite_number(loss):  # only then: scan the outputs, forward order
+            self._sums.extend((n, torch.where(finite(t), 0.0, math.nan)) for n, t in held.items())
         names = [n for n, _ in self._sums]
         sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
         self._sums = []
@@ -445,7 +403,8 @@ class Watch:
         self._remove_tensor_hooks()
         if params:
             prev = self._prev if self._prev_step == step - 1 else {}
-            rec.norms = _param_norms(params, prev)
+            rec.norms = param_norms(params, prev)
+            self._prev_step = -2  # the buffers now hold W_prev - W
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
         return rec
 
