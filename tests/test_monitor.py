@@ -308,9 +308,9 @@ def test_log_gives_a_numpy_model_the_same_statistics(tmp_path):
     assert (0, "dead_units") not in alarms  # 1 of 5 units: a note, below the alarm level
 
 
-def test_nan_hidden_from_the_loss_is_caught_on_the_next_recorded_step(tmp_path):
-    """On CPU the every-step check reads the loss; a NaN the loss never sees (here zeroed
-    by nan_to_num) is named from the NaN counts of the next recorded step."""
+def test_nan_hidden_from_the_loss_is_named_on_its_own_unrecorded_step(tmp_path):
+    """The every-step check reads each layer output, not just the loss: a NaN the loss never
+    sees (here zeroed by nan_to_num) in a shared module's second call is named at once."""
 
     class Hiding(nn.Module):
         def __init__(self) -> None:
@@ -336,4 +336,7 @@ def test_nan_hidden_from_the_loss_is_caught_on_the_next_recorded_step(tmp_path):
             loss = nn.functional.cross_entropy(model(X.float()), y)
             loss.backward()
             w.step(loss=loss)
-    assert seen == [(8, "act1")]  # steps 5-7 are not recorded and their loss is finite
+    assert seen == [(5, "act1")]  # step 5 is not recorded and its loss is finite
+    with open_run(tmp_path / "run") as run:
+        assert np.isfinite(run.steps.loss).all()
+        assert run.layer_stats("act1").nan.tolist() == [0, 0, 1]  # step 8: its second call

@@ -1,15 +1,12 @@
-"""The training thread's own reductions for a watch: fused parameter norms and the lazy
-finiteness check that names where NaN/Inf start.
-
-Both run inside ``w.step()``; they batch work into few calls (``torch._foreach_*``) and
-touch a layer's output only when the step's loss says something went wrong.
+"""The training thread's parameter reductions for a recorded step, batched: weight,
+gradient, update and previous-weight norms in a few ``torch._foreach_*`` calls instead of
+four small kernels per parameter (runs inside ``w.step()``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
@@ -45,22 +42,3 @@ def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
         if norms:
             out[list(rows), c] = torch.stack([n.to(dev) for n in norms])
     return out
-
-
-def finite(t: torch.Tensor) -> torch.Tensor:
-    """0-d bool: every value of ``t`` is finite (a 0-d bool passes through)."""
-    if t.dtype == torch.bool and t.ndim == 0:
-        return t
-    return torch.isfinite(t).all()
-
-
-def finite_number(v: Any) -> bool:
-    """Whether the step's loss is known to be finite (None: unknown, so no)."""
-    if v is None:
-        return False
-    if isinstance(v, torch.Tensor):
-        return v.device.type == "cpu" and bool(torch.isfinite(v))
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import time
 import warnings
@@ -32,7 +31,7 @@ from torch import nn
 
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
-from netxray._watch_reduce import finite, finite_number, param_norms
+from netxray._watch_reduce import param_norms
 from netxray._watch_transfer import reduce_across_ranks, to_host
 from netxray._watch_writer import Writer
 from netxray.health import Finding, Thresholds
@@ -146,8 +145,6 @@ class Watch:
         self._grad_n: dict[str, int] = {}
         self._handles: list[Any] = []
         self._sums: list[tuple[str, torch.Tensor]] = []
-        self._held: dict[str, torch.Tensor] = {}  # this step's CPU outputs, checked lazily
-        self._lazy = True
         self._prev: dict[str, torch.Tensor] = {}
         self._prev_step = -2
         self._last_log = -1
@@ -163,7 +160,6 @@ class Watch:
         from netxray.capture import hooks
 
         self._distributed, self._rank, self._world = _dist()
-        self._lazy = not self._distributed  # every rank must send the same collectives
         scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
         self._scratch = scratch() if scratch is not None else None
         stack = contextlib.ExitStack()
@@ -242,12 +238,8 @@ class Watch:
         if self._paused or not out.is_floating_point():
             return
         d = out.detach()
-        if self._lazy and d.device.type == "cpu":
-            prev = self._held.get(name)  # called again this step: settle both outputs now
-            self._held[name] = d if prev is None else finite(prev) & finite(d)
-        else:
-            half = d.dtype in (torch.float16, torch.bfloat16)
-            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+        half = d.dtype in (torch.float16, torch.bfloat16)
+        self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
         if not self._recording:
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
@@ -371,9 +363,6 @@ class Watch:
     def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
         loss = _detach(loss)
-        held, self._held = self._held, {}
-        if held and not finite_number(loss):  # only then: scan the outputs, forward order
-            self._sums.extend((n, torch.where(finite(t), 0.0, math.nan)) for n, t in held.items())
         names = [n for n, _ in self._sums]
         sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
         self._sums = []
