@@ -1,7 +1,7 @@
 """Cost of watching a training loop, and of reading a large run store.
 
 Side by side, in one run, on an MLP 784-512-256-10 and a small CNN (1x28x28 -> conv16 ->
-pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum, torch.set_num_threads(2):
+pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum:
 
 - plain training steps (forward, loss, backward, optimizer step);
 - ``netxray.watch(every=10)`` and ``watch(every=1)`` (activation statistics with 32-bin layer
@@ -12,7 +12,9 @@ pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum, torch.set_num_thr
   after every step, each read back to the CPU as wandb does to log it.
 
 Variants run round-robin (rounds of ``steps`` steps each) so that load changes hit every
-variant alike; medians over rounds, ratios to plain training. Then a synthetic run store of
+variant alike; medians over rounds, ratios to plain training; with 1 and with 2 threads.
+A watch's steps are timed with its store open (the steady state of a long run); opening
+and closing the store (SQLite file, writer thread, final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
 Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results file untouched).
 """
@@ -20,6 +22,7 @@ Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results fil
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -77,7 +80,9 @@ class WandbStyle:
 
 
 def loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
-         variant: str, tmp: Path) -> Callable[[], None]:
+         variant: str, tmp: Path) -> Callable[[], float | None]:
+    """One round of ``steps`` steps; returns the training loop's seconds for a watch (the
+    steady state: opening and closing the store are timed apart, into ``fixed``)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -89,7 +94,7 @@ def loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
             opt.step()
             after(loss)
 
-    def run() -> None:
+    def run() -> float | None:
         if variant == "plain":
             train(lambda loss: None)
         elif variant == "wandb":
@@ -98,13 +103,28 @@ def loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
                 train(lambda loss: hooks.step())
             finally:
                 hooks.close()
+            return None
         else:
             every = int(variant.split("=")[1])
             path = tmp / f"{variant}-{next(_RUNS)}.sqlite"
-            with netxray.watch(model, path, every=every, alarms=lambda f, s: None) as w:
+            t = time.perf_counter()
+            w = netxray.watch(model, path, every=every, alarms=lambda f, s: None).__enter__()
+            opened = time.perf_counter() - t
+            try:
+                t = time.perf_counter()
                 train(lambda loss: w.step(loss=loss))
+                took = time.perf_counter() - t
+            finally:
+                t = time.perf_counter()
+                w.close()
+                fixed[variant].append(opened + time.perf_counter() - t)
+            return took
+        return None
 
     return run
+
+
+fixed: dict[str, list[float]] = {"every=10": [], "every=1": []}
 
 
 def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
@@ -115,14 +135,19 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps
     for fn in fns.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {v: [] for v in fns}
+    for f in fixed.values():
+        f.clear()
     for _ in range(rounds):
         for v, fn in fns.items():
             t = time.perf_counter()
-            fn()
-            times[v].append((time.perf_counter() - t) / steps)
+            inside = fn()
+            times[v].append((time.perf_counter() - t if inside is None else inside) / steps)
     med = {v: statistics.median(ts) for v, ts in times.items()}
-    return [[name, variants[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.2f}x"]
+    rows = [[name, variants[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x"]
             for v in variants]
+    once = statistics.median(fixed["every=10"] + fixed["every=1"])
+    rows.append([name, "watch: open + close the store (once per run)", f"{once * 1e3:.1f}", ""])
+    return rows
 
 
 def store_read(steps: int, layers: int, tmp: Path) -> list[list[object]]:
@@ -165,24 +190,31 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds, a smaller store")
     args = ap.parse_args()
-    torch.set_num_threads(2)
     g = torch.Generator().manual_seed(0)
-    rounds = 3 if args.quick else 5
+    rounds = 3 if args.quick else 7
     rows = []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         x, y = torch.randn(256, 784, generator=g), torch.randint(0, 10, (256,), generator=g)
-        rows += compare("MLP 784-512-256-10", mlp([784, 512, 256, 10], seed=0), x, y,
-                        20 if args.quick else 50, rounds, tmp)
         xc = torch.randn(256, 1, 28, 28, generator=g)
-        rows += compare("CNN 1x28x28 c16 c32 fc", cnn(), xc, y, 5 if args.quick else 10,
-                        rounds, tmp)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rows += compare(f"MLP 784-512-256-10, {threads} thread(s)",
+                            mlp([784, 512, 256, 10], seed=0), x, y,
+                            20 if args.quick else 60, rounds, tmp)
+            rows += compare(f"CNN 1x28x28 c16 c32 fc, {threads} thread(s)", cnn(), xc, y,
+                            5 if args.quick else 10, rounds, tmp)
         store = store_read(10_000 if args.quick else 100_000, 50, tmp)
+    load = f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores"
     text = [
         "# Watching training: cost per step, and reading a large run store",
         "",
         "Command: `python -m benchmarks.bench_watch`" + (" --quick" if args.quick else "")
-        + f" ({machine()}, batch 256, 2 threads; medians of {rounds} rounds, run round-robin)",
+        + f" ({machine()}, batch 256; medians of {rounds} rounds, run round-robin; {load})",
+        "",
+        "ms per step: the training loop alone, the store already open (steady state); opening "
+        "and closing the store is a fixed cost per run, in its own row.",
         "",
         markdown_table(["model", "what", "ms per step", "ratio"], rows),
         "",

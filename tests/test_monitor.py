@@ -306,3 +306,37 @@ def test_log_gives_a_numpy_model_the_same_statistics(tmp_path):
         assert run.unit_death_steps("hidden") == {2: 0}
         assert np.allclose(run.steps.step, np.arange(6))
     assert (0, "dead_units") not in alarms  # 1 of 5 units: a note, below the alarm level
+
+
+def test_nan_hidden_from_the_loss_is_named_on_its_own_unrecorded_step(tmp_path):
+    """The every-step check reads each layer output, not just the loss: a NaN the loss never
+    sees (here zeroed by nan_to_num) in a shared module's second call is named at once."""
+
+    class Hiding(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.act1, self.fc2 = nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)
+            self.poison = False
+
+        def forward(self, x):
+            h = self.act1(self.fc1(x))
+            if self.poison:
+                h = h.clone()
+                h[0, 0] = float("nan")
+                h = self.act1(h)  # act1 runs again on the poisoned values (a shared module)
+            return self.fc2(torch.nan_to_num(h))
+
+    X, y = _data(d=4)
+    model = Hiding().float()
+    seen: list[tuple[int, str | None]] = []
+    with watch(model, tmp_path / "run", every=4, layers=["act1"],
+               alarms=lambda f, s: seen.append((s, f.layer))) as w:
+        for s in range(10):
+            model.poison = s >= 5
+            loss = nn.functional.cross_entropy(model(X.float()), y)
+            loss.backward()
+            w.step(loss=loss)
+    assert seen == [(5, "act1")]  # step 5 is not recorded and its loss is finite
+    with open_run(tmp_path / "run") as run:
+        assert np.isfinite(run.steps.loss).all()
+        assert run.layer_stats("act1").nan.tolist() == [0, 0, 1]  # step 8: its second call

@@ -80,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "Watch": "netxray.monitor",
     "TrainingAlarm": "netxray.monitor",
     "open_run": "netxray.store",
+    "export_tensorboard": "netxray.store_tensorboard",
     "Run": "netxray.store",
     "RunFormatError": "netxray.store",
     "StepSeries": "netxray.store_results",

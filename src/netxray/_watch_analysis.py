@@ -135,6 +135,9 @@ class StepAnalysis:
         if msg.sums is not None:
             ok = torch.isfinite(msg.sums).tolist()
             bad = [n for n, good in zip(msg.sum_layers, ok, strict=True) if not good]
+        if msg.record is not None:  # a recorded step counted NaN/Inf in every layer anyway
+            bad += [n for n, st in msg.record.states.items()
+                    if int(st["nan"].sum()) + int(st["inf"].sum()) > 0]
         bad = list(dict.fromkeys(bad))  # a shared module may run several times
         loss_bad = msg.loss is not None and not math.isfinite(float(msg.loss))
         found = []

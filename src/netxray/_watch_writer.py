@@ -1,9 +1,9 @@
 """The watcher's background writer: a queue, one thread, batched SQLite transactions.
 
-The training thread only enqueues (a few microseconds per step). The writer turns messages
-into rows (``_watch_analysis``), commits at most every ``commit_interval`` seconds and
-whenever it catches up after that interval, and hands alarm events back through a deque
-that the training thread drains at its next ``step()``. Statistics are never dropped: the
+The training thread only enqueues (a few microseconds per step). The writer wakes at most
+every ``commit_interval`` seconds (at once for a flush or close), turns everything queued
+into rows (``_watch_analysis``) and commits them in one transaction; alarm events go back
+through a deque that the training thread drains at its next ``step()``. Statistics are never dropped: the
 queue is unbounded. Snapshots are: while ``max_pending_snapshots`` are still waiting, a new
 step's set is refused and counted (``meta.dropped_snapshots``).
 """
@@ -50,6 +50,8 @@ class Writer:
         self._pending_snapshots = 0
         self._lock = threading.Lock()
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._urgent = threading.Event()  # a flush or close is waiting: do not sleep
+        self._last = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="netxray-watch-writer", daemon=True)
         self._thread.start()
 
@@ -74,6 +76,7 @@ class Writer:
     def put_snapshot(self, step: int, results: list[tuple[str, str, Any]]) -> None:
         """Queue one step's snapshots ``(kind, name, result)`` (after :meth:`take_snapshot`)."""
         self._q.put(_Snapshot(step, results))
+        self._urgent.set()  # rare and large: write it now rather than let them pile up
 
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
@@ -81,6 +84,7 @@ class Writer:
             return
         f = _Flush()
         self._q.put(f)
+        self._urgent.set()
         while not f.done.wait(0.1):
             if not self._thread.is_alive():
                 break
@@ -89,35 +93,36 @@ class Writer:
         """Flush, write ``meta``, commit and stop the thread."""
         if self._thread.is_alive():
             self._q.put((_CLOSE, meta))
+            self._urgent.set()
             self._thread.join()
 
     # ------------------------------------------------------------------- writer thread
     def _run(self) -> None:
-        last = time.monotonic()
-        dirty = False
+        """Wake at most every ``commit_interval`` (or at once for a flush or close), take
+        everything queued, handle it in order and commit once: few wake-ups, so the
+        training thread rarely waits for the GIL."""
         try:
             while True:
-                timeout = None if not dirty else max(0.0, last + self.commit_interval - time.monotonic())
-                try:
-                    item = self._q.get(timeout=timeout) if timeout is None or timeout > 0 else self._q.get_nowait()
-                except queue.Empty:
-                    self._commit()
-                    last, dirty = time.monotonic(), False
-                    continue
-                if isinstance(item, tuple) and item and item[0] is _CLOSE:
-                    self.db.set_meta(**item[1], dropped_snapshots=self.dropped)
-                    self.db.close()
-                    return
-                if isinstance(item, _Flush):
-                    self._commit()
-                    last, dirty = time.monotonic(), False
-                    item.done.set()
-                    continue
-                self._handle(item)
-                dirty = True
-                if time.monotonic() - last >= self.commit_interval:
-                    self._commit()
-                    last, dirty = time.monotonic(), False
+                batch = [self._q.get()]
+                if not self._urgent.is_set():
+                    self._urgent.wait(max(0.0, self._last + self.commit_interval - time.monotonic()))
+                self._urgent.clear()
+                while True:
+                    try:
+                        batch.append(self._q.get_nowait())
+                    except queue.Empty:
+                        break
+                for item in batch:
+                    if isinstance(item, tuple) and item and item[0] is _CLOSE:
+                        self.db.set_meta(**item[1], dropped_snapshots=self.dropped)
+                        self.db.close()
+                        return
+                    if isinstance(item, _Flush):
+                        self._commit()
+                        item.done.set()
+                    else:
+                        self._handle(item)
+                self._commit()
         except BaseException as e:  # surfaced on the training thread at its next step()
             self.error = e
             try:
@@ -153,3 +158,4 @@ class Writer:
     def _commit(self) -> None:
         self.db.set_meta(dropped_snapshots=self.dropped)
         self.db.commit()
+        self._last = time.monotonic()

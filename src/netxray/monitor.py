@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import time
 import warnings
@@ -32,6 +31,7 @@ from torch import nn
 
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
+from netxray._watch_reduce import param_norms
 from netxray._watch_transfer import reduce_across_ranks, to_host
 from netxray._watch_writer import Writer
 from netxray.health import Finding, Thresholds
@@ -81,11 +81,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes:
             m.training = mode
-
-
-def _norm(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach()
-    return torch.linalg.vector_norm(t if t.is_floating_point() else t.double()).double()
 
 
 def _detach(v: Any) -> Any:
@@ -285,7 +280,13 @@ class Watch:
             if self.model is None:
                 return
             weights = {n: w for n, w, _ in self._params()}
-        self._prev = {n: w.detach().clone() for n, w in weights.items()}
+        old = self._prev
+        if old.keys() == weights.keys() and all(
+                old[n].shape == w.shape and old[n].dtype == w.dtype and old[n].device == w.device
+                for n, w in weights.items()):  # reuse the buffers: one fused copy, no allocation
+            torch._foreach_copy_(list(old.values()), [w.detach() for w in weights.values()])
+        else:
+            self._prev = {n: w.detach().clone() for n, w in weights.items()}
         self._prev_step = step
 
     def step(self, loss: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
@@ -361,10 +362,11 @@ class Watch:
 
     def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
+        loss = _detach(loss)
         names = [n for n, _ in self._sums]
         sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
         self._sums = []
-        msg = StepMsg(step=step, time=time.time(), loss=_detach(loss),
+        msg = StepMsg(step=step, time=time.time(), loss=loss,
                       metrics={k: _detach(v) for k, v in (metrics or {}).items()},
                       sum_layers=names, sums=sums)
         if self._recording:
@@ -389,19 +391,10 @@ class Watch:
         self._calls, self._grad_sq, self._grad_n = {}, {}, {}
         self._remove_tensor_hooks()
         if params:
-            nan = torch.tensor(math.nan, dtype=torch.float64)
-            rows = []
             prev = self._prev if self._prev_step == step - 1 else {}
-            for name, w, g in params:
-                wn = _norm(w)
-                gn = _norm(g) if g is not None else nan.to(wn.device)
-                p0 = prev.get(name)
-                un = (_norm(w - p0) if p0 is not None and p0.shape == w.shape
-                      else nan.to(wn.device))
-                pn = _norm(p0) if p0 is not None else nan.to(wn.device)
-                rows.append(torch.stack([wn, gn, un, pn]))
+            rec.norms = param_norms(params, prev)
+            self._prev_step = -2  # the buffers now hold W_prev - W
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
-            rec.norms = torch.stack(rows)
         return rec
 
     def _snapshot(self, step: int) -> None:
