@@ -310,7 +310,8 @@ def test_log_gives_a_numpy_model_the_same_statistics(tmp_path):
 
 def test_nan_hidden_from_the_loss_is_named_on_its_own_unrecorded_step(tmp_path):
     """The every-step check reads each layer output, not just the loss: a NaN the loss never
-    sees (here zeroed by nan_to_num) in a shared module's second call is named at once."""
+    sees (here zeroed by nan_to_num) in a shared module's second call is named at once, as
+    that call (``act1#1``)."""
 
     class Hiding(nn.Module):
         def __init__(self) -> None:
@@ -336,7 +337,74 @@ def test_nan_hidden_from_the_loss_is_named_on_its_own_unrecorded_step(tmp_path):
             loss = nn.functional.cross_entropy(model(X.float()), y)
             loss.backward()
             w.step(loss=loss)
-    assert seen == [(5, "act1")]  # step 5 is not recorded and its loss is finite
+    # step 5 is not recorded and its loss is finite; the NaN is in act1's second call
+    assert seen == [(5, "act1#1")]
     with open_run(tmp_path / "run") as run:
         assert np.isfinite(run.steps.loss).all()
-        assert run.layer_stats("act1").nan.tolist() == [0, 0, 1]  # step 8: its second call
+        assert run.layer_stats("act1").nan.tolist() == [0, 0, 0]  # the first call stays clean
+        assert run.layer_stats("act1#1").nan.tolist() == [1]  # recorded at step 8
+
+
+class _SharedReluBlock(nn.Module):
+    """A ResNet-style block whose one ReLU runs twice per forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.head = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        h = self.relu(self.fc1(x))
+        return self.head(self.relu(self.fc2(h) + h))
+
+
+def test_each_call_of_a_shared_module_is_its_own_layer(tmp_path):
+    torch.manual_seed(0)
+    model = _SharedReluBlock().double()
+    X, y = _data()
+    with netxray.watch(model, tmp_path / "run", every=1, layers="relu") as w:
+        loss = nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+        w.step(loss=loss)
+    with torch.no_grad():  # the two calls, computed by hand
+        first = torch.relu(model.fc1(X))
+        second = torch.relu(model.fc2(first) + first)
+    with netxray.open_run(tmp_path / "run") as run:
+        assert set(run.layers) == {"relu", "relu#1"}
+        for name, ref in (("relu", first), ("relu#1", second)):
+            np.testing.assert_allclose(run.layer_stats(name).mean[0], ref.mean().item(),
+                                       rtol=1e-5)
+            np.testing.assert_allclose(run.layer_stats(name).max[0], ref.max().item(), rtol=1e-6)
+
+
+class _MaskedEncoder(nn.Module):
+    """A per-token layer called with an attention mask as a keyword, like a transformer."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj, self.act, self.head = nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)
+
+    def forward(self, x, attention_mask):
+        h = self.act(self.proj(x))
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return self.head((h * m).sum(1) / m.sum(1))
+
+
+def test_padding_never_counts_in_a_watched_run(tmp_path):
+    torch.manual_seed(0)
+    model = _MaskedEncoder()
+    x = torch.randn(3, 7, 4)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    x[mask == 0] = 1e3  # padding that would dominate every statistic if it were counted
+    y = torch.tensor([0, 1, 0])
+    with netxray.watch(model, tmp_path / "run", every=1, layers="act") as w:
+        loss = nn.functional.cross_entropy(model(x, attention_mask=mask), y)
+        loss.backward()
+        w.step(loss=loss)
+    with torch.no_grad():
+        real = model.act(model.proj(x))[mask.bool()].numpy()  # (13 real tokens, 5)
+    with netxray.open_run(tmp_path / "run") as run:
+        s = run.layer_stats("act")
+        np.testing.assert_allclose(s.mean[0], real.mean(), rtol=1e-5)
+        np.testing.assert_allclose(s.max[0], real.max(), rtol=1e-6)
+        assert run.layers["act"].units == 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -164,3 +164,35 @@ def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Modul
 def call_name(name: str, call: int) -> str:
     """The layer name of call ``call`` (0, 1, ...) of module ``name`` in one forward pass."""
     return name if call == 0 else f"{name}#{call}"
+
+
+_CHANNEL_MODULES = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.GroupNorm,
+)
+
+
+def unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
+    """Which dimension of each chosen layer's output indexes its units: channels (dim 1) for
+    conv-like layers and activations that follow one; else the last dim (features, or the
+    hidden size of tokens).
+    A selected call of a shared module (``relu#1``) takes its module's."""
+    per_module: dict[str, int] = {}
+    last = -1
+    for name, module in model.named_modules():
+        if isinstance(module, _CHANNEL_MODULES):
+            last = 1
+        elif isinstance(module, nn.Linear | nn.Bilinear | nn.LayerNorm | nn.Embedding | nn.Flatten):
+            last = -1
+        per_module[name] = last
+    out = {}
+    for name in chosen:
+        call = _CALL_NAME.fullmatch(name)
+        out[name] = per_module.get(name, per_module.get(call[1] if call else name, -1))
+    return out

@@ -29,23 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from netxray._outputs import align, has_seq, tokens
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
 from netxray._watch_reduce import param_norms
 from netxray._watch_transfer import reduce_across_ranks, to_host
 from netxray._watch_writer import Writer
+from netxray.families import DEFAULT_HIST_RANGES
 from netxray.health import Finding, Thresholds
+from netxray.layers import _CALL_NAME, unit_dims
 from netxray.stats import UnitStats, activation_family, saturation_band
 from netxray.store import RunDB, run_file
-
-#: Histogram range per activation family (as the diagnostics use): fixed, so steps compare.
-HIST_RANGES = {"relu": (0.0, 8.0), "rectifier": (-2.0, 8.0), "tanh": (-1.0, 1.0),
-               "sigmoid": (0.0, 1.0), "linear": (-8.0, 8.0)}
-_CHANNELS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm,
-             nn.modules.instancenorm._InstanceNorm, nn.modules.pooling._MaxPoolNd,
-             nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
-             nn.modules.pooling._AdaptiveMaxPoolNd, nn.GroupNorm)
-_FEATURES = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.Flatten)
 
 Alarm = Callable[[Finding, int], Any]
 
@@ -57,19 +51,6 @@ class TrainingAlarm(RuntimeError):
         super().__init__(f"netxray watch: step {step}: {finding}")
         self.finding = finding
         self.step = step
-
-
-def _unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
-    """Channels (dim 1) after conv-like modules, the last dim after Linear-like ones."""
-    out, last = {}, -1
-    for name, module in model.named_modules():
-        if isinstance(module, _CHANNELS):
-            last = 1
-        elif isinstance(module, _FEATURES):
-            last = -1
-        if name in chosen:
-            out[name] = last
-    return out
 
 
 @contextlib.contextmanager
@@ -127,7 +108,7 @@ class Watch:
         self.alarms, self.thresholds, self.alarm_severity = alarms, thresholds, alarm_severity
         self.snapshot_resolution, self.commit_interval = snapshot_resolution, commit_interval
         self.chosen = select_layers(model, layers) if model is not None else {}
-        self._dims = _unit_dims(model, self.chosen) if model is not None else {}
+        self._dims = unit_dims(model, self.chosen) if model is not None else {}
         self._config = {"every": every, "gradients": gradients, "bins": bins,
                         "layers": list(self.chosen), "snapshot_every": snapshot_every,
                         "model": type(model).__name__ if model is not None else None,
@@ -145,6 +126,7 @@ class Watch:
         self._grad_n: dict[str, int] = {}
         self._handles: list[Any] = []
         self._sums: list[tuple[str, torch.Tensor]] = []
+        self._mask: torch.Tensor | None = None
         self._prev: dict[str, torch.Tensor] = {}
         self._prev_step = -2
         self._last_log = -1
@@ -157,7 +139,7 @@ class Watch:
     # ------------------------------------------------------------------- lifecycle
     def __enter__(self) -> Watch:
         import netxray.stats
-        from netxray.capture import hooks
+        from netxray.capture import call_hooks
 
         self._distributed, self._rank, self._world = _dist()
         scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
@@ -171,7 +153,9 @@ class Watch:
                 analysis = StepAnalysis(db, thresholds=self.thresholds, level=self.alarm_severity)
                 self._writer = Writer(db, analysis, commit_interval=self.commit_interval)
             if self.model is not None:
-                stack.enter_context(hooks(self.chosen, self._on_output))
+                handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
+                stack.callback(handle.remove)
+                stack.enter_context(call_hooks(self.model, self.chosen, self._on_call))
                 stack.callback(self._remove_tensor_hooks)
                 self._copy_weights(-1)  # step 0 is recorded: its update ratio needs these
         except BaseException:
@@ -220,21 +204,42 @@ class Watch:
 
     # --------------------------------------------------------------------- hooks
     def _meta(self, name: str, t: torch.Tensor, family: str | None = None) -> LayerMeta:
-        module = self.chosen.get(name)
+        call = _CALL_NAME.fullmatch(name)  # a later call of a shared module: that module
+        module = self.chosen.get(name) or (self.chosen.get(call[1]) if call else None)
         fam = family or (activation_family(module) if module is not None else "linear")
-        if fam not in HIST_RANGES:
-            raise ValueError(f"family of {name!r} must be one of {tuple(HIST_RANGES)}, got {fam!r}")
+        if fam not in DEFAULT_HIST_RANGES:
+            raise ValueError(
+                f"family of {name!r} must be one of {tuple(DEFAULT_HIST_RANGES)}, got {fam!r}")
         dim = self._dims.get(name, 1)
         units = 1 if t.ndim < 2 else int(t.shape[dim])
         meta = LayerMeta(name=name, module_type=type(module).__name__ if module is not None else "array",
                          family=fam, unit_dim=dim, units=units, shape=tuple(t.shape[1:]),
-                         saturation=saturation_band(fam), hist_range=HIST_RANGES[fam],
+                         saturation=saturation_band(fam), hist_range=DEFAULT_HIST_RANGES[fam],
                          bins=self.bins)
         self._metas[name] = meta
         self._new.append(meta)
         return meta
 
-    def _on_output(self, name: str, out: torch.Tensor, family: str | None = None) -> None:
+    def _on_forward(self, _module: nn.Module, args: Any, kwargs: dict[str, Any]) -> None:
+        """Keep this forward's attention mask (``model(..., attention_mask=m)``): padding
+        never counts in the statistics of per-token layers."""
+        m = kwargs.get("attention_mask") if kwargs else None
+        self._mask = m.detach().bool() if isinstance(m, torch.Tensor) and m.ndim == 2 else None
+
+    def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
+        """One call of a watched module (``relu``, ``relu#1`` for a shared one), batch-first;
+        a per-token output keeps its real tokens only."""
+        if self._paused or not out.is_floating_point():
+            return
+        out, mask = align(name, out, own, self._mask)
+        if has_seq(out, mask):
+            assert mask is not None
+            self._on_output(name, tokens(out, mask, None), grad_of=(out, mask))
+        else:
+            self._on_output(name, out)
+
+    def _on_output(self, name: str, out: torch.Tensor, family: str | None = None,
+                   grad_of: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         if self._paused or not out.is_floating_point():
             return
         d = out.detach()
@@ -250,11 +255,14 @@ class Watch:
         if not self._calls:
             self._batch = int(d.shape[0]) if d.ndim else 1
         self._calls[name] = self._calls.get(name, 0) + 1
-        if self.gradients and out.requires_grad:
-            self._handles.append(out.register_hook(functools.partial(self._on_grad, name)))
+        source, mask = grad_of if grad_of is not None else (out, None)
+        if self.gradients and source.requires_grad:
+            self._handles.append(source.register_hook(functools.partial(self._on_grad, name, mask)))
 
-    def _on_grad(self, name: str, g: torch.Tensor) -> None:
+    def _on_grad(self, name: str, mask: torch.Tensor | None, g: torch.Tensor) -> None:
         g = g.detach()
+        if mask is not None:  # real tokens only, as the activations
+            g = g[mask.to(g.device)]
         if g.dtype in (torch.float16, torch.bfloat16):
             g = g.float()  # half squares overflow
         n2 = torch.linalg.vector_norm(g).square()
@@ -343,7 +351,7 @@ class Watch:
             self._on_output(n, a, (families or {}).get(n))
         if self._recording:
             for n, g in layer_grads.items():
-                self._on_grad(n, g)
+                self._on_grad(n, None, g)
         params = [(n, w, param_grads.get(n)) for n, w in ws.items()] if self._recording else None
         self._finish(step, loss, metrics, params=params)
         if ws and (step + 1) % self.every == 0:

@@ -25,39 +25,10 @@ from netxray.batches import (
     read_batches,
 )
 from netxray.families import DEFAULT_HIST_RANGES, activation_family, saturation_band
-from netxray.layers import _CALL_NAME, _blocks
+from netxray.layers import _CALL_NAME, _blocks, unit_dims
 from netxray.stats._kernels import Scratch, _as_units_last
 from netxray.stats._results import LayerStats, NetworkStats, ParamStats
 from netxray.stats._state import UnitStats
-
-_CHANNEL_MODULES = (
-    nn.modules.conv._ConvNd,
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.instancenorm._InstanceNorm,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.GroupNorm,
-)
-
-
-def _unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
-    """Channels (dim 1) for conv-like layers and activations that follow one; else last dim.
-    A selected call of a shared module (``relu#1``) takes its module's."""
-    per_module: dict[str, int] = {}
-    last = -1
-    for name, module in model.named_modules():
-        if isinstance(module, _CHANNEL_MODULES):
-            last = 1
-        elif isinstance(module, nn.Linear | nn.Bilinear | nn.LayerNorm | nn.Embedding):
-            last = -1
-        per_module[name] = last
-    out = {}
-    for name in chosen:
-        call = _CALL_NAME.fullmatch(name)
-        out[name] = per_module.get(name, per_module.get(call[1] if call else name, -1))
-    return out
 
 
 class _Collector:
@@ -412,7 +383,7 @@ def _collect(
 
     chosen = select_layers(model, layers)
     check_eval_mode(model, allow_train=allow_train)
-    dims = _unit_dims(model, chosen) if unit_dim is None else dict.fromkeys(chosen, unit_dim)
+    dims = unit_dims(model, chosen) if unit_dim is None else dict.fromkeys(chosen, unit_dim)
     col = _Collector(model, chosen, unit_dims=dims, tanh_threshold=tanh_threshold,
                      sigmoid_threshold=sigmoid_threshold, bins=bins, blocks=_blocks(model))
     if gradients and loss_fn is None:
