@@ -1,0 +1,187 @@
+"""Progress bars for long work: passes over a dataset, attribution, t-SNE and UMAP.
+
+Every long-running function takes ``progress: bool | None = None``:
+
+- ``None`` (the default): on when the output is a person's, that is stderr is a terminal
+  or we run in a Jupyter kernel; and even then a bar is drawn only once the work has run
+  for :data:`DELAY_S` seconds, so short calls stay silent. Pipes, CI logs and tests (stderr
+  is neither) get nothing.
+- ``True``: always, from the start, wherever stderr goes.
+- ``False``: never.
+
+Bars come from ``tqdm.auto``: a widget in a notebook, one line in a terminal. When a bar is
+off, the iterable is handed back untouched, so the work costs exactly what it did without.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: a bar asked for by default (``progress=None``) appears only after this many seconds
+DELAY_S = 2.0
+#: at most this many redraws per second (tqdm's ``mininterval``): the overhead stays negligible
+MININTERVAL_S = 0.2
+
+Progress = bool | None
+
+
+def interactive() -> bool:
+    """Whether someone is watching: stderr is a terminal, or this is a Jupyter kernel."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        try:
+            shell = ipython.get_ipython()
+        except Exception:  # pragma: no cover - a broken IPython install
+            shell = None
+        if shell is not None and hasattr(shell, "kernel"):
+            return True
+    stream = sys.stderr
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def check(progress: Any) -> Progress:
+    """``progress`` as given, refused unless it is True, False or None."""
+    if progress is None or isinstance(progress, bool):
+        return progress
+    raise TypeError(
+        f"progress must be True (always show a bar), False (never) or None (when the work is "
+        f"long and stderr is a terminal or notebook), got {progress!r}"
+    )
+
+
+def enabled(progress: Progress) -> bool:
+    """Whether a bar may be drawn at all for this ``progress`` setting."""
+    progress = check(progress)
+    return interactive() if progress is None else progress
+
+
+def _delay(progress: Progress) -> float:
+    return 0.0 if progress is True else DELAY_S
+
+
+class _Off:
+    """The bar that is not there: every tqdm method it is asked for does nothing."""
+
+    n = 0
+
+    def update(self, n: float = 1) -> None:
+        pass
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _tqdm(progress: Progress, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(delay=_delay(progress), mininterval=MININTERVAL_S, dynamic_ncols=True, **kwargs)
+
+
+@contextlib.contextmanager
+def bar(
+    *, desc: str, total: float | None = None, unit: str = "it", progress: Progress = None
+) -> Iterator[Any]:
+    """A tqdm bar to ``update()`` by hand (a no-op object when progress is off), closed on
+    exit, also after an error. For steps that are not one loop, e.g. a report's stages::
+
+        with bar(desc="report", total=3, unit="step", progress=progress) as b:
+            b.set_postfix_str("statistics"); ...; b.update()
+    """
+    if not enabled(progress):
+        yield _Off()
+        return
+    b = _tqdm(progress, desc=desc, total=total, unit=unit)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@contextlib.contextmanager
+def counted(
+    iterable: Iterable[T],
+    *,
+    desc: str,
+    total: int | None = None,
+    unit: str = "batch",
+    progress: Progress = None,
+) -> Iterator[Iterator[T]]:
+    """``iterable``, counted by a bar when progress is on (else handed back as it is); the
+    bar is closed on exit however the loop ends (done, ``break`` or an error)::
+
+        with counted(batches, desc="activations", total=n, progress=progress) as batches:
+            for b in batches: ...
+
+    An item counts once the loop asks for the next one, i.e. once its work is done.
+    ``total``: the number of items when known (``len(iterable)`` is tried otherwise).
+    """
+    if not enabled(progress):
+        yield iter(iterable)
+        return
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    b = _tqdm(progress, desc=desc, total=total, unit=unit)
+    try:
+        yield _through(b, iterable)
+    finally:
+        b.close()
+
+
+def _through(b: Any, iterable: Iterable[T]) -> Iterator[T]:
+    for item in iterable:
+        yield item
+        b.update()
+
+
+def say(message: str, *, progress: Progress = None) -> None:
+    """One line of words on stderr, when progress is on: for a wait no bar can measure
+    (UMAP compiling its kernels). Said at once: the wait it announces is known to be long."""
+    if enabled(progress):
+        print(f"netxray: {message}", file=sys.stderr, flush=True)
+
+
+def count_batches(data: Any, batch_size: int) -> int | None:
+    """How many batches :func:`netxray.batches.read_batches` will yield, when that is known
+    without reading the data: arrays, ``(X, y)`` pairs and dicts of arrays are split into
+    ``batch_size`` chunks; a DataLoader or a list says its ``len``; a generator cannot."""
+    from netxray.batches import _is_array, _rows
+
+    n: int | None = None
+    if _is_array(data):
+        n = _rows(data)
+    elif isinstance(data, tuple | list) and len(data) == 2 and all(map(_is_array, data)):
+        n = _rows(data[0])
+    elif isinstance(data, Mapping):
+        n = next((r for r in map(_rows, data.values()) if r is not None), None)
+    else:
+        try:
+            return int(len(data))
+        except (TypeError, NotImplementedError):  # an IterableDataset's loader, a generator
+            return None
+    if n is None or not isinstance(batch_size, int) or batch_size < 1:
+        return None
+    return -(-n // batch_size)
+
+
+__all__ = ["DELAY_S", "Progress", "bar", "count_batches", "counted", "enabled", "interactive",
+           "say"]
