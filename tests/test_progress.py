@@ -167,17 +167,31 @@ def test_a_bar_without_a_known_total_counts_anyway(capfd: pytest.CaptureFixture[
 
 def test_bar_and_say_when_off_do_nothing(capfd: pytest.CaptureFixture[str]) -> None:
     with bar(desc="report", total=3, unit="step", progress=False) as b:
-        b.set_postfix_str("statistics")
-        b.set_description("report")
+        b.note("statistics")
+        b.describe("report")
         b.update()
+        assert b.n == 0
     say("compiling", progress=False)
     assert capfd.readouterr() == ("", "")
     with bar(desc="report", total=3, unit="step", progress=True) as b:
-        for _ in range(3):
+        for step in ("statistics", "projections", "html"):
+            b.note(step)
             b.update()
     say("compiling", progress=True)
     err = capfd.readouterr().err
-    assert "report" in err and "3/3" in err and "netxray: compiling" in err
+    assert "report" in err and "3/3" in err and "html" in err and "netxray: compiling" in err
+
+
+def test_a_bar_by_hand_waits_for_the_delay_like_any_other(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_progress, "interactive", lambda: True)
+    with bar(desc="report", total=3, unit="step") as b:  # quick: never drawn
+        for step in ("statistics", "projections", "html"):
+            b.note(step)
+            b.describe("report")
+            b.update()
+    assert capfd.readouterr().err == ""
 
 
 # ---------------------------------------------------- every long call, and its results

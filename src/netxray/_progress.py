@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 #: a bar asked for by default (``progress=None``) appears only after this many seconds
 DELAY_S = 2.0
-#: at most this many redraws per second (tqdm's ``mininterval``): the overhead stays negligible
+#: at least this many seconds between redraws (tqdm's ``mininterval``): the overhead stays negligible
 MININTERVAL_S = 0.2
 
 Progress = bool | None
@@ -67,25 +67,31 @@ def _delay(progress: Progress) -> float:
     return 0.0 if progress is True else DELAY_S
 
 
-class _Off:
-    """The bar that is not there: every tqdm method it is asked for does nothing."""
+class Bar:
+    """A bar to advance by hand; does nothing when progress is off. Text changes wait for the
+    next redraw, so they never draw a bar that the delay has not yet let appear."""
 
-    n = 0
+    def __init__(self, tqdm_bar: Any = None) -> None:
+        self._bar = tqdm_bar
+
+    @property
+    def n(self) -> float:
+        """How far the bar has counted (0 when off)."""
+        return 0 if self._bar is None else self._bar.n
 
     def update(self, n: float = 1) -> None:
-        pass
+        if self._bar is not None:
+            self._bar.update(n)
 
-    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
-        pass
+    def describe(self, text: str) -> None:
+        """The name shown before the bar (e.g. the phase running)."""
+        if self._bar is not None:
+            self._bar.set_description(text, refresh=False)
 
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass
-
-    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    def note(self, text: str) -> None:
+        """A few words shown after the count (e.g. the step running, a loss so far)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
 
 
 def _tqdm(progress: Progress, **kwargs: Any) -> Any:
@@ -97,19 +103,19 @@ def _tqdm(progress: Progress, **kwargs: Any) -> Any:
 @contextlib.contextmanager
 def bar(
     *, desc: str, total: float | None = None, unit: str = "it", progress: Progress = None
-) -> Iterator[Any]:
-    """A tqdm bar to ``update()`` by hand (a no-op object when progress is off), closed on
-    exit, also after an error. For steps that are not one loop, e.g. a report's stages::
+) -> Iterator[Bar]:
+    """A :class:`Bar` to advance by hand, closed on exit (also after an error). For work
+    that is not one loop, e.g. a report's stages::
 
         with bar(desc="report", total=3, unit="step", progress=progress) as b:
-            b.set_postfix_str("statistics"); ...; b.update()
+            b.note("statistics"); ...; b.update()
     """
     if not enabled(progress):
-        yield _Off()
+        yield Bar()
         return
     b = _tqdm(progress, desc=desc, total=total, unit=unit)
     try:
-        yield b
+        yield Bar(b)
     finally:
         b.close()
 
@@ -183,5 +189,5 @@ def count_batches(data: Any, batch_size: int) -> int | None:
     return -(-n // batch_size)
 
 
-__all__ = ["DELAY_S", "Progress", "bar", "count_batches", "counted", "enabled", "interactive",
+__all__ = ["DELAY_S", "Bar", "Progress", "bar", "count_batches", "counted", "enabled", "interactive",
            "say"]

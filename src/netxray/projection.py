@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from netxray._io import atomic_write, write_text
-from netxray._progress import DELAY_S, bar, enabled, say
+from netxray._progress import DELAY_S, Bar, bar, enabled, say
 from netxray._progress import check as check_progress
 from netxray._results import Result
 
@@ -380,7 +380,7 @@ class _TSNEPhases:
 
     PHASES = ("t-SNE early exaggeration", "t-SNE embedding")
 
-    def __init__(self, bar: Any) -> None:
+    def __init__(self, bar: Bar) -> None:
         self.bar = bar
         self.phase = -1
         self.done = 0  # iterations counted in this phase
@@ -388,10 +388,10 @@ class _TSNEPhases:
     def optimization_about_to_start(self) -> None:
         self.phase += 1
         self.done = 0
-        self.bar.set_description(self.PHASES[min(self.phase, 1)], refresh=False)
+        self.bar.describe(self.PHASES[min(self.phase, 1)])
 
     def __call__(self, iteration: int, error: float, embedding: Any) -> bool:
-        self.bar.set_postfix_str(f"KL {error:.3g}", refresh=False)
+        self.bar.note(f"KL {error:.3g}")
         self.bar.update(iteration - self.done)
         self.done = iteration
         return False  # never stop the optimisation
