@@ -296,3 +296,38 @@ def test_the_top_level_names_take_progress() -> None:
     for fn in (netxray.activations, netxray.collect_stats, netxray.diagnose, netxray.precheck,
                netxray.project, attribute_dataset):
         assert inspect.signature(fn).parameters["progress"].default is None, fn
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_bar_is_a_widget_and_quick_calls_stay_quiet() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("ipywidgets")
+    NotebookClient = pytest.importorskip("nbclient").NotebookClient
+    import os
+    import tempfile
+
+    from notebook_runner import _kernel_manager
+
+    setup = ("import torch, netxray\nfrom netxray import _progress\n"
+             "model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()\n"
+             "X = torch.randn(64, 4)\nprint(_progress.interactive())")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(setup),
+        nbformat.v4.new_code_cell("s = netxray.collect_stats(model, X, batch_size=8, progress=True)"),
+        nbformat.v4.new_code_cell("s = netxray.collect_stats(model, X, batch_size=8)"),
+    ])
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    km = _kernel_manager()
+    client = NotebookClient(nb, km=km, timeout=120, startup_timeout=120,
+                            resources={"metadata": {"path": tempfile.mkdtemp()}})
+    try:
+        client.execute(env=env)
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    first, shown, quiet = (c.get("outputs", []) for c in nb.cells)
+    assert [o.get("text") for o in first] == ["True\n"]  # a kernel counts as watching
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
+    assert not [o for o in shown if o["output_type"] == "stream"]  # no warning, no text bar
+    assert quiet == []  # the default, on a quick pass: nothing
