@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -63,41 +64,61 @@ def enabled(progress: Progress) -> bool:
     return interactive() if progress is None else progress
 
 
-def _delay(progress: Progress) -> float:
-    return 0.0 if progress is True else DELAY_S
-
-
 class Bar:
-    """A bar to advance by hand; does nothing when progress is off. Text changes wait for the
-    next redraw, so they never draw a bar that the delay has not yet let appear."""
+    """A progress bar that opens only when it should: at once for ``progress=True``, else
+    once the work has run for :data:`DELAY_S` seconds, and never when progress is off.
 
-    def __init__(self, tqdm_bar: Any = None) -> None:
-        self._bar = tqdm_bar
+    Until then no tqdm object exists, so a quick call leaves no trace anywhere (in a
+    notebook, not even a hidden widget in the saved file). ``update``, ``describe`` and
+    ``note`` work in every state; text changes wait for the next redraw.
+    """
+
+    def __init__(self, *, desc: str, total: float | None, unit: str, progress: Progress) -> None:
+        self._on = enabled(progress)
+        self._delay = 0.0 if progress is True else DELAY_S
+        self._desc, self._total, self._unit, self._note = desc, total, unit, ""
+        self._count: float = 0
+        self._t0 = time.monotonic()
+        self._bar: Any = None
+        if self._on and self._delay <= 0:
+            self._open()
 
     @property
     def n(self) -> float:
-        """How far the bar has counted (0 when off)."""
-        return 0 if self._bar is None else self._bar.n
+        """How far the work has gone, shown or not."""
+        return self._count
+
+    def _open(self) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(desc=self._desc, total=self._total, unit=self._unit, initial=self._count,
+                         mininterval=MININTERVAL_S, dynamic_ncols=True)
+        self._bar.start_t -= time.monotonic() - self._t0  # the elapsed time counts from the start
+        if self._note:
+            self._bar.set_postfix_str(self._note, refresh=False)
 
     def update(self, n: float = 1) -> None:
+        self._count += n
         if self._bar is not None:
             self._bar.update(n)
+        elif self._on and time.monotonic() - self._t0 >= self._delay:
+            self._open()
 
     def describe(self, text: str) -> None:
         """The name shown before the bar (e.g. the phase running)."""
+        self._desc = text
         if self._bar is not None:
             self._bar.set_description(text, refresh=False)
 
     def note(self, text: str) -> None:
         """A few words shown after the count (e.g. the step running, a loss so far)."""
+        self._note = text
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
 
-
-def _tqdm(progress: Progress, **kwargs: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(delay=_delay(progress), mininterval=MININTERVAL_S, dynamic_ncols=True, **kwargs)
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 @contextlib.contextmanager
@@ -110,12 +131,9 @@ def bar(
         with bar(desc="report", total=3, unit="step", progress=progress) as b:
             b.note("statistics"); ...; b.update()
     """
-    if not enabled(progress):
-        yield Bar()
-        return
-    b = _tqdm(progress, desc=desc, total=total, unit=unit)
+    b = Bar(desc=desc, total=total, unit=unit, progress=progress)
     try:
-        yield Bar(b)
+        yield b
     finally:
         b.close()
 
@@ -146,14 +164,11 @@ def counted(
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    b = _tqdm(progress, desc=desc, total=total, unit=unit)
-    try:
+    with bar(desc=desc, total=total, unit=unit, progress=progress) as b:
         yield _through(b, iterable)
-    finally:
-        b.close()
 
 
-def _through(b: Any, iterable: Iterable[T]) -> Iterator[T]:
+def _through(b: Bar, iterable: Iterable[T]) -> Iterator[T]:
     for item in iterable:
         yield item
         b.update()
