@@ -26,6 +26,7 @@ from netxray._outputs import (
     tokens,
     widen,
 )
+from netxray._progress import count_batches, counted
 from netxray._results import Result
 from netxray.batches import (
     BatchFormat,
@@ -336,6 +337,7 @@ def activations(
     output: OutputSpec = None,
     pool: str | None = None,
     allow_train: bool = False,
+    progress: bool | None = None,
 ) -> Activations:
     """Run ``model`` over ``data`` without gradients and keep the chosen layers' outputs.
 
@@ -352,6 +354,7 @@ def activations(
     "the model cannot take inputs of shape ...; it expects ..." (see
     :func:`netxray._checks.probe_model`); inputs and labels of different lengths, batches
     with and without labels, and a single unbatched sample ``(features,)`` are refused.
+    ``progress``: a bar over the batches (see :mod:`netxray._progress`; ``None``: when long).
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be None, 'mean' or 'first', got {pool!r}")
@@ -367,8 +370,10 @@ def activations(
         seen[name] = (out, own)
 
     offset = 0
-    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep):
-        for raw in read_batches(data, batch_size, fmt):
+    read = read_batches(data, batch_size, fmt)
+    bar = counted(read, desc="activations", total=count_batches(data, batch_size), progress=progress)
+    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep), bar as batches:
+        for raw in batches:
             batch = raw.to(model)
             seen.clear()
             with explained_shape_errors(model, _call_inputs(batch)):

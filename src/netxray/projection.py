@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 
 from netxray._io import atomic_write, write_text
+from netxray._progress import DELAY_S, Bar, bar, enabled, say
+from netxray._progress import check as check_progress
 from netxray._results import Result
 
 METHODS = ("pca", "tsne", "umap")
@@ -30,6 +31,9 @@ METHODS = ("pca", "tsne", "umap")
 BH_MAX_POINTS = 5000
 TSNE_THREADS_MIN = 5000
 TRUST_MAX_POINTS = 2000
+#: with a bar on, t-SNE reports every this many iterations (each report evaluates the KL
+#: divergence; measured cost in tests/test_progress.py's notes: well under 1% of the fit)
+TSNE_PROGRESS_EVERY = 10
 TRUST_NEIGHBORS = 5
 
 _umap_compiled = False
@@ -163,7 +167,9 @@ class Projector:
     """A projection method that is fitted once and then places any data in the same space.
 
     ``Projector("pca").fit(H_final)`` and ``.transform(H_epoch)`` put every checkpoint in the
-    basis of the final one, so animation frames share axes.
+    basis of the final one, so animation frames share axes. ``progress``: a bar over t-SNE's
+    iterations and UMAP's epochs, and UMAP's first-call compilation said in words (see
+    :mod:`netxray._progress`; ``None``: when the work is long and someone is watching).
     """
 
     def __init__(
@@ -171,6 +177,8 @@ class Projector:
         method: str = "pca",
         n_components: int = 2,
         random_state: int = 0,
+        *,
+        progress: bool | None = None,
         **params: Any,
     ) -> None:
         if method not in METHODS:
@@ -180,6 +188,7 @@ class Projector:
         self.method = method
         self.n_components = int(n_components)
         self.random_state = int(random_state)
+        self.progress = check_progress(progress)
         self.params = params
         self.estimator_: Any = None
         self.result_: Projection | None = None
@@ -271,7 +280,7 @@ class Projector:
             verbose=False,
             **params,
         )
-        emb = tsne.fit(np.ascontiguousarray(X, dtype=np.float64))
+        emb = self._run_tsne(tsne, np.ascontiguousarray(X, dtype=np.float64))
         self.estimator_ = emb
         used = {
             "perplexity": perplexity,
@@ -280,6 +289,29 @@ class Projector:
             **params,
         }
         return np.array(emb), used, None
+
+    def _run_tsne(self, tsne: Any, X: np.ndarray) -> Any:
+        """``tsne.fit(X)``, its optimisation phases counted by a bar through openTSNE's
+        callbacks (the user's own callbacks still run, as often as they asked)."""
+        if not enabled(self.progress):
+            return tsne.fit(X)
+        theirs, every = tsne.callbacks, tsne.callbacks_every_iters
+        total = int(tsne.early_exaggeration_iter) + int(tsne.n_iter)
+        with bar(desc="t-SNE affinities", total=total, unit="iter", progress=self.progress) as b:
+            counter = _TSNEPhases(b)
+            mine = [counter] if theirs is None else [*_as_list(theirs), counter]
+            tsne.callbacks = mine
+            if theirs is None:
+                tsne.callbacks_every_iters = TSNE_PROGRESS_EVERY
+            try:
+                emb = tsne.fit(X)
+            finally:
+                tsne.callbacks, tsne.callbacks_every_iters = theirs, every
+            b.update(total - b.n)  # the iterations after the last callback
+        # the embedding keeps its optimisation settings for transform(): not our bar
+        emb.gradient_descent_params["callbacks"] = theirs
+        emb.gradient_descent_params["callbacks_every_iters"] = every
+        return emb
 
     def _fit_umap(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, Any], None]:
         global _umap_compiled
@@ -294,17 +326,19 @@ class Projector:
         n_neighbors = int(params.pop("n_neighbors", 15))
         n_neighbors = max(2, min(n_neighbors, n - 1))
         if not _umap_compiled:
-            print(
-                "netxray: UMAP compiles its numba kernels on the first call in a process "
-                "(15-50 s) ...",
-                file=sys.stderr,
-                flush=True,
-            )
+            say("UMAP compiles its numba kernels on its first call in a process (15-50 s); "
+                "then its epochs are counted", progress=self.progress)
+        show = {}
+        if enabled(self.progress) and "tqdm_kwds" not in params and not params.get("verbose"):
+            # umap-learn draws its epochs with tqdm.auto when tqdm_kwds says not to disable it
+            delay = 0.0 if self.progress else DELAY_S
+            show = {"tqdm_kwds": {"disable": False, "desc": "UMAP epochs", "delay": delay}}
         reducer = umap.UMAP(
             n_components=self.n_components,
             n_neighbors=n_neighbors,
             random_state=self.random_state,
             **params,
+            **show,
         )
         with warnings.catch_warnings():
             # umap warns that a seed forces single-threading; that is the price of a seed.
@@ -320,6 +354,8 @@ def project(
     method: str = "pca",
     n_components: int = 2,
     random_state: int = 0,
+    *,
+    progress: bool | None = None,
     **params: Any,
 ) -> Projection:
     """Project hidden states ``H`` ``(n, d)`` (or ``(n, c, h, w)``, flattened) to ``(n, k)``.
@@ -328,12 +364,41 @@ def project(
     ``"tsne"`` (openTSNE; Barnes-Hut below 5k points, FFT above; seeded) or ``"umap"``
     (umap-learn, the ``netxray[umap]`` extra; seeded, hence single-threaded). Extra keyword
     arguments go to the underlying estimator (e.g. ``perplexity=50``, ``n_neighbors=30``).
-    The result's ``transform`` places new points in the same space.
+    The result's ``transform`` places new points in the same space. ``progress``: a bar over
+    t-SNE's iterations and UMAP's epochs (``None``: when long and someone is watching).
     """
-    projector = Projector(method, n_components=n_components, random_state=random_state, **params)
+    projector = Projector(method, n_components=n_components, random_state=random_state,
+                          progress=progress, **params)
     result = projector.fit(H).result_
     assert result is not None
     return result
+
+
+class _TSNEPhases:
+    """An openTSNE callback: counts iterations on ``bar`` and names the phase running
+    (early exaggeration, then the embedding proper), with the KL divergence so far."""
+
+    PHASES = ("t-SNE early exaggeration", "t-SNE embedding")
+
+    def __init__(self, bar: Bar) -> None:
+        self.bar = bar
+        self.phase = -1
+        self.done = 0  # iterations counted in this phase
+
+    def optimization_about_to_start(self) -> None:
+        self.phase += 1
+        self.done = 0
+        self.bar.describe(self.PHASES[min(self.phase, 1)])
+
+    def __call__(self, iteration: int, error: float, embedding: Any) -> bool:
+        self.bar.note(f"KL {error:.3g}")
+        self.bar.update(iteration - self.done)
+        self.done = iteration
+        return False  # never stop the optimisation
+
+
+def _as_list(callbacks: Any) -> list[Any]:
+    return [callbacks] if callable(callbacks) else list(callbacks)
 
 
 def _trust_sample(X: np.ndarray, coords: np.ndarray, seed: int) -> tuple[float | None, int]:

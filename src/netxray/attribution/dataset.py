@@ -116,6 +116,7 @@ def attribute_dataset(
     output: OutputSpec = None,
     input_key: str | None = None,
     on_batch: Callable[[Attribution, Batch], None] | None = None,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> DatasetAttribution:
     """Mean |attribution| per feature over a whole dataset, overall and per class.
@@ -141,7 +142,8 @@ def attribute_dataset(
 
     ``on_batch(attribution, batch)`` is called with each batch's :class:`Attribution` and
     :class:`netxray.batches.Batch`, e.g. to write per-sample values out as they come or keep
-    a few examples, without a second pass over the data.
+    a few examples, without a second pass over the data. ``progress``: a bar over the batches
+    (see :mod:`netxray._progress`; ``None``: when the work is long and someone is watching).
     """
     if not isinstance(method, _Method | FiniteDifference):
         raise TypeError(f"method must be an attribution method object, got {type(method).__name__}")
@@ -158,44 +160,19 @@ def attribute_dataset(
             "attribute_dataset builds additional_forward_args from each batch: put the extra "
             "model inputs in dict batches (they are passed by keyword), not in kwargs"
         )
+    from netxray._progress import count_batches, counted
     from netxray.batches import read_batches
 
     fmt = BatchFormat(labels=labels, mask=mask, output=output)
     acc = _Sums(n_classes)
     neuron = isinstance(method, _NeuronMethod)
     first: tuple[str, str | None, dict[str, Any], torch.dtype] | None = None
-    for b in read_batches(data, batch_size, fmt):
-        yb = b.labels
-        if yb is not None and (yb.ndim != 1 or yb.is_floating_point()):
-            raise ValueError(
-                f"labels must be integer class ids shaped (batch,), got {yb.dtype} {tuple(yb.shape)}"
-            )
-        if target == "label" and yb is None:
-            raise ValueError(
-                "target='label' needs labels: pass (X, y), a loader yielding (x, y), or dict "
-                "batches with a 'labels' entry (or labels= its key)"
-            )
-        if method.model is not None:
-            b = b.to(method.model)
-        bound, x, args = _plan(method, b, input_key, output)
-        extra: dict[str, Any] = {"additional_forward_args": args} if args else {}
-        if neuron:
-            attr = bound.attribute(x, **extra, **kwargs)
-        else:
-            t = yb.to(x.device) if target == "label" else target  # type: ignore[union-attr]
-            attr = bound.attribute(x, target=t, **extra, **kwargs)
-        if on_batch is not None:
-            on_batch(attr, b)
-        if first is None:  # keep what describes the run, not the batch's tensors
-            first = (attr.method, attr.layer, dict(attr.params), attr.values.dtype)
-        if yb is not None:
-            groups = yb.to(torch.long)
-        elif attr.target is not None and target == "pred":
-            groups = attr.target
-        else:
-            groups = _predicted(bound, x, args)
-        acc.add(attr.values.detach(), x, b.mask, groups.detach().cpu(), "label" if yb is not None
-                else "pred")
+    with counted(read_batches(data, batch_size, fmt), desc=type(method).__name__,
+                 total=count_batches(data, batch_size), progress=progress) as batches:
+        for b in batches:
+            first = _attribute_batch(method, b, acc, first, target=target, neuron=neuron,
+                                     input_key=input_key, output=output, on_batch=on_batch,
+                                     kwargs=kwargs)
     assert first is not None
     method_name, layer, params, dtype = first
     params.update({k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)})
@@ -221,6 +198,45 @@ def attribute_dataset(
         params=params,
         tokens=tokens,
     )
+
+
+def _attribute_batch(
+    method: AnyMethod, b: Batch, acc: _Sums, first: Any, *, target: Any, neuron: bool,
+    input_key: str | None, output: OutputSpec, on_batch: Any, kwargs: dict[str, Any],
+) -> tuple[str, str | None, dict[str, Any], torch.dtype]:
+    """Attribute one batch into ``acc``; return what describes the run (from the first)."""
+    yb = b.labels
+    if yb is not None and (yb.ndim != 1 or yb.is_floating_point()):
+        raise ValueError(
+            f"labels must be integer class ids shaped (batch,), got {yb.dtype} {tuple(yb.shape)}"
+        )
+    if target == "label" and yb is None:
+        raise ValueError(
+            "target='label' needs labels: pass (X, y), a loader yielding (x, y), or dict "
+            "batches with a 'labels' entry (or labels= its key)"
+        )
+    if method.model is not None:
+        b = b.to(method.model)
+    bound, x, args = _plan(method, b, input_key, output)
+    extra: dict[str, Any] = {"additional_forward_args": args} if args else {}
+    if neuron:
+        attr = bound.attribute(x, **extra, **kwargs)
+    else:
+        t = yb.to(x.device) if target == "label" else target  # type: ignore[union-attr]
+        attr = bound.attribute(x, target=t, **extra, **kwargs)
+    if on_batch is not None:
+        on_batch(attr, b)
+    if first is None:  # keep what describes the run, not the batch's tensors
+        first = (attr.method, attr.layer, dict(attr.params), attr.values.dtype)
+    if yb is not None:
+        groups = yb.to(torch.long)
+    elif attr.target is not None and target == "pred":
+        groups = attr.target
+    else:
+        groups = _predicted(bound, x, args)
+    acc.add(attr.values.detach(), x, b.mask, groups.detach().cpu(), "label" if yb is not None
+            else "pred")
+    return first
 
 
 class _Sums:

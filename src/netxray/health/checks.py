@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from netxray._progress import count_batches
 from netxray.batches import Batch, BatchFormat, LabelSpec, MaskSpec, OutputSpec
 from netxray.health.findings import Finding, HealthReport, Thresholds, _fmt, _sorted
 from netxray.health.history_rules import _rule_loss_rising, weight_findings
@@ -133,6 +134,7 @@ def diagnose(
     thresholds: Thresholds | None = None,
     allow_train: bool = False,
     bins: int = 32,
+    progress: bool | None = None,
 ) -> HealthReport:
     """Run ``model`` over ``data`` and report what is wrong with it, in plain words.
 
@@ -148,6 +150,7 @@ def diagnose(
     pre-training, which changes the advice (never "re-initialise"); ``None`` asks the model
     (:func:`is_pretrained`). The model's weights, mode, ``.grad`` and ``requires_grad`` are
     left as they were. ``bins``: histogram bins per unit kept in the report's statistics.
+    ``progress``: a bar over the batches (see :mod:`netxray._progress`; ``None``: when long).
     """
     from netxray.stats._collect import _collect, resolve_format
     from netxray.weights import weight_health
@@ -157,7 +160,8 @@ def diagnose(
     has_y = first.labels is not None
     fn = loss_fn if loss_fn is not None else default_loss
     stats = _collect(model, batches, fmt, layers, gradients=has_y,
-                     loss_fn=fn if has_y else None, allow_train=allow_train, bins=bins)
+                     loss_fn=fn if has_y else None, allow_train=allow_train, bins=bins,
+                     progress=progress, desc="diagnose", total=count_batches(data, batch_size))
     weights = weight_health(model, previous_weights)
     return diagnose_stats(stats, history=history, weights=weights, steps=steps,
                           thresholds=thresholds,
@@ -177,6 +181,7 @@ def precheck(
     batch_format: BatchFormat | None = None,
     thresholds: Thresholds | None = None,
     bins: int = 32,
+    progress: bool | None = None,
 ) -> HealthReport:
     """Check a model before training: loss at init against ln(classes), activation scale
     per layer, dead/saturated units and gradient flow at init.
@@ -185,7 +190,7 @@ def precheck(
     uniformly, so its cross-entropy should be near ln(C); much higher means the output
     layer starts overconfident (per token for a language model: C is its vocabulary).
     ``data`` and ``labels``/``mask``/``output``/``batch_format`` as in :func:`diagnose`.
-    Returns a :class:`HealthReport` (``expected_loss`` set).
+    Returns a :class:`HealthReport` (``expected_loss`` set). ``progress`` as in :func:`diagnose`.
     """
     from netxray.stats._collect import _collect, resolve_format
 
@@ -196,7 +201,8 @@ def precheck(
     has_y = y0 is not None
     fn = loss_fn if loss_fn is not None else default_loss
     stats = _collect(model, batches, fmt, layers, gradients=has_y,
-                     loss_fn=fn if has_y else None, bins=bins)
+                     loss_fn=fn if has_y else None, bins=bins, progress=progress,
+                     desc="precheck", total=count_batches(data, batch_size))
     expected = None
     extra: list[Finding] = []
     classes = None

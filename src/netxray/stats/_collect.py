@@ -323,6 +323,7 @@ def collect_stats(
     bins: int = 0,
     allow_train: bool = False,
     sync: bool = True,
+    progress: bool | None = None,
 ) -> NetworkStats:
     """Run ``model`` over ``data`` and return per-unit statistics of each selected layer.
 
@@ -354,12 +355,16 @@ def collect_stats(
     over a fixed range per activation family; 0 (the default) skips histograms, which are the
     costliest statistic (``bincount`` is single-threaded): about 1.2x the plain forward pass
     of an MLP or a small CNN without them, 1.4-1.7x with 32 bins (benchmarks/results/stats.md).
+    ``progress``: a bar over the batches (see :mod:`netxray._progress`; ``None``: when long).
     """
+    from netxray._progress import count_batches
+
     fmt = resolve_format(labels, mask, output, batch_format)
     return _collect(model, read_batches(data, batch_size, fmt), fmt, layers, gradients=gradients,
                     loss_fn=loss_fn, unit_dim=unit_dim, tanh_threshold=tanh_threshold,
                     sigmoid_threshold=sigmoid_threshold, bins=bins, allow_train=allow_train,
-                    sync=sync)
+                    sync=sync, progress=progress, desc="collect_stats",
+                    total=count_batches(data, batch_size))
 
 
 def _collect(
@@ -376,9 +381,14 @@ def _collect(
     bins: int = 0,
     allow_train: bool = False,
     sync: bool = True,
+    progress: bool | None = None,
+    desc: str = "collect_stats",
+    total: int | None = None,
 ) -> NetworkStats:
-    """:func:`collect_stats` over batches already read (``diagnose`` peeks at the first)."""
+    """:func:`collect_stats` over batches already read (``diagnose`` peeks at the first);
+    ``progress`` draws a bar named ``desc`` over ``total`` batches (when known)."""
     from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
+    from netxray._progress import counted
     from netxray.capture import call_hooks, select_layers
 
     chosen = select_layers(model, layers)
@@ -390,7 +400,8 @@ def _collect(
         loss_fn = default_loss
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
 
-    with preserved_state(model), call_hooks(model, chosen, col.hook):
+    bar = counted(batches, desc=desc, total=total, progress=progress)
+    with preserved_state(model), call_hooks(model, chosen, col.hook), bar as batches:
         if gradients:
             for _, p in params:
                 p.requires_grad_(True)
