@@ -346,3 +346,17 @@ def test_in_a_jupyter_kernel_the_bar_is_a_widget_and_quick_calls_stay_quiet() ->
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
     assert not [o for o in shown if o["output_type"] == "stream"]  # no warning, no text bar
     assert quiet == []  # the default, on a quick pass: nothing
+
+
+def test_report_building_shows_one_bar_over_its_stages(capfd):
+    from netxray import data
+    from netxray.analysis import _STAGES, analyze
+
+    train, test = data.moons(n_samples=80, noise=0.2, seed=0).split(test_size=0.25, seed=0)
+    model = netxray.mlp([2, 4, 2], seed=0).eval()
+    capfd.readouterr()
+    analyze(model, train, test, progress=True)
+    err = capfd.readouterr().err
+    assert "report" in err and f"{len(_STAGES)}/{len(_STAGES)}" in err
+    analyze(model, train, test, progress=False)
+    assert capfd.readouterr().err == ""

@@ -84,6 +84,11 @@ def _predict(model: nn.Module, X: torch.Tensor) -> np.ndarray:
         return model(X).argmax(dim=1).cpu().numpy()
 
 
+#: the stages of :func:`analyze`, in order, as its progress bar names them
+_STAGES = ("activations", "decision boundary", "unit maps", "boundary over training",
+           "projections", "probes and CKA", "saliency", "health", "unit patterns", "grid warp")
+
+
 def analyze(
     model: nn.Module,
     train: Dataset,
@@ -94,8 +99,13 @@ def analyze(
     title: str = "netxray report",
     subtitle: str = "",
     meta: dict[str, str | int | float | bool | None] | None = None,
+    progress: bool | None = None,
 ) -> Analysis:
-    """Compute what the report shows. ``model`` must be in eval mode; it is not changed."""
+    """Compute what the report shows. ``model`` must be in eval mode; it is not changed.
+
+    ``progress``: one bar over the report's stages (``None``: only when it runs long in a
+    terminal or notebook; see :mod:`netxray._progress`)."""
+    from netxray._progress import bar
     from netxray.attribution import NeuronGradient, Saliency, attribute_dataset
     from netxray.boundary import boundary_evolution, decision_boundary, grid_warp, unit_maps
     from netxray.capture import activations, default_layers
@@ -103,50 +113,70 @@ def analyze(
     from netxray.probes import activation_map, cka_matrix, linear_probes
     from netxray.projection import project
 
-    dtype = model_dtype(model)
-    Xtr, ytr = train.tensors(dtype)
-    Xte, _ = test.tensors(dtype)
-    layers = tuple(default_layers(model))
-    acts = activations(model, (Xtr, ytr), layers=list(layers))
-    hidden = {name: acts.flat(name) for name in layers}
-    two_d = train.X.shape[1] == 2
-    boundary = decision_boundary(model, Xtr, resolution=160 if two_d else 100)
-    maps = unit_maps(model, Xtr, resolution=48)
-    evolution = None
-    if history is not None and len(history.checkpoints) > 1:
-        # frames hold resolution^2 x classes numbers each: keep many-class reports small
-        res = 80 if train.n_classes <= 3 else 48
-        evolution = boundary_evolution(
-            model, history.checkpoints, Xtr, ytr, resolution=res, hidden_layer=layers[-1]
+    with bar(desc="report", total=len(_STAGES), unit="stage", progress=progress) as b:
+
+        def stage(name: str) -> None:  # one tick per stage finished, the next one's name shown
+            if name != _STAGES[0]:
+                b.update()
+            b.note(name)
+
+        dtype = model_dtype(model)
+        Xtr, ytr = train.tensors(dtype)
+        Xte, _ = test.tensors(dtype)
+        layers = tuple(default_layers(model))
+        stage("activations")
+        acts = activations(model, (Xtr, ytr), layers=list(layers), progress=False)
+        hidden = {name: acts.flat(name) for name in layers}
+        two_d = train.X.shape[1] == 2
+        stage("decision boundary")
+        boundary = decision_boundary(model, Xtr, resolution=160 if two_d else 100)
+        stage("unit maps")
+        maps = unit_maps(model, Xtr, resolution=48)
+        stage("boundary over training")
+        evolution = None
+        if history is not None and len(history.checkpoints) > 1:
+            # frames hold resolution^2 x classes numbers each: keep many-class reports small
+            res = 80 if train.n_classes <= 3 else 48
+            evolution = boundary_evolution(
+                model, history.checkpoints, Xtr, ytr, resolution=res, hidden_layer=layers[-1]
+            )
+        stage("projections")
+        projections = {
+            name: project(H, "pca", n_components=2) for name, H in hidden.items() if H.shape[1] >= 2
+        }
+        last = hidden[layers[-1]]
+        if not two_d and last.shape[1] > 2 and len(last) <= TSNE_MAX_POINTS:
+            projections[f"{layers[-1]} (t-SNE)"] = project(last, "tsne", random_state=0,
+                                                         progress=progress)
+        stage("probes and CKA")
+        probes = None
+        counts = np.bincount(train.y)
+        if counts.min() >= 5:
+            probes = linear_probes({"input": train.X, **hidden}, train.y, cv=5)
+        cka = cka_matrix({"input": train.X, **hidden}) if len(hidden) >= 1 else None
+        stage("saliency")
+        saliency = Saliency(model).attribute(Xte, target="pred", abs=False)
+        dataset_saliency = attribute_dataset(
+            Saliency(model), test.tensors(dtype), target="label", n_classes=train.n_classes,
+            progress=False,
         )
-    projections = {
-        name: project(H, "pca", n_components=2) for name, H in hidden.items() if H.shape[1] >= 2
-    }
-    last = hidden[layers[-1]]
-    if not two_d and last.shape[1] > 2 and len(last) <= TSNE_MAX_POINTS:
-        projections[f"{layers[-1]} (t-SNE)"] = project(last, "tsne", random_state=0)
-    probes = None
-    counts = np.bincount(train.y)
-    if counts.min() >= 5:
-        probes = linear_probes({"input": train.X, **hidden}, train.y, cv=5)
-    cka = cka_matrix({"input": train.X, **hidden}) if len(hidden) >= 1 else None
-    saliency = Saliency(model).attribute(Xte, target="pred", abs=False)
-    dataset_saliency = attribute_dataset(
-        Saliency(model), test.tensors(dtype), target="label", n_classes=train.n_classes
-    )
-    if health is None:
-        health = diagnose(model, (Xtr, ytr))
-    patterns = None
-    if train.image_shape is not None:  # what each first-layer unit looks for in an image
-        ng = NeuronGradient(model, layers[0])
-        n_units = hidden[layers[0]].shape[1]
-        patterns = np.stack([
-            ng.attribute(Xte, unit=k).values.mean(0).detach().cpu().numpy().reshape(-1)
-            for k in range(min(n_units, MAX_PATTERNS))
-        ])
-    warp = None
-    if any(h.shape[1] == 2 for h in hidden.values()):
-        warp = grid_warp(model, Xtr, layers=[n for n, h in hidden.items() if h.shape[1] == 2])
+        stage("health")
+        if health is None:
+            health = diagnose(model, (Xtr, ytr), progress=False)
+        stage("unit patterns")
+        patterns = None
+        if train.image_shape is not None:  # what each first-layer unit looks for in an image
+            ng = NeuronGradient(model, layers[0])
+            n_units = hidden[layers[0]].shape[1]
+            patterns = np.stack([
+                ng.attribute(Xte, unit=k).values.mean(0).detach().cpu().numpy().reshape(-1)
+                for k in range(min(n_units, MAX_PATTERNS))
+            ])
+        stage("grid warp")
+        warp = None
+        if any(h.shape[1] == 2 for h in hidden.values()):
+            warp = grid_warp(model, Xtr, layers=[n for n, h in hidden.items() if h.shape[1] == 2])
+        b.update()
     return Analysis(
         title=title,
         train=train,

@@ -275,7 +275,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(run.health.summary())
     _say(args, f"writing the report and its pictures to {out}/ ...")
-    report = demo.write_outputs(run, out)
+    report = demo.write_outputs(run, out, progress=False if args.no_progress else None)
     print()
     print(f"Report: {report}")
     return OK

@@ -246,9 +246,10 @@ def _meta(run: DemoRun) -> dict[str, Any]:
     return meta
 
 
-def write_outputs(run: DemoRun, out: Path) -> Path:
+def write_outputs(run: DemoRun, out: Path, *, progress: bool | None = None) -> Path:
     """Write ``out/report.html``, the results it draws (``out/results.npz``, an
-    :class:`netxray.analysis.Analysis`) and the same pictures as PNG files beside it."""
+    :class:`netxray.analysis.Analysis`) and the same pictures as PNG files beside it.
+    ``progress``: a bar over the report's stages (``None``: when it runs long)."""
     from netxray.analysis import analyze
     from netxray.report.build import diverged_payload, write_analysis
     from netxray.report.html import write_report
@@ -260,7 +261,8 @@ def write_outputs(run: DemoRun, out: Path) -> Path:
         return write_report(diverged_payload(run.title, run.health, run.history, meta),
                             out / "report.html")
     analysis = analyze(run.model, run.train, run.test, run.history, health=run.health,
-                       title=run.title, subtitle="made by netxray demo", meta=meta)
+                       title=run.title, subtitle="made by netxray demo", meta=meta,
+                       progress=progress)
     analysis.save(out / "results.npz")
     write_pngs(analysis, out)
     return write_analysis(analysis, out / "report.html")
