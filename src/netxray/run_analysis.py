@@ -75,18 +75,11 @@ class TrainingRun(Result):
 def death_steps(units: UnitSeries) -> np.ndarray:
     """``(units,)`` the step at which each unit died, -1 for a unit alive at the last step.
 
-    A unit died at the first recorded step from which its activity (share of values > 0)
-    is 0 at every later recorded step, as :meth:`netxray.store.Run.unit_death_steps` has
-    it; computed here from a series, so a run cut at one step agrees with itself.
+    See :meth:`netxray.store_results.UnitSeries.death_steps` (the store's
+    ``Run.unit_death_steps`` reads the same); from a series, so a run cut at one step agrees
+    with itself.
     """
-    out = np.full(units.activity.shape[1], -1, dtype=np.int64)
-    if not len(units.step):
-        return out
-    zero = units.activity == 0  # NaN (no finite value) is neither dead nor alive
-    dead_from = np.flip(np.logical_and.accumulate(np.flip(zero, 0), axis=0), 0)
-    for unit in np.flatnonzero(dead_from[-1]):
-        out[unit] = int(units.step[int(np.argmax(dead_from[:, unit]))])
-    return out
+    return units.death_steps()
 
 
 def _cut(series: Any, upto: int) -> Any:

@@ -388,16 +388,8 @@ class Run:
         """``unit -> step`` at which each dead unit died: its activity (fraction of values > 0)
         was 0 at that recorded step and at every recorded step after it. Units that are
         alive at the last recorded step, or whose last steps are NaN, are left out."""
-        u = self.unit_stats(layer)
-        if not len(u.step):
-            return {}
-        zero = u.activity == 0  # NaN (no finite value) is neither dead nor alive
-        dead_from = np.flip(np.logical_and.accumulate(np.flip(zero, 0), axis=0), 0)
-        out: dict[int, int] = {}
-        for unit in np.flatnonzero(dead_from[-1]):
-            first = int(np.argmax(dead_from[:, unit]))
-            out[int(unit)] = int(u.step[first])
-        return out
+        steps = self.unit_stats(layer).death_steps()
+        return {int(u): int(steps[u]) for u in np.flatnonzero(steps >= 0)}
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:

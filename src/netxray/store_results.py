@@ -80,6 +80,19 @@ class UnitSeries(Result):
     activity: np.ndarray
     saturation: np.ndarray | None
 
+    def death_steps(self) -> np.ndarray:
+        """``(units,)`` the step at which each unit died, -1 for a unit alive at the last
+        recorded step: the first recorded step from which its activity is 0 at every later
+        recorded step (NaN, no finite value, is neither dead nor alive)."""
+        out = np.full(self.activity.shape[1], -1, dtype=np.int64)
+        if not len(self.step):
+            return out
+        zero = self.activity == 0
+        dead_from = np.flip(np.logical_and.accumulate(np.flip(zero, 0), axis=0), 0)
+        for unit in np.flatnonzero(dead_from[-1]):
+            out[unit] = int(self.step[int(np.argmax(dead_from[:, unit]))])
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class ParamSeries(Result):
