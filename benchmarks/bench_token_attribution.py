@@ -138,7 +138,9 @@ def main() -> None:
     settings = [(32, 8, 16, 50, 64)] if quick else [
         (32, 8, 16, 50, 64), (32, 8, 16, 50, 400), (64, 8, 32, 50, 100), (64, 16, 64, 20, 320),
     ]  # fmt: skip
+    load_start = os.getloadavg()[0]
     rows = [measure(*setting, repeats) for setting in settings]
+    load_end = os.getloadavg()[0]
     table = markdown_table(
         ["6-layer BERT, batch x seq", "n_steps", "internal_batch_size", "netxray ms (median)",
          "Captum ms (median)", "floor ms", "Captum / netxray (median)", "(by the minimum)",
@@ -149,8 +151,9 @@ def main() -> None:
         "token_attribution",
         "Token integrated gradients: netxray vs Captum's LayerIntegratedGradients",
         table + "\n\nMedians of "
-        f"{repeats} runs after a warm-up, 2 threads, on a 2-core machine shared with other "
-        "engineers' jobs (load average 5-8 while measured): treat ratios within ~10% as equal.",
+        f"{repeats} runs after a warm-up, 2 threads, on a 2-core machine (load average "
+        f"{load_start:.1f} at the start, {load_end:.1f} at the end): treat ratios within ~10% "
+        "as equal.",
     )
 
 

@@ -110,3 +110,16 @@ def test_token_attributions_show_one_row_of_scores_per_sequence():
     page = r._repr_html_()
     assert "token scores" in page and "padding at 0" in page and page.count("<img") == 1
     assert r.token_scores()[0, 1] == 4.0
+
+
+def test_datasets_and_report_bundles_show_themselves_too():
+    from netxray import data
+    from netxray.analysis import analyze
+
+    train, test = data.moons(n_samples=60, noise=0.2, seed=0).split(test_size=0.25, seed=0)
+    bundle = analyze(netxray.mlp([2, 4, 2], seed=0).eval(), train, test, progress=False)
+    for r in (train, bundle):
+        page = r._repr_html_()
+        assert f"<b>{type(r).__name__}</b>" in page and "<script" not in page
+        assert repr(r).startswith(f"{type(r).__name__}(") and "\n" not in repr(r)
+    assert "array(float64, (45, 2))" in train._repr_html_()  # X summarised, not dumped

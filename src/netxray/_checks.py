@@ -379,9 +379,10 @@ def warn_nonfinite(
     Costs one reduction per value when everything is finite.
     """
     tensors = [torch.as_tensor(v) for v in values]
-    if all(bool(torch.isfinite(v.sum())) for v in tensors):  # one reduction each when fine
-        if all(bool(torch.isfinite(v).all()) for v in tensors):
-            return
+    # a finite sum means every value is finite (any NaN/Inf makes it NaN/Inf); only a sum
+    # that overflowed needs the element-wise look
+    if all(bool(torch.isfinite(v.sum())) or bool(torch.isfinite(v).all()) for v in tensors):
+        return
     bad = nonfinite_parameters(model)
     if bad:
         shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
