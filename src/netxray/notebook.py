@@ -227,7 +227,7 @@ def _picture(
             img = png(lambda ax: display(r).plot(ax=ax), grid(r))
         except Exception as e:  # a picture that cannot be drawn still shows its fields
             img = f"<div>(no picture: {_e(e)})</div>"
-        head = _e(eval_numbers(numbers, r)) if numbers else ""
+        head = _e(key_numbers(numbers, r)) if numbers else ""
         return _frame(r, img + _fields_html(r), head)
 
     return render
@@ -252,7 +252,7 @@ def _attribution_html(r: Any) -> str:
     if r.values.ndim >= 3:
         scores = r.token_scores().detach().float().cpu().numpy()
         img = png(lambda ax: _token_heatmap(ax, scores[:MAX_ROWS]))
-        return _frame(r, img + _fields_html(r), _e(eval_numbers("attribution", r)))
+        return _frame(r, img + _fields_html(r), _e(key_numbers("attribution", r)))
     return _picture(_feature_display(), "attribution")(r)
 
 
@@ -262,7 +262,7 @@ def _feature_display() -> Callable[[Any], Any]:
     return FeatureAttributionDisplay.from_result
 
 
-def eval_numbers(kind: str, r: Any) -> str:
+def key_numbers(kind: str, r: Any) -> str:
     """The key numbers of a pictured result, in words."""
     if kind == "projection":
         parts = [f"{r.method} of {r.coords.shape[0]} points"]
