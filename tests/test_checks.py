@@ -155,3 +155,22 @@ def test_memory_of_the_machine():
 
     assert memory_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert gib(3 << 30) == "3 GiB" and gib(512 << 20) == "512 MiB"
+
+
+def test_the_logits_are_found_wherever_a_model_puts_them():
+    """One rule for every reader of a model's output (the input check and the adapter)."""
+    from collections import OrderedDict
+
+    from netxray._checks import output_tensor
+    from netxray.batches import pick_output
+
+    hidden, logits = torch.zeros(2, 4), torch.ones(2, 3)
+
+    class WithLogits:  # an object with a logits attribute, as HF's outputs have
+        def __init__(self):
+            self.logits = logits
+
+    for out in ({"hidden": hidden, "logits": logits}, OrderedDict(h=hidden, logits=logits),
+                WithLogits(), [None, logits], logits):
+        assert output_tensor(out) is logits and pick_output(out) is logits
+    assert output_tensor({"a": "text"}) is None

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -177,18 +177,19 @@ def expected_input(model: nn.Module) -> str | None:
     return None
 
 
-def _output_tensor(out: Any) -> torch.Tensor | None:
-    """The logits in a model's output: a tensor, ``.logits``, or the first tensor inside."""
+def output_tensor(out: Any) -> torch.Tensor | None:
+    """The logits in a model's output: a tensor, its ``logits`` (a dict's key, a HF
+    ``ModelOutput``'s or any object's attribute), or the first tensor inside; None if none."""
     if isinstance(out, torch.Tensor):
         return out
-    logits = getattr(out, "logits", None)
+    logits = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    if isinstance(out, dict):
+    if isinstance(out, Mapping):
         out = list(out.values())
     if isinstance(out, tuple | list):
         for item in out:
-            found = _output_tensor(item)
+            found = output_tensor(item)
             if found is not None:
                 return found
     return None
@@ -283,7 +284,7 @@ def probe_model(model: nn.Module, inputs: Any, *, n: int = 8) -> torch.Tensor:
             out = model(*head)
         else:
             out = model(head)
-    t = _output_tensor(out)
+    t = output_tensor(out)
     if t is None:
         raise ValueError(
             f"the model returned a {type(out).__name__} with no tensor in it; netxray needs a "

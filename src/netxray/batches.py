@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import as_input_tensor, model_device
+from netxray._checks import as_input_tensor, model_device, output_tensor
 
 #: Which entry of a dict batch holds the labels (``None``: batches carry no labels).
 LabelSpec = str | None
@@ -251,7 +251,7 @@ def pick_output(output: Any, spec: OutputSpec = None) -> torch.Tensor:
     if callable(spec) and not isinstance(spec, str | int):
         t = spec(output)
     elif spec is None:
-        t = _default_output(output)
+        t = output_tensor(output)
     elif isinstance(spec, str):
         if isinstance(output, Mapping):
             if spec not in output:
@@ -280,21 +280,6 @@ def pick_output(output: Any, spec: OutputSpec = None) -> torch.Tensor:
             "output= (a key such as 'logits', an index or a callable)"
         )
     return t
-
-
-def _default_output(output: Any) -> torch.Tensor | None:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        if isinstance(output.get("logits"), torch.Tensor):
-            return output["logits"]
-        output = list(output.values())
-    if isinstance(output, tuple | list):
-        for item in output:
-            found = _default_output(item)
-            if found is not None:
-                return found
-    return None
 
 
 def check_output_rows(batch: Batch, out: torch.Tensor, what: str = "the model's output") -> None:
