@@ -4,6 +4,7 @@ the NaN origin is named, hooks never outlive the block, non-nn.Module models log
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -265,6 +266,32 @@ def test_a_writer_that_falls_behind_drops_snapshots_never_statistics(tmp_path, m
         assert run.dropped_snapshots == dropped
         assert len(run.snapshots("activations")) + dropped == 8
         assert len(run.steps.step) == 8 and len(run.layer_stats("act1").step) == 8
+
+
+def test_a_watch_that_keeps_snapshots_waits_for_a_slow_writer(tmp_path, monkeypatch):
+    from netxray.store import RunDB
+
+    slow = RunDB.write_snapshot
+    written = []
+
+    def write_snapshot(self, kind, name, step, data):
+        time.sleep(0.05)  # slower than a training step: a dropping watch would skip some
+        written.append(step)
+        slow(self, kind, name, step, data)
+
+    monkeypatch.setattr(RunDB, "write_snapshot", write_snapshot)
+    X, y = _data(n=64, d=4)
+    model = _relu_net().double()
+    with watch(model, tmp_path / "run", every=1, snapshot_every=1, probe=X[:8],
+               alarms=lambda f, s: None, drop_snapshots=False) as w:
+        for _ in range(8):
+            loss = nn.functional.cross_entropy(model(X), y)
+            loss.backward()
+            w.step(loss=loss)
+        assert w.dropped_snapshots == 0
+    with open_run(tmp_path / "run") as run:
+        assert run.dropped_snapshots == 0
+        assert list(run.snapshots("activations")) == list(range(8))
 
 
 def test_log_gives_a_numpy_model_the_same_statistics(tmp_path):

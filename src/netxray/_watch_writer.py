@@ -4,8 +4,9 @@ The training thread only enqueues (a few microseconds per step). The writer wake
 every ``commit_interval`` seconds (at once for a flush or close), turns everything queued
 into rows (``_watch_analysis``) and commits them in one transaction; alarm events go back
 through a deque that the training thread drains at its next ``step()``. Statistics are never dropped: the
-queue is unbounded. Snapshots are: while ``max_pending_snapshots`` are still waiting, a new
-step's set is refused and counted (``meta.dropped_snapshots``).
+queue is unbounded. Snapshots may be: while ``max_pending_snapshots`` are still waiting, a new
+step's set is refused and counted (``meta.dropped_snapshots``), unless ``drop_snapshots`` is off;
+then the training thread waits for a free slot (right for offline runs that want every frame).
 """
 
 from __future__ import annotations
@@ -39,16 +40,17 @@ class Writer:
     """Owns the :class:`RunDB` once started; every method here is for the training thread."""
 
     def __init__(self, db: RunDB, analysis: StepAnalysis, *, commit_interval: float = 0.5,
-                 max_pending_snapshots: int = 2) -> None:
+                 max_pending_snapshots: int = 2, drop_snapshots: bool = True) -> None:
         self.db = db
         self.analysis = analysis
         self.commit_interval = commit_interval
         self.max_pending_snapshots = max_pending_snapshots
+        self.drop_snapshots = drop_snapshots
         self.alarms: collections.deque[tuple[Any, Any]] = collections.deque()
         self.error: BaseException | None = None
         self.dropped = 0
         self._pending_snapshots = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # guards the snapshot slots; notified when one frees
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._urgent = threading.Event()  # a flush or close is waiting: do not sleep
         self._last = time.monotonic()
@@ -60,8 +62,12 @@ class Writer:
         self._q.put(msg)
 
     def take_snapshot(self) -> bool:
-        """Whether a snapshot may be queued now; if not, it is counted as dropped."""
+        """Whether a snapshot may be queued now; if not, it is counted as dropped. Without
+        ``drop_snapshots`` this waits for a free slot (False only if the writer has died)."""
         with self._lock:
+            if not self.drop_snapshots:
+                self._lock.wait_for(lambda: self._pending_snapshots < self.max_pending_snapshots
+                                    or not self._thread.is_alive() or self.error is not None)
             if self._pending_snapshots >= self.max_pending_snapshots:
                 self.dropped += 1
                 return False
@@ -72,6 +78,7 @@ class Writer:
         """Give back a slot reserved by :meth:`take_snapshot` without queueing anything."""
         with self._lock:
             self._pending_snapshots -= 1
+            self._lock.notify_all()
 
     def put_snapshot(self, step: int, results: list[tuple[str, str, Any]]) -> None:
         """Queue one step's snapshots ``(kind, name, result)`` (after :meth:`take_snapshot`)."""
@@ -133,6 +140,8 @@ class Writer:
             self._release_waiters()
 
     def _release_waiters(self) -> None:
+        with self._lock:
+            self._lock.notify_all()  # a training thread waiting for a snapshot slot
         while True:
             try:
                 item = self._q.get_nowait()
@@ -149,6 +158,7 @@ class Writer:
             finally:
                 with self._lock:
                     self._pending_snapshots -= 1
+                    self._lock.notify_all()
             return
         if item.event is not None:
             item.event.synchronize()  # the GPU -> CPU copies of this step are done

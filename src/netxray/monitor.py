@@ -87,7 +87,8 @@ class Watch:
                  gradients: bool, layers: Any, snapshot_every: int | None, probe: Any,
                  alarms: str | Alarm, bins: int, thresholds: Thresholds | None,
                  alarm_severity: str, config: Mapping[str, Any] | None, overwrite: bool,
-                 snapshot_resolution: int, commit_interval: float) -> None:
+                 snapshot_resolution: int, commit_interval: float,
+                 drop_snapshots: bool = True) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if snapshot_every is not None and snapshot_every < 1:
@@ -107,6 +108,7 @@ class Watch:
         self.snapshot_every, self.probe = snapshot_every, probe
         self.alarms, self.thresholds, self.alarm_severity = alarms, thresholds, alarm_severity
         self.snapshot_resolution, self.commit_interval = snapshot_resolution, commit_interval
+        self.drop_snapshots = drop_snapshots
         self.chosen = select_layers(model, layers) if model is not None else {}
         self._dims = unit_dims(model, self.chosen) if model is not None else {}
         self._config = {"every": every, "gradients": gradients, "bins": bins,
@@ -151,7 +153,8 @@ class Watch:
                 stack.callback(self._close_writer)
                 db.set_config(self._config)
                 analysis = StepAnalysis(db, thresholds=self.thresholds, level=self.alarm_severity)
-                self._writer = Writer(db, analysis, commit_interval=self.commit_interval)
+                self._writer = Writer(db, analysis, commit_interval=self.commit_interval,
+                                      drop_snapshots=self.drop_snapshots)
             if self.model is not None:
                 handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
                 stack.callback(handle.remove)
@@ -456,7 +459,8 @@ def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int =
           probe: Any = None, alarms: str | Alarm = "warn", bins: int = 32,
           thresholds: Thresholds | None = None, alarm_severity: str = "warning",
           config: Mapping[str, Any] | None = None, overwrite: bool = False,
-          snapshot_resolution: int = 64, commit_interval: float = 0.5) -> Watch:
+          snapshot_resolution: int = 64, commit_interval: float = 0.5,
+          drop_snapshots: bool = True) -> Watch:
     """Watch ``model`` while you train it; write a run store at ``path`` (``runs/exp1`` ->
     ``runs/exp1/run.sqlite``; a path ending in ``.sqlite`` is the file itself).
 
@@ -468,10 +472,12 @@ def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int =
     (a ``NetxrayWarning``), ``"raise"`` (:class:`TrainingAlarm`) or a callable
     ``(finding, step)``, fired once per problem of at least ``alarm_severity``;
     ``bins``: layer histogram bins (0: none); ``config``: anything JSON-able to store with
-    the run. ``model=None``: log arrays with :meth:`Watch.log`.
+    the run; ``drop_snapshots``: skip (and count) a snapshot while two are still being
+    written, so a slow disk never stalls training; ``False`` waits instead and keeps them all.
+    ``model=None``: log arrays with :meth:`Watch.log`.
     """
     return Watch(model, path, every=every, gradients=gradients, layers=layers,
                  snapshot_every=snapshot_every, probe=probe, alarms=alarms, bins=bins,
                  thresholds=thresholds, alarm_severity=alarm_severity, config=config,
                  overwrite=overwrite, snapshot_resolution=snapshot_resolution,
-                 commit_interval=commit_interval)
+                 commit_interval=commit_interval, drop_snapshots=drop_snapshots)

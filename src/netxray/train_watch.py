@@ -76,7 +76,8 @@ def _watcher(path: Path, *, every: int, snapshot_every: int | None, overwrite: b
                      config={**config, "steps": steps, "dataset": data.name,
                              "classes": list(data.class_names),
                              "features": list(data.feature_names)},
-                     overwrite=overwrite, snapshot_resolution=SNAPSHOT_RESOLUTION)
+                     overwrite=overwrite, snapshot_resolution=SNAPSHOT_RESOLUTION,
+                     drop_snapshots=False)  # offline: every frame of the animation is wanted
 
     return make
 
