@@ -435,3 +435,20 @@ def test_padding_never_counts_in_a_watched_run(tmp_path):
         np.testing.assert_allclose(s.mean[0], real.mean(), rtol=1e-5)
         np.testing.assert_allclose(s.max[0], real.max(), rtol=1e-6)
         assert run.layers["act"].units == 5
+
+
+@pytest.mark.parametrize("advice, message", [
+    ("3 units of `a` output the same value on every input (e.g. 0.5); they carry nothing.",
+     "3 units of `a` output the same value on every input (e.g. 0.5)"),
+    ("Half the units are dead, i.e. never active. Try: lower the learning rate.",
+     "Half the units are dead, i.e. never active"),
+    ("The loss is NaN (see step 3. and on). Lower the rate", "The loss is NaN (see step 3. and on)"),
+    ("Only one clause.", "Only one clause"),
+])
+def test_an_alarm_message_is_the_advice_first_clause(advice, message):
+    from netxray._watch_analysis import _message
+    from netxray.health import Finding
+
+    f = Finding(kind="dead_units", severity="warning", layer="a", units=(), evidence={},
+                advice=advice)
+    assert _message(f) == message

@@ -90,11 +90,20 @@ def _f(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+_ABBREVIATIONS = ("e.g", "i.e", "vs", "etc")
+
+
 def _message(f: Finding) -> str:
-    """The advice's first clause: what is wrong, in one line."""
-    text = f.advice
-    cut = min((i for i in (text.find("; "), text.find(". ")) if i > 0), default=len(text))
-    return text[:cut].rstrip(".")
+    """The advice's first clause: what is wrong, in one line. It ends at the first "; " or
+    ". " outside parentheses that does not close an abbreviation such as "e.g."."""
+    text, depth = f.advice, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth or text[i + 1:i + 2] != " ":
+            continue
+        if ch == ";" or (ch == "." and not text[:i].lower().endswith(_ABBREVIATIONS)):
+            return text[:i]
+    return text.rstrip(".")
 
 
 class StepAnalysis:
