@@ -123,3 +123,18 @@ def test_datasets_and_report_bundles_show_themselves_too():
         assert f"<b>{type(r).__name__}</b>" in page and "<script" not in page
         assert repr(r).startswith(f"{type(r).__name__}(") and "\n" not in repr(r)
     assert "array(float64, (45, 2))" in train._repr_html_()  # X summarised, not dumped
+
+
+def test_unit_maps_of_a_wide_layer_draw_the_first_units_only():
+    from netxray.models import mlp
+    from netxray.notebook import MAX_UNIT_MAPS
+
+    torch.manual_seed(0)
+    model = mlp([2, 64, 8, 2], "relu").eval()
+    X = torch.randn(50, 2)
+    r = netxray.unit_maps(model, X, resolution=12)
+    assert max(m.shape[0] for m in r.maps.values()) == 64 > MAX_UNIT_MAPS
+    page = r._repr_html_()
+    assert "no picture" not in page
+    assert f"Showing the first {MAX_UNIT_MAPS} units" in page and ": 64" in page
+    assert len(page) < 300_000

@@ -290,6 +290,30 @@ def key_numbers(kind: str, r: Any) -> str:
     return ""
 
 
+#: a notebook shows at most this many unit maps per layer (two rows of thumbnails)
+MAX_UNIT_MAPS = 32
+_MAP_COLS = 16
+
+
+def _unit_maps_html(r: Any) -> str:
+    """The first :data:`MAX_UNIT_MAPS` units of each layer, on the grid the display needs."""
+    from netxray.plot.boundary import UnitMapsDisplay
+
+    shown = {k: m[:MAX_UNIT_MAPS] for k, m in r.maps.items()}
+    display = UnitMapsDisplay(shown, r.xx, r.yy, dead={k: d[:MAX_UNIT_MAPS] for k, d in r.dead.items()})
+    rows = sum(-(-m.shape[0] // _MAP_COLS) for m in shown.values())
+    cols = min(_MAP_COLS, max(m.shape[0] for m in shown.values()))
+    try:
+        img = png(lambda ax: display.plot(ax=ax, max_cols=_MAP_COLS), (rows, cols))
+    except Exception as e:  # a picture that cannot be drawn still shows its fields
+        img = f"<div>(no picture: {_e(e)})</div>"
+    cut = [f"{k}: {m.shape[0]}" for k, m in r.maps.items() if m.shape[0] > MAX_UNIT_MAPS]
+    note = (f"<div>Showing the first {MAX_UNIT_MAPS} units of each layer (units: "
+            f"{_e(', '.join(cut))}); plot all with UnitMapsDisplay.from_result(r).plot().</div>"
+            if cut else "")
+    return _frame(r, img + note + _fields_html(r))
+
+
 def _renderers() -> dict[str, Callable[[Any], str]]:
     from netxray.plot import attribution as pa
     from netxray.plot import boundary as pb
@@ -305,9 +329,7 @@ def _renderers() -> dict[str, Callable[[Any], str]]:
         "Attribution": _attribution_html,
         "DatasetAttribution": _picture(pa.FeatureAttributionDisplay.from_result),
         "BoundaryGrid": _picture(pb.DecisionBoundaryDisplay.from_result, "boundary"),
-        "UnitMaps": _picture(
-            pb.UnitMapsDisplay.from_result,
-            grid=lambda r: (len(r.layers), max(m.shape[0] for m in r.maps.values()))),
+        "UnitMaps": _unit_maps_html,
         "GridWarp": _picture(pb.GridWarpDisplay.from_result, grid=lambda r: (1, 1 + len(r.layers))),
         "ActivationMap": _picture(pp.ActivationMapDisplay.from_result),
         "ProbeResult": _picture(pp.ProbeDisplay.from_result, "probes"),
