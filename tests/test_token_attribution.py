@@ -112,6 +112,34 @@ def test_layer_integrated_gradients_match_captum(build, method, n_steps, ibs):
     assert _hooks(model) == 0
 
 
+def test_a_model_output_gives_its_logits_as_the_wrapped_model_does():
+    """An HF model called as is (it returns a ModelOutput) attributes its ``logits``: the
+    numbers of the wrapper above, which is checked against Captum."""
+    wrapped, layer = bert()
+    hf = wrapped.hf
+    ids, mask = batch()
+    for cls in (LayerIntegratedGradients, netxray.LayerGradientXActivation):
+        ref = cls(wrapped, layer=layer).attribute(ids, target=1, additional_forward_args=(mask,))
+        ours = cls(hf, layer=layer.removeprefix("hf.")).attribute(
+            ids, target=1, additional_forward_args=(mask,))
+        torch.testing.assert_close(ours.values, ref.values, atol=1e-12, rtol=0)
+
+
+class _NoTensor(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        self.lin(x)
+        return {"label": "cat"}
+
+
+def test_an_output_without_a_tensor_is_refused():
+    with pytest.raises(ValueError, match="returned a dict with no tensor in it; wrap it"):
+        netxray.Saliency(_NoTensor().eval()).attribute(torch.randn(4, 3), target=0)
+
+
 def test_layer_given_as_a_module_and_default_baselines():
     model, layer = bert()
     ids, mask = batch()

@@ -26,6 +26,7 @@ from netxray._checks import (
     as_input_tensor,
     check_eval_mode,
     check_finite,
+    output_tensor,
     preserved_state,
 )
 
@@ -63,12 +64,17 @@ def _run(fn: Callable[..., Any], x: torch.Tensor | tuple[torch.Tensor, ...], arg
 
 
 def _as_2d(out: Any, rows: int) -> torch.Tensor:
-    """The model's output as ``(rows, outputs)``; a ``(rows,)`` output is one column."""
+    """The model's output as ``(rows, outputs)``; a ``(rows,)`` output is one column. A
+    dict, HF ``ModelOutput`` or tuple gives its logits by the library's one rule
+    (:func:`netxray._checks.output_tensor`: ``logits``, else the first tensor)."""
     if not isinstance(out, torch.Tensor):
-        raise ValueError(
-            f"the model returned a {type(out).__name__}, not a tensor; wrap it so it returns "
-            "one (batch, outputs) tensor"
-        )
+        found = output_tensor(out)
+        if found is None:
+            raise ValueError(
+                f"the model returned a {type(out).__name__} with no tensor in it; wrap it so "
+                "it returns one (batch, outputs) tensor"
+            )
+        out = found
     if out.ndim == 1:
         out = out.unsqueeze(1)
     if out.ndim != 2 or out.shape[0] != rows:
