@@ -41,7 +41,7 @@ PINNED: dict[str, str] = {
     "Hardsigmoid": "sigmoid",
     "GLU": "linear",
     "Hardshrink": "linear",
-    "Hardtanh": "linear",
+    "Hardtanh": "tanh",
     "LogSigmoid": "linear",
     "LogSoftmax": "linear",
     "MultiheadAttention": "linear",
@@ -49,7 +49,7 @@ PINNED: dict[str, str] = {
     "Softmax2d": "linear",
     "Softmin": "linear",
     "Softshrink": "linear",
-    "Softsign": "linear",
+    "Softsign": "tanh",
     "Tanhshrink": "linear",
 }
 
@@ -137,3 +137,20 @@ def test_unit_maps_marks_no_dead_units_outside_the_relu_family():
     X = torch.randn(50, 2, dtype=torch.float64)
     maps = netxray.boundary.unit_maps(model, X, layers="1", resolution=4)
     np.testing.assert_array_equal(maps.dead["1"], np.zeros(3, dtype=bool))
+
+
+def test_hardtanh_is_tanh_only_with_its_default_bounds():
+    assert activation_family(nn.Hardtanh()) == "tanh"
+    assert activation_family(nn.Hardtanh(-2.0, 2.0)) == "linear"  # the tanh band is +-1
+    assert activation_family(nn.ReLU6()) == "relu"  # a Hardtanh(0, 6) subclass
+
+
+def test_a_softsign_layer_pushed_to_its_bounds_is_reported_saturated():
+    import netxray
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Softsign(), nn.Linear(8, 2)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(1e4)  # |x| ~ 1e4: softsign(x) ~ +-0.9999, gradient ~ 1e-8
+    report = netxray.diagnose(model, (torch.randn(64, 4), torch.randint(0, 2, (64,))))
+    assert "saturated_units" in report.kinds

@@ -29,7 +29,9 @@ RECTIFIER_FAMILY: tuple[type[nn.Module], ...] = (
     nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
     nn.Softplus, nn.Hardswish,
 )  # fmt: skip
-TANH_FAMILY: tuple[type[nn.Module], ...] = (nn.Tanh,)
+#: Bounded in [-1, 1] with no gradient at the bounds (Hardtanh only with its default
+#: bounds -1 and 1: another range is "linear", since the saturation band is +-1).
+TANH_FAMILY: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Softsign, nn.Hardtanh)
 SIGMOID_FAMILY: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Hardsigmoid)
 
 #: Fixed histogram range per family: edges are fixed so that histograms merge exactly.
@@ -71,6 +73,8 @@ def activation_family(module: nn.Module) -> str:
     if isinstance(module, RECTIFIER_FAMILY):
         return "rectifier"
     if isinstance(module, TANH_FAMILY):
+        if isinstance(module, nn.Hardtanh) and (module.min_val, module.max_val) != (-1.0, 1.0):
+            return "linear"  # ReLU6 is a Hardtanh too, but matched as "relu" above
         return "tanh"
     if isinstance(module, SIGMOID_FAMILY):
         return "sigmoid"
