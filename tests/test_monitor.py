@@ -452,3 +452,42 @@ def test_an_alarm_message_is_the_advice_first_clause(advice, message):
     f = Finding(kind="dead_units", severity="warning", layer="a", units=(), evidence={},
                 advice=advice)
     assert _message(f) == message
+
+
+class _SeqFirstLSTM(nn.Module):
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lstm = nn.LSTM(3, 5, batch_first=batch_first)
+        self.head = nn.Linear(5, 2)
+        self.batch_first = batch_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, seq, 3)
+        out, _ = self.lstm(x if self.batch_first else x.transpose(0, 1))
+        return self.head(out[:, -1] if self.batch_first else out[-1])
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_the_gradient_of_an_lstm_output_is_recorded_in_either_layout(tmp_path, batch_first):
+    """The RMS of d loss / d lstm output, against the gradient autograd gives that output."""
+    model = _SeqFirstLSTM(batch_first).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 4, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (6,), generator=g)
+    kept = {}
+
+    def keep_grad(_m, _i, out):
+        out[0].register_hook(lambda gr: kept.__setitem__("g", gr.clone()))
+
+    handle = model.lstm.register_forward_hook(keep_grad)
+    try:
+        with watch(model, tmp_path / "run", every=1, layers=["lstm"],
+                   alarms=lambda f, s: None) as w:
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            w.step(loss=loss)
+    finally:
+        handle.remove()
+    with open_run(tmp_path / "run") as run:
+        rms = run.layer_stats("lstm").grad_rms[0]
+    np.testing.assert_allclose(rms, kept["g"].pow(2).mean().sqrt().item(), rtol=1e-10)

@@ -234,15 +234,26 @@ class Watch:
         a per-token output keeps its real tokens only."""
         if self._paused or not out.is_floating_point():
             return
+        seq_first = self._seq_first(name, out)
         out, mask = align(name, out, own, self._mask)
+        # the gradient reaches the module's own output, never the batch-first view made of it
+        graph = out._base if seq_first else out
         if has_seq(out, mask):
             assert mask is not None
-            self._on_output(name, tokens(out, mask, None), grad_of=(out, mask))
+            self._on_output(name, tokens(out, mask, None), grad_of=(graph, mask, seq_first))
         else:
-            self._on_output(name, out)
+            self._on_output(name, out, grad_of=(graph, None, seq_first))
+
+    def _seq_first(self, name: str, out: torch.Tensor) -> bool:
+        """Whether ``out`` is the batch-first view of a sequence-first RNN's output."""
+        call = _CALL_NAME.fullmatch(name)
+        module = self.chosen.get(name) or (self.chosen.get(call[1]) if call else None)
+        return (isinstance(module, nn.RNNBase) and not module.batch_first
+                and out._base is not None and out._base.shape == out.transpose(0, 1).shape)
 
     def _on_output(self, name: str, out: torch.Tensor, family: str | None = None,
-                   grad_of: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                   grad_of: tuple[torch.Tensor, torch.Tensor | None, bool] | None = None
+                   ) -> None:
         if self._paused or not out.is_floating_point():
             return
         d = out.detach()
@@ -258,12 +269,16 @@ class Watch:
         if not self._calls:
             self._batch = int(d.shape[0]) if d.ndim else 1
         self._calls[name] = self._calls.get(name, 0) + 1
-        source, mask = grad_of if grad_of is not None else (out, None)
+        source, mask, seq_first = grad_of if grad_of is not None else (out, None, False)
         if self.gradients and source.requires_grad:
-            self._handles.append(source.register_hook(functools.partial(self._on_grad, name, mask)))
+            self._handles.append(source.register_hook(
+                functools.partial(self._on_grad, name, mask, seq_first)))
 
-    def _on_grad(self, name: str, mask: torch.Tensor | None, g: torch.Tensor) -> None:
+    def _on_grad(self, name: str, mask: torch.Tensor | None, seq_first: bool,
+                 g: torch.Tensor) -> None:
         g = g.detach()
+        if seq_first:
+            g = g.transpose(0, 1)
         if mask is not None:  # real tokens only, as the activations
             g = g[mask.to(g.device)]
         if g.dtype in (torch.float16, torch.bfloat16):
@@ -354,7 +369,7 @@ class Watch:
             self._on_output(n, a, (families or {}).get(n))
         if self._recording:
             for n, g in layer_grads.items():
-                self._on_grad(n, None, g)
+                self._on_grad(n, None, False, g)
         params = [(n, w, param_grads.get(n)) for n, w in ws.items()] if self._recording else None
         self._finish(step, loss, metrics, params=params)
         if ws and (step + 1) % self.every == 0:
