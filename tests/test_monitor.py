@@ -146,7 +146,8 @@ def test_an_alarm_fires_once_per_problem_and_rearms_when_it_clears(tmp_path):
         np.testing.assert_array_equal(ls.dead, [0, 0, 0, 16, 16, 16, 0, 0, 16, 16, 16, 16])
 
 
-def test_the_first_nan_names_its_step_and_layer(tmp_path):
+@pytest.mark.parametrize("bad_step", [7, 10])  # between recorded steps (sums), recorded (counts)
+def test_the_first_nan_names_its_step_and_layer(tmp_path, bad_step):
     X, y = _data(d=4)
     X = X.float()
     model = _relu_net()
@@ -155,7 +156,7 @@ def test_the_first_nan_names_its_step_and_layer(tmp_path):
     with pytest.raises(TrainingAlarm) as info:
         with watch(model, tmp_path / "run", every=5, layers=layers, alarms="raise") as w:
             for s in range(30):
-                if s == 7:  # not a recorded step: the every-step check still sees it
+                if s == bad_step:  # 7 is not recorded: the every-step check still sees it
                     with torch.no_grad():
                         model.fc2.weight[0, 0] = float("nan")
                 loss = nn.functional.cross_entropy(model(X), y)
@@ -164,13 +165,13 @@ def test_the_first_nan_names_its_step_and_layer(tmp_path):
                 opt.step()
                 w.step(loss=loss)
             w.flush()
-    assert info.value.step == 7 and info.value.finding.kind == "nonfinite"
+    assert info.value.step == bad_step and info.value.finding.kind == "nonfinite"
     assert info.value.finding.layer == "fc2"
-    assert "step 7" in str(info.value) and "`fc2`" in str(info.value)
+    assert f"step {bad_step}" in str(info.value) and "`fc2`" in str(info.value)
     with open_run(tmp_path / "run") as run:
         first = run.first_nonfinite
-        assert first is not None and first.step == 7 and first.layer == "fc2"
-        assert np.isfinite(run.steps.loss[:7]).all() and np.isnan(run.steps.loss[7])
+        assert first is not None and first.step == bad_step and first.layer == "fc2"
+        assert np.isfinite(run.steps.loss[:bad_step]).all() and np.isnan(run.steps.loss[bad_step])
         assert [f.kind for f in run.findings if f.event == "raised"].count("nonfinite") == 1
 
 

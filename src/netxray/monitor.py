@@ -258,8 +258,8 @@ class Watch:
             return
         d = out.detach()
         half = d.dtype in (torch.float16, torch.bfloat16)
-        self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
-        if not self._recording:
+        if not self._recording:  # a recorded step counts NaN/Inf per unit: no sum needed
+            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
         us = self._units.get(name)
