@@ -262,6 +262,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from netxray import demo
 
     if args.preset is not None:
+        from netxray import resumes
+
+        if args.preset in resumes.names():
+            return _text_demo(args, out)
         _say(args, f"training the {args.preset!r} preset (seconds) ...")
         run = demo.run_preset(args.preset)
     else:
@@ -278,6 +282,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = demo.write_outputs(run, out, progress=False if args.no_progress else None)
     print()
     print(f"Report: {report}")
+    return OK
+
+
+def _text_demo(args: argparse.Namespace, out: Path) -> int:
+    """``demo --preset`` of a text preset: accuracy, top tokens, flip rate; report and
+    ``summary.json``."""
+    from netxray import text_demo
+
+    _say(args, f"training the {args.preset!r} text preset and looking inside it (seconds) ...")
+    run = text_demo.run(args.preset)
+    print(text_demo.lines(run))
+    report = text_demo.write_outputs(run, out)
+    print()
+    print(f"Report: {report}")
+    print(f"Summary: {out / 'summary.json'}")
     return OK
 
 
@@ -458,10 +477,12 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from netxray import presets
+    from netxray import presets, resumes
 
     for name in presets.names():
         print(f"{name:14s} {presets.get(name).description}")
+    for name in resumes.names():  # text presets: netxray demo --preset NAME
+        print(f"{name:14s} (text; netxray demo --preset {name}) {resumes.get(name).description}")
     return OK
 
 
