@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     from netxray.attribution import Attribution, DatasetAttribution
     from netxray.batches import Batch
     from netxray.boundary import BoundaryEvolution, BoundaryGrid, GridWarp, UnitMaps
-    from netxray.counterfactual import CounterfactualResult
     from netxray.health import HealthReport
     from netxray.probes import ActivationMap, CKAMatrix, ProbeResult
     from netxray.projection import Projection
+    from netxray.swaps import CounterfactualResult
     from netxray.training import TrainingHistory
 
 __all__ = [

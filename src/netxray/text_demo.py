@@ -41,7 +41,7 @@ def run(name: str, seed: int = 0) -> TextDemo:
     """Train the text preset ``name`` and analyse its held-out data (seconds on a CPU)."""
     from netxray import resumes
     from netxray.analysis import analyze_text
-    from netxray.counterfactual import counterfactual
+    from netxray.swaps import counterfactual
 
     preset = resumes.get(name)
     start = time.perf_counter()

@@ -29,6 +29,8 @@ TOP_TOKENS = 15
 TABLE_TOKENS = 40
 #: tokens per class in the story and in ``netxray demo``'s summary
 STORY_TOKENS = 10
+#: a swapped word among this many top tokens of a class is called out in the story
+CALL_OUT = 5
 #: a flip rate from this up is called out (a warning; an error when the whole 95% CI is above)
 FLIP_WARN = 0.05
 #: rows of the flipped-texts table
@@ -152,23 +154,24 @@ def counterfactual_story(t: TextAnalysis) -> dict[str, Any]:
         items.append({"severity": "info", "kind": "accuracy",
                       "text": f"Accuracy looks fine: {t.accuracy:.1%} of the "
                       f"{t.attribution.n_samples} sequences are classified as labelled.",
-                      "advice": "Accuracy measures agreement with the labels; if the labels "
-                      "carry a bias, an accurate model carries it too."})
+                      "advice": "Look at what it relies on (below): accuracy measures "
+                      "agreement with the labels, and labels that carry a bias teach it."})
     tops = top_tokens(t)
-    found = [(cls, i + 1, w) for cls, ws in tops.items() for i, w in enumerate(ws)
+    found = [(cls, i + 1, w) for cls, ws in tops.items() for i, w in enumerate(ws[:CALL_OUT])
              if w.lower() in words]
     listed = "; ".join(f"{cls}: {', '.join(ws[:5])}" for cls, ws in tops.items())
     if found:
-        called = "; ".join(f"{w!r} is #{r} for {cls}" for cls, r, w in found)
+        called = "; ".join(f'"{w}" is #{r} for {cls}' for cls, r, w in found)
         items.append({"severity": "warning", "kind": "reliance",
                       "text": f"What the model uses: the top evidence per class is {listed}. "
                       f"A swapped word is among it: {called}.",
-                      "advice": "A word that should not matter drives decisions; see the swaps "
-                      "below."})
+                      "advice": "Check with the swaps below whether the word alone changes "
+                      "decisions; if it should not matter, fix the labels or data it was "
+                      "learned from."})
     else:
         items.append({"severity": "ok", "kind": "reliance",
                       "text": f"What the model uses: the top evidence per class is {listed}. "
-                      f"No swapped word is among the top {STORY_TOKENS} of any class."})
+                      f"No swapped word is among the top {CALL_OUT} of any class."})
     if cf.n_with_term == 0:
         items.append({"severity": "info", "kind": "counterfactual",
                       "text": f"No text held a swapped word ({_pairs(cf.swaps)}): nothing to "
@@ -183,8 +186,10 @@ def counterfactual_story(t: TextAnalysis) -> dict[str, Any]:
             f"{cf.flip_low:.1%}-{cf.flip_high:.1%}); the probability of the original "
             f"decision moves by {cf.mean_prob_change:+.3f} on average.",
             "advice": (f"Only the swapped word differs, so it alone changed {cf.n_flipped} "
-                       "decisions." if cf.n_flipped else "The swap changed no decision.")
-            + f" {cf.n_without_term} of {cf.n_texts} texts held no swapped word.",
+                       "decisions: relabel or rebalance the training data (or drop the word) "
+                       "and measure the flip rate again." if cf.n_flipped
+                       else "Nothing: the swap changed no decision.")
+            + f" ({cf.n_without_term} of {cf.n_texts} texts held no swapped word.)",
         })
     return charts.findings("The story in three numbers", items,
                            description="Accuracy, what the model relies on, and what a "
