@@ -137,7 +137,7 @@ def test_capture_docs_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report", "results",
-                                 "watch"])
+                                 "watch", "text"])
 def test_every_docs_page_runs(doc: str, tmp_path: Path) -> None:
     """Each page's python blocks run in order, as a reader pasting them would run them."""
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")

@@ -180,3 +180,24 @@ def test_presets_list_and_clear_errors(capsys):
 def test_each_preset_runs_in_seconds(demos):
     for name in resumes.names():
         assert demos[name + " seconds"] < 30, name
+
+
+def test_a_dataloader_gives_the_same_tokens_and_accuracy(demos):
+    from torch.utils.data import DataLoader
+
+    d = demos["biased_resumes"]
+    b = d.preset.test.batches()
+    rows = [{k: v[i] for k, v in b.items()} for i in range(len(d.preset.test))]
+    loader = DataLoader(rows, batch_size=64)  # dict batches, as a tokenized dataset gives them
+    streamed = analyze_text(d.preset.model, loader, vocab=d.preset.tokenizer.vocab,
+                            target="label", n_steps=4, class_names=resumes.CLASS_NAMES)
+    whole = analyze_text(d.preset.model, d.preset.test, target="label", n_steps=4,
+                         batch_size=len(rows))
+    with torch.no_grad():
+        pred = d.preset.model(b["input_ids"], b["attention_mask"]).argmax(1)
+    assert streamed.accuracy == pytest.approx(whole.accuracy) == float((pred == b["labels"])
+                                                                        .double().mean())
+    s, w = streamed.attribution.tokens, whole.attribution.tokens
+    assert torch.equal(s.token_ids, w.token_ids) and torch.equal(s.counts, w.counts)
+    torch.testing.assert_close(s.sum, w.sum, rtol=1e-9, atol=1e-9)
+    assert top_tokens(streamed) == top_tokens(whole)
