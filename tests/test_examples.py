@@ -60,6 +60,11 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
          "unit death steps: none", "W1 update-to-weight ratio", "alarms: none"],
         ["lecture-run/run.sqlite"],
     ),
+    "08_biased_hiring.py": (
+        ["biased_resumes: accuracy 0.9", "top evidence for reject: 1, women's",
+         "fair_resumes: accuracy 1.000", "flip rate 0.0%"],
+        ["biased_resumes.html", "fair_resumes.html"],
+    ),
 }
 
 
