@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train the lecture's MLP, print its table, write a report")
     _add_training_options(demo)
-    demo.add_argument("--preset", help="train a counter-example from netxray.presets instead")
+    demo.add_argument("--preset", help="train a counter-example instead (see `netxray presets`; "
+                                       "biased_resumes and fair_resumes are text classifiers)")
     demo.add_argument("--out", default="netxray-out", help="output folder (default: netxray-out)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -286,17 +287,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _text_demo(args: argparse.Namespace, out: Path) -> int:
-    """``demo --preset`` of a text preset: accuracy, top tokens, flip rate; report and
-    ``summary.json``."""
+    """``demo --preset`` of a text preset: accuracy, top tokens, flip rate; report, summary."""
     from netxray import text_demo
 
     _say(args, f"training the {args.preset!r} text preset and looking inside it (seconds) ...")
     run = text_demo.run(args.preset)
     print(text_demo.lines(run))
-    report = text_demo.write_outputs(run, out)
-    print()
-    print(f"Report: {report}")
-    print(f"Summary: {out / 'summary.json'}")
+    print(f"\nReport: {text_demo.write_outputs(run, out)}\nSummary: {out / 'summary.json'}")
     return OK
 
 
