@@ -60,6 +60,11 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
          "unit death steps: none", "W1 update-to-weight ratio", "alarms: none"],
         ["lecture-run/run.sqlite"],
     ),
+    "08_biased_hiring.py": (
+        ["biased_resumes: accuracy 0.9", "top evidence for reject: 1, women's",
+         "fair_resumes: accuracy 1.000", "flip rate 0.0%"],
+        ["biased_resumes.html", "fair_resumes.html"],
+    ),
 }
 
 
@@ -137,7 +142,7 @@ def test_capture_docs_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("doc", ["diagnostics", "attribution", "representations", "report", "results",
-                                 "watch"])
+                                 "watch", "text"])
 def test_every_docs_page_runs(doc: str, tmp_path: Path) -> None:
     """Each page's python blocks run in order, as a reader pasting them would run them."""
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")

@@ -150,8 +150,13 @@ def _produce_results():
         np.array([0, 1, 1]), "toy", class_names=("no", "yes"), vocab=tuple("abcdefghij"))
     out["TokenDataset"] = tokens
     from netxray.analysis import analyze_text
+    from netxray.resumes import WordTokenizer
 
-    out["TextAnalysis"] = analyze_text(_TokenBag().eval(), tokens, n_steps=4, n_examples=2)
+    cf = netxray.counterfactual(_TokenBag().eval(), ["a b c", "d b", "e f", "b c"], {"b": "c"},
+                                tokenizer=WordTokenizer(("[PAD]", "[UNK]", *"abcdefgh")))
+    out["CounterfactualResult"] = cf
+    out["TextAnalysis"] = analyze_text(_TokenBag().eval(), tokens, n_steps=4, n_examples=2,
+                                       counterfactual=cf)
     stats = out["NetworkStats"]
     out["LayerStats"] = stats["act1"]
     out["ParamStats"] = next(iter(stats.params.values()))
@@ -226,7 +231,7 @@ _NAMES = [
     "DatasetAttribution", "Projection", "ActivationMap", "ProbeResult", "CKAMatrix",
     "BoundaryGrid", "UnitMaps", "GridWarp", "BoundaryEvolution", "StepSeries", "LayerInfo",
     "LayerSeries", "UnitSeries", "ParamSeries", "FindingEvent", "TokenAttribution",
-    "TokenDataset", "TextAnalysis", "TrainingRun",
+    "TokenDataset", "TextAnalysis", "TrainingRun", "CounterfactualResult",
 ]
 
 

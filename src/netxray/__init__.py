@@ -89,12 +89,14 @@ _EXPORTS: dict[str, str] = {
     "ParamSeries": "netxray.store_results",
     "LayerInfo": "netxray.store_results",
     "FindingEvent": "netxray.store_results",
+    "counterfactual": "netxray.swaps",
+    "CounterfactualResult": "netxray.swaps",
     "write_report": "netxray.report.html",
     "render_html": "netxray.report.html",
 }
 
 #: submodules reachable as attributes without an explicit import (``netxray.data.moons``)
-_SUBMODULES = {"data", "presets", "plot", "report", "demo", "analysis"}
+_SUBMODULES = {"data", "presets", "plot", "report", "demo", "analysis", "resumes"}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from netxray.health import HealthReport
     from netxray.probes import ActivationMap, CKAMatrix, ProbeResult
     from netxray.projection import Projection
+    from netxray.swaps import CounterfactualResult
     from netxray.training import TrainingHistory
 
 __all__ = [
@@ -257,6 +258,8 @@ class TextAnalysis(Result):
     length); ``example_labels`` (-1 without labels), ``example_preds``,
     ``example_targets`` (the class each example's scores explain), ``example_delta``
     (completeness error; NaN for methods without one), all ``(n_examples,)``.
+    ``accuracy``: of the predictions, when the data has labels; ``counterfactual``: the
+    word swaps tested (:func:`netxray.counterfactual`), shown in the report's section.
     """
 
     title: str
@@ -271,6 +274,8 @@ class TextAnalysis(Result):
     example_delta: np.ndarray
     subtitle: str = ""
     meta: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    accuracy: float | None = None  # of the predictions over the labelled data, if labelled
+    counterfactual: CounterfactualResult | None = None  # word swaps, when some were tested
 
 
 def token_namer(vocab: Any) -> Any:
@@ -330,12 +335,19 @@ class _Examples:
         self.preds: list[int] = []
         self.targets: list[int] = []
         self.delta: list[float] = []
+        self.correct = self.labelled = 0  # for the accuracy over the whole dataset
 
     def __call__(self, attr: Attribution, batch: Batch) -> None:
+        from netxray.batches import pick_output
+
+        with torch.no_grad():
+            preds = pick_output(batch.run(self.model), self.output).argmax(1).cpu()
+        if batch.labels is not None:
+            self.correct += int((preds == batch.labels.cpu()).sum())
+            self.labelled += batch.size
         take = min(self.n - len(self.tokens), batch.size)
         if take <= 0:
             return
-        from netxray.batches import pick_output
 
         ids = attr.inputs if isinstance(attr.inputs, torch.Tensor) else attr.inputs[0]
         v = attr.values.detach()
@@ -348,8 +360,6 @@ class _Examples:
         scores = v.reshape(v.shape[0], v.shape[1], -1).sum(-1).double().cpu()
         real = (torch.ones(ids.shape, dtype=torch.bool) if batch.mask is None
                 else batch.mask.bool()).cpu()
-        with torch.no_grad():
-            preds = pick_output(batch.run(self.model), self.output).argmax(1).cpu()
         for i in range(take):
             keep = real[i]
             self.tokens.append(tuple(self.name(ids[i].cpu()[keep])))
@@ -386,6 +396,7 @@ def analyze_text(
     title: str = "netxray text report",
     subtitle: str = "",
     on_batch: Any = None,
+    counterfactual: CounterfactualResult | None = None,
     **kwargs: Any,
 ) -> TextAnalysis:
     """Token attributions of a text model over a dataset, for the report's Text section.
@@ -396,7 +407,8 @@ def analyze_text(
     attributed to (default: the model's ``nn.Embedding``). ``method``: one of
     :data:`TEXT_METHODS`. ``target``: ``"pred"``, ``"label"`` or a class index. One pass:
     the first ``n_examples`` samples are kept as examples as the batches go by. ``kwargs``
-    go to the method (``baselines=`` a pad id, ``internal_batch_size=``).
+    go to the method (``baselines=`` a pad id, ``internal_batch_size=``). ``counterfactual``:
+    a :func:`netxray.counterfactual` result to show beside the attributions.
     """
     from netxray.attribution import attribute_dataset
 
@@ -446,6 +458,8 @@ def analyze_text(
         subtitle=subtitle,
         meta={"sequences": result.n_samples, "tokens": int(result.tokens.count().sum()),
               "method": result.method, "layer": layer},
+        accuracy=examples.correct / examples.labelled if examples.labelled else None,
+        counterfactual=counterfactual,
     )
 
 

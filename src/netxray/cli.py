@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train the lecture's MLP, print its table, write a report")
     _add_training_options(demo)
-    demo.add_argument("--preset", help="train a counter-example from netxray.presets instead")
+    demo.add_argument("--preset", help="train a counter-example instead (see `netxray presets`; "
+                                       "biased_resumes and fair_resumes are text classifiers)")
     demo.add_argument("--out", default="netxray-out", help="output folder (default: netxray-out)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -262,6 +263,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from netxray import demo
 
     if args.preset is not None:
+        from netxray import resumes
+
+        if args.preset in resumes.names():
+            return _text_demo(args, out)
         _say(args, f"training the {args.preset!r} preset (seconds) ...")
         run = demo.run_preset(args.preset)
     else:
@@ -278,6 +283,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = demo.write_outputs(run, out, progress=False if args.no_progress else None)
     print()
     print(f"Report: {report}")
+    return OK
+
+
+def _text_demo(args: argparse.Namespace, out: Path) -> int:
+    """``demo --preset`` of a text preset: accuracy, top tokens, flip rate; report, summary."""
+    from netxray import text_demo
+
+    _say(args, f"training the {args.preset!r} text preset and looking inside it (seconds) ...")
+    run = text_demo.run(args.preset)
+    print(text_demo.lines(run))
+    print(f"\nReport: {text_demo.write_outputs(run, out)}\nSummary: {out / 'summary.json'}")
     return OK
 
 
@@ -458,10 +474,12 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from netxray import presets
+    from netxray import presets, resumes
 
     for name in presets.names():
         print(f"{name:14s} {presets.get(name).description}")
+    for name in resumes.names():  # text presets: netxray demo --preset NAME
+        print(f"{name:14s} (text; netxray demo --preset {name}) {resumes.get(name).description}")
     return OK
 
 

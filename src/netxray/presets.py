@@ -148,6 +148,14 @@ def get(name: str) -> Preset:
     except KeyError:
         import difflib
 
+        from netxray import resumes
+
+        if name in resumes.names():
+            raise ValueError(
+                f"{name!r} is a text preset (a text classifier, not an MLP on 2-D points): "
+                f"run it with `netxray demo --preset {name}` or netxray.resumes.get({name!r})"
+            ) from None
+
         close = difflib.get_close_matches(name, list(_PRESETS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(_PRESETS)}") from None

@@ -20,12 +20,21 @@ from netxray.report.html import write_report
 if TYPE_CHECKING:
     from netxray.analysis import TextAnalysis
 
-__all__ = ["text_payload", "text_section", "write_text_analysis"]
+__all__ = ["counterfactual_charts", "counterfactual_story", "text_payload", "text_section",
+           "top_tokens", "write_text_analysis"]
 
 #: bars per class in the top-token charts
 TOP_TOKENS = 15
 #: rows per class in the token table
 TABLE_TOKENS = 40
+#: tokens per class in the story and in ``netxray demo``'s summary
+STORY_TOKENS = 10
+#: a swapped word among this many top tokens of a class is called out in the story
+CALL_OUT = 5
+#: a flip rate from this up is called out (a warning; an error when the whole 95% CI is above)
+FLIP_WARN = 0.05
+#: rows of the flipped-texts table
+FLIPPED_ROWS = 30
 
 
 def _class(names: tuple[str, ...], c: int) -> str:
@@ -55,12 +64,30 @@ def _min_count(counts: np.ndarray) -> int:
     return 1
 
 
+def top_tokens(t: TextAnalysis, k: int = STORY_TOKENS) -> dict[str, list[str]]:
+    """Per class name, up to ``k`` token names, most important first: the highest mean score
+    in that class's sequences, among tokens seen often enough (as the report's bars)."""
+    tok = t.attribution.tokens
+    if tok is None:
+        raise ValueError("this TextAnalysis holds no token statistics (attribution.tokens)")
+    out = {}
+    for c in range(tok.n_classes):
+        n = tok.count(c).numpy()
+        if n.any():
+            out[_class(t.class_names, c)] = [t.token_names[i] for i in
+                                             tok.top(c, k, min_count=_min_count(n))]
+    return out
+
+
 def text_section(t: TextAnalysis) -> dict[str, Any]:
-    """Example sentences shaded by attribution, then the top tokens per class."""
+    """What the model relies on: the story when words were swapped, example sentences shaded
+    by attribution, the top tokens per class, then the swaps' numbers and flipped texts."""
     tok = t.attribution.tokens
     if tok is None:
         raise ValueError("this TextAnalysis holds no token statistics (attribution.tokens)")
     chart_list: list[dict[str, Any]] = []
+    if t.counterfactual is not None:
+        chart_list.append(counterfactual_story(t))
     if t.examples:
         scores = [t.example_scores[i, : len(toks)] for i, toks in enumerate(t.examples)]
         chart_list.append(charts.tokens(
@@ -95,13 +122,111 @@ def text_section(t: TextAnalysis) -> dict[str, Any]:
         rows, description=f"Up to {TABLE_TOKENS} tokens per class ({grouped}), highest mean "
         "score first; std needs two occurrences. Click a header to sort.",
     ))
+    if t.counterfactual is not None:
+        chart_list.extend(counterfactual_charts(t))
     return {
         "id": "text",
-        "title": "Text",
+        "title": "What the model relies on",
         "description": f"Which tokens drive the predictions, over {t.attribution.n_samples} "
-        f"sequences and {int(tok.count().sum())} real tokens.",
+        f"sequences and {int(tok.count().sum())} real tokens"
+        + (", and what changes when only the swapped words change." if t.counterfactual
+           is not None else "."),
         "charts": chart_list,
     }
+
+
+def _pairs(swaps: dict[str, str]) -> str:
+    seen: list[str] = []
+    for a, b in swaps.items():
+        if f"{b.lower()} <-> {a}" not in seen:
+            seen.append(f"{a} <-> {b.lower()}")
+    return ", ".join(seen)
+
+
+def counterfactual_story(t: TextAnalysis) -> dict[str, Any]:
+    """Three cards from the results: the accuracy, the tokens the model uses (swap words
+    among them called out), and how many decisions a swap flips."""
+    cf = t.counterfactual
+    assert cf is not None
+    words = {w.lower() for w in cf.swaps}
+    items: list[dict[str, Any]] = []
+    if t.accuracy is not None:
+        items.append({"severity": "info", "kind": "accuracy",
+                      "text": f"Accuracy looks fine: {t.accuracy:.1%} of the "
+                      f"{t.attribution.n_samples} sequences are classified as labelled.",
+                      "advice": "Look at what it relies on (below): accuracy measures "
+                      "agreement with the labels, and labels that carry a bias teach it."})
+    tops = top_tokens(t)
+    found = [(cls, i + 1, w) for cls, ws in tops.items() for i, w in enumerate(ws[:CALL_OUT])
+             if w.lower() in words]
+    listed = "; ".join(f"{cls}: {', '.join(ws[:5])}" for cls, ws in tops.items())
+    if found:
+        called = "; ".join(f'"{w}" is #{r} for {cls}' for cls, r, w in found)
+        items.append({"severity": "warning", "kind": "reliance",
+                      "text": f"What the model uses: the top evidence per class is {listed}. "
+                      f"A swapped word is among it: {called}.",
+                      "advice": "Check with the swaps below whether the word alone changes "
+                      "decisions; if it should not matter, fix the labels or data it was "
+                      "learned from."})
+    else:
+        items.append({"severity": "ok", "kind": "reliance",
+                      "text": f"What the model uses: the top evidence per class is {listed}. "
+                      f"No swapped word is among the top {CALL_OUT} of any class."})
+    if cf.n_with_term == 0:
+        items.append({"severity": "info", "kind": "counterfactual",
+                      "text": f"No text held a swapped word ({_pairs(cf.swaps)}): nothing to "
+                      "compare."})
+    else:
+        high = cf.flip_rate >= FLIP_WARN
+        items.append({
+            "severity": "error" if cf.flip_low >= FLIP_WARN else "warning" if high else "ok",
+            "kind": "counterfactual",
+            "text": f"What changes when only the word changes ({_pairs(cf.swaps)}): "
+            f"{cf.flip_rate:.1%} of {cf.n_with_term} decisions flip (95% CI "
+            f"{cf.flip_low:.1%}-{cf.flip_high:.1%}); the probability of the original "
+            f"decision moves by {cf.mean_prob_change:+.3f} on average.",
+            "advice": (f"Only the swapped word differs, so it alone changed {cf.n_flipped} "
+                       "decisions: relabel or rebalance the training data (or drop the word) "
+                       "and measure the flip rate again." if cf.n_flipped
+                       else "Nothing: the swap changed no decision.")
+            + f" ({cf.n_without_term} of {cf.n_texts} texts held no swapped word.)",
+        })
+    return charts.findings("The story in three numbers", items,
+                           description="Accuracy, what the model relies on, and what a "
+                           "one-word change does, each from the results below.")
+
+
+def counterfactual_charts(t: TextAnalysis) -> list[dict[str, Any]]:
+    """The swap's numbers as a table, and the texts whose decision flipped."""
+    cf = t.counterfactual
+    assert cf is not None
+    rows: list[list[Any]] = [
+        ["swaps (both ways)", _pairs(cf.swaps)],
+        ["texts", cf.n_texts],
+        ["with a swapped word", cf.n_with_term],
+        ["without (counted, not run)", cf.n_without_term],
+        ["decisions flipped", cf.n_flipped],
+        ["flip rate", _num(cf.flip_rate)],
+        ["flip rate 95% CI (Wilson)", f"{cf.flip_low:.3f}-{cf.flip_high:.3f}"
+         if np.isfinite(cf.flip_low) else "-"],
+        ["mean change in the predicted probability", _num(cf.mean_prob_change)],
+    ]
+    out = [charts.table("Counterfactual swaps", ["quantity", "value"], rows,
+                        description="Each text holding a swap word is run as written and "
+                        "with every swap word replaced by its partner (whole words, any case).")]
+    names = t.class_names
+    flips = cf.flipped_examples(FLIPPED_ROWS)
+    if flips:
+        out.append(charts.table(
+            "Decisions that flipped", ["original", "swapped", "before", "after",
+                                       "p before", "p after"],
+            [[f["original"], f["swapped"], _class(names, f["pred"]),
+              _class(names, f["pred_swapped"]), _num(f["prob"]), _num(f["prob_swapped"])]
+             for f in flips],
+            description=f"Up to {FLIPPED_ROWS} of the {cf.n_flipped} flipped texts, the "
+            "largest drop first; p is the probability of the original decision.",
+        ))
+    return out
 
 
 def _num(v: float) -> float | None:

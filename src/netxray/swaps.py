@@ -1,0 +1,252 @@
+"""Counterfactual swaps: does a text classifier change its mind when only one word changes?
+
+:func:`counterfactual` takes texts and word pairs (``{"women's": "men's", "she": "he"}``),
+swaps every pair in both directions in each text that holds one of the words, runs the model
+on the original and on the swapped text, and counts how often the decision flips. Accuracy
+cannot show this: a model that penalises a word is accurate on data where that word already
+went with rejection. A :class:`CounterfactualResult` keeps the counts, the flip rate with a
+Wilson 95% interval, the mean change in the predicted probability and the texts that flipped.
+
+Matching is on whole words and ignores case: a word is a run of letters, digits, ``'`` and
+``-``, so ``"he"`` matches ``He`` and ``he,`` but not ``she``, ``the`` or ``he's``. Every
+pair is swapped in one pass (``she`` becomes ``he`` and ``he`` becomes ``she`` in the same
+text, never back again), and the new word takes the case of the old one (``He`` -> ``She``,
+``HE`` -> ``SHE``, otherwise as written in ``swaps``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netxray._results import Result
+
+__all__ = ["CounterfactualResult", "counterfactual", "swap_terms", "wilson_interval"]
+
+#: the letters of a word, for whole-word matching: a match may not touch one of these
+_WORD = r"[\w'\-]"
+
+
+@dataclass(frozen=True, eq=False)
+class CounterfactualResult(Result):
+    """What changed when only the swapped words changed.
+
+    ``swaps``: every direction applied (``{"women's": "men's", "men's": "women's"}``).
+    ``n_texts`` texts were given; ``n_with_term`` held a swap word and were run twice,
+    ``n_without_term`` held none and were counted, not run. ``n_flipped`` of those with a
+    word got another predicted class after the swap: ``flip_rate`` = ``n_flipped /
+    n_with_term`` (NaN when no text held a word), ``flip_low``/``flip_high`` its Wilson 95%
+    interval. ``mean_prob_change``: the mean, over texts with a word, of p(swapped)[c] -
+    p(original)[c] for c the original predicted class (negative: the swap weakened the
+    decision). Per text with a word, in the order given: ``index`` (its position in
+    ``texts``), ``pred``/``pred_swapped`` ``(n_with_term,)`` int64 classes,
+    ``prob``/``prob_swapped`` ``(n_with_term,)`` float64 probabilities of the original
+    predicted class; ``originals``/``swapped`` the texts themselves. ``class_names``: one
+    per class (may be empty).
+    """
+
+    swaps: dict[str, str]
+    n_texts: int
+    n_with_term: int
+    n_without_term: int
+    n_flipped: int
+    flip_rate: float
+    flip_low: float
+    flip_high: float
+    mean_prob_change: float
+    index: np.ndarray
+    pred: np.ndarray
+    pred_swapped: np.ndarray
+    prob: np.ndarray
+    prob_swapped: np.ndarray
+    originals: tuple[str, ...]
+    swapped: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """``(n_with_term,)`` bool: whether each text's decision changed."""
+        return self.pred != self.pred_swapped
+
+    def flipped_examples(self, k: int | None = None) -> list[dict[str, Any]]:
+        """Up to ``k`` flipped texts, the largest drop in the original decision's probability
+        first: ``{"index", "original", "swapped", "pred", "pred_swapped", "prob",
+        "prob_swapped"}`` each (``index``: the text's position in ``texts``)."""
+        idx = np.flatnonzero(self.flipped)
+        order = idx[np.argsort(-(self.prob - self.prob_swapped)[idx], kind="stable")]
+        return [{"index": int(self.index[i]), "original": self.originals[i],
+                 "swapped": self.swapped[i], "pred": int(self.pred[i]),
+                 "pred_swapped": int(self.pred_swapped[i]), "prob": float(self.prob[i]),
+                 "prob_swapped": float(self.prob_swapped[i])} for i in order[:k]]
+
+    def summary(self) -> str:
+        """One line: the flip rate with its interval and the counts behind it."""
+        if self.n_with_term == 0:
+            return (f"no text of {self.n_texts} holds a swap word "
+                    f"({', '.join(sorted(self.swaps))}); nothing to compare")
+        return (f"flip rate {self.flip_rate:.1%} (95% CI {self.flip_low:.1%}-{self.flip_high:.1%})"
+                f": {self.n_flipped} of {self.n_with_term} texts with a swap word changed class; "
+                f"mean change in the predicted probability {self.mean_prob_change:+.3f}; "
+                f"{self.n_without_term} of {self.n_texts} texts held no swap word")
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``k / n`` (95% for the default ``z``);
+    ``(nan, nan)`` for ``n == 0``. Unlike the normal approximation it stays inside [0, 1] and
+    is not empty at ``k = 0``."""
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _both_ways(swaps: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(swaps, Mapping) or not swaps:
+        raise ValueError("swaps must be a non-empty dict of word -> replacement, e.g. "
+                         "{\"women's\": \"men's\", \"she\": \"he\"}")
+    out: dict[str, str] = {}
+    for a, b in swaps.items():
+        if not isinstance(a, str) or not isinstance(b, str) or not a.strip() or not b.strip():
+            raise ValueError(f"swaps must map non-empty words to words, got {a!r}: {b!r}")
+        for x, y in ((a, b), (b, a)):
+            key = x.lower()
+            if key in out and out[key].lower() != y.lower():
+                raise ValueError(
+                    f"{x!r} is swapped with both {out[key]!r} and {y!r}; give each word one "
+                    "partner (the swap goes both ways)"
+                )
+            out[key] = y
+    return out
+
+
+def _pattern(table: Mapping[str, str]) -> re.Pattern[str]:
+    words = sorted(table, key=len, reverse=True)  # longest first: "women's" before "women"
+    alt = "|".join(re.escape(w) for w in words)
+    return re.compile(rf"(?<!{_WORD})(?:{alt})(?!{_WORD})", re.IGNORECASE)
+
+
+def _cased(old: str, new: str) -> str:
+    if old.isupper() and len(old) > 1:
+        return new.upper()
+    if old[:1].isupper():
+        return new[:1].upper() + new[1:]
+    return new
+
+
+def swap_terms(text: str, swaps: Mapping[str, str]) -> tuple[str, int]:
+    """``text`` with every swap word replaced by its partner (both directions, whole words,
+    any case), and how many words were replaced."""
+    table = _both_ways(swaps)
+    return _swap(text, table, _pattern(table))
+
+
+def _swap(text: str, table: Mapping[str, str], pat: re.Pattern[str]) -> tuple[str, int]:
+    return pat.subn(lambda m: _cased(m.group(0), table[m.group(0).lower()]), text)
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> Any:
+    """A HuggingFace tokenizer gets padding and tensors asked for; a plain callable is called
+    with the list and must return what the model takes (a tensor, or a dict of tensors)."""
+    if hasattr(tokenizer, "convert_ids_to_tokens") and hasattr(tokenizer, "pad"):
+        return tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    return tokenizer(texts)
+
+
+def _probabilities(model: nn.Module, tokenizer: Any, texts: list[str], output: Any,
+                   batch_size: int) -> Iterator[torch.Tensor]:
+    from netxray.batches import BatchFormat, check_output_rows, pick_output, read_batches
+
+    fmt = BatchFormat(labels=None)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start: start + batch_size]
+        enc = _encode(tokenizer, chunk)
+        if isinstance(enc, Mapping):
+            enc = {k: v for k, v in enc.items() if k != "labels"}
+        for b in read_batches(enc, len(chunk), fmt):
+            b = b.to(model)
+            out = pick_output(b.run(model), output)
+            check_output_rows(b, out)
+            if out.ndim != 2 or out.shape[1] < 2:
+                raise ValueError(
+                    f"the model outputs shape {tuple(out.shape)}; counterfactual needs "
+                    "(texts, classes) scores with at least 2 classes (pick them with output=)"
+                )
+            yield torch.softmax(out.detach().double(), dim=1).cpu()
+
+
+def counterfactual(
+    model: nn.Module,
+    texts: Sequence[str],
+    swaps: Mapping[str, str],
+    *,
+    tokenizer: Callable[[list[str]], Any],
+    output: Any = None,
+    batch_size: int = 256,
+    class_names: Sequence[str] = (),
+) -> CounterfactualResult:
+    """Swap words in ``texts`` and count how often ``model``'s decision flips.
+
+    ``swaps``: word -> partner, applied both ways (see the module docstring for matching and
+    case). ``tokenizer``: a HuggingFace tokenizer (called with ``padding=True,
+    truncation=True, return_tensors="pt"``) or any callable from a list of strings to what the
+    model takes: a tensor of ids, or a dict passed by keyword (``input_ids``,
+    ``attention_mask``). ``output``: where the class scores are in the model's output (as in
+    :func:`netxray.activations`; default: a tensor itself or its ``logits``). Texts without a
+    swap word are counted in ``n_without_term``, not silently dropped. The model runs under
+    ``torch.no_grad`` in the mode it is in; call ``model.eval()`` first (a model with dropout
+    in training mode is refused). Memory is bounded by ``batch_size`` texts at a time.
+    """
+    from netxray._checks import check_eval_mode, preserved_state
+
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a list of strings (not one string)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_eval_mode(model)
+    table = _both_ways(swaps)
+    pat = _pattern(table)
+    index, originals, swapped = [], [], []
+    for i, text in enumerate(texts):
+        new, n = _swap(text, table, pat)
+        if n:
+            index.append(i)
+            originals.append(text)
+            swapped.append(new)
+    m = len(index)
+    pred = np.zeros(0, dtype=np.int64)
+    pred_s, prob, prob_s = pred.copy(), np.zeros(0), np.zeros(0)
+    if m:
+        with preserved_state(model), torch.no_grad():
+            p0 = torch.cat(list(_probabilities(model, tokenizer, originals, output, batch_size)))
+            p1 = torch.cat(list(_probabilities(model, tokenizer, swapped, output, batch_size)))
+        if p0.shape != p1.shape:
+            raise ValueError(f"the model gave {tuple(p0.shape)} scores for the originals but "
+                             f"{tuple(p1.shape)} for the swapped texts")
+        c = p0.argmax(1)
+        pred, pred_s = c.numpy().astype(np.int64), p1.argmax(1).numpy().astype(np.int64)
+        prob = p0.gather(1, c[:, None])[:, 0].numpy()
+        prob_s = p1.gather(1, c[:, None])[:, 0].numpy()
+    k = int((pred != pred_s).sum())
+    low, high = wilson_interval(k, m)
+    return CounterfactualResult(
+        swaps=dict(table), n_texts=len(texts), n_with_term=m, n_without_term=len(texts) - m,
+        n_flipped=k, flip_rate=k / m if m else float("nan"), flip_low=low, flip_high=high,
+        mean_prob_change=float((prob_s - prob).mean()) if m else float("nan"),
+        index=np.asarray(index, dtype=np.int64), pred=pred, pred_swapped=pred_s,
+        prob=prob.astype(np.float64), prob_swapped=prob_s.astype(np.float64),
+        originals=tuple(originals), swapped=tuple(swapped), class_names=tuple(class_names),
+    )
