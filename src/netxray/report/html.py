@@ -33,7 +33,8 @@ from netxray._results import to_plain
 from netxray.report.charts import KINDS
 from netxray.report.packing import share
 
-__all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html", "validate_payload",
+__all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html",
+           "render_page", "validate_payload",
            "write_report"]
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
@@ -169,7 +170,14 @@ def render_html(
     ``live_url``: for the live server only; the page then fetches the payload from that URL
     every ``poll_s`` seconds and redraws when it changed.
     """
-    data = _script_safe(payload_json(payload))
+    return render_page(payload_json(payload), live_url=live_url, poll_s=poll_s)
+
+
+def render_page(data_json: str, *, live_url: str | None = None, poll_s: float = 2.0) -> str:
+    """:func:`render_html` of a payload already made JSON by :func:`payload_json` (what the
+    server caches); the title is read back from it."""
+    data = _script_safe(data_json)
+    title = json.loads(data_json).get("title", "netxray report")
     if live_url is not None and not isinstance(live_url, str):
         raise ValueError("live_url must be a string URL or None")
     if not poll_s > 0:
@@ -180,7 +188,7 @@ def render_html(
         else f' data-live-url="{html.escape(live_url, quote=True)}" data-poll-ms="{int(poll_s * 1000)}"'
     )
     parts = {
-        "TITLE": html.escape(str(payload["title"])),
+        "TITLE": html.escape(str(title)),
         "CSS": _asset("style.css"),
         "JS": front_end_js(),
         "DATA": data,
