@@ -33,13 +33,19 @@ from netxray._results import to_plain
 from netxray.report.charts import KINDS
 from netxray.report.packing import share
 
-__all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html",
+__all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_html",
            "render_page", "validate_payload",
            "write_report"]
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
 #: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
-JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js", "page.js")
+JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
+              "charts-link.js", "page.js")
+
+#: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
+#: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
+VENDOR_JS = ("d3-array", "d3-contour", "d3-dispatch", "d3-selection", "d3-color",
+             "d3-interpolate", "d3-ease", "d3-timer", "d3-transition", "d3-drag", "d3-zoom")
 
 # Keys each chart kind must carry (what the front-end reads); builders in charts.py set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -157,9 +163,19 @@ def _asset(name: str) -> str:
 
 @cache
 def front_end_js() -> str:
-    """The page's script: :data:`JS_MODULES` concatenated in order in one strict-mode scope."""
+    """The page's script: :data:`JS_MODULES` concatenated in order in one strict-mode scope.
+
+    The d3 modules of :data:`VENDOR_JS` run first, each UMD build seeing ``globalThis``,
+    ``self``, ``define``, ``exports`` and ``module`` shadowed, so they register on a private
+    object that becomes the scope's ``d3``: nothing is added to ``window`` and a page's own
+    d3 or RequireJS (a notebook) is neither used nor changed.
+    """
+    vendor = "\n".join(_asset(f"vendor/{name}.min.js") for name in VENDOR_JS)
+    d3 = ("var d3 = (function () {\nvar root = {};\n"
+          "(function (globalThis, self, define, exports, module) {\n"
+          f"{vendor}\n}})(root, root);\nreturn root.d3;\n}})();")
     body = "\n".join(_asset(name) for name in JS_MODULES)
-    return f'(function () {{\n"use strict";\n{body}\n}})();\n'
+    return f'(function () {{\n"use strict";\n{d3}\n{body}\n}})();\n'
 
 
 def render_html(

@@ -55,6 +55,7 @@ function render(payload) {
   if (!root) throw new Error("netxray: no #nx-root element on the page");
   CARDS.forEach(function (c) { if (c.state.timer) { clearInterval(c.state.timer); c.state.timer = null; } });
   CARDS = [];
+  linkReset();
   current = payload;
   payload = unpackPayload(payload);
   var scroll = window.scrollY;
