@@ -548,3 +548,23 @@ def test_the_layering_check_catches_each_form_of_import() -> None:
     names = [n for _, n in _runtime_imports(ast.parse(src))]
     assert "torch.nn" in names and "netxray.models" in names
     assert "netxray.attribution.engine" in names and "netxray.data" not in names
+
+
+def test_vendored_d3_ships_with_its_licences_and_pinned_versions() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    web = root / "src" / "netxray" / "report" / "web"
+    readme = (web / "vendor" / "README.md").read_text(encoding="utf-8")
+    for name in VENDOR_JS:
+        head = (web / "vendor" / f"{name}.min.js").read_text(encoding="utf-8").splitlines()[0]
+        version = re.search(rf"https://d3js.org/{name}/ v(\S+) ", head).group(1)
+        assert f"| {name} | {version} |" in readme  # the README names the shipped version
+        assert "Copyright" in (web / "vendor" / f"{name}.LICENSE").read_text(encoding="utf-8")
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["netxray"]
+    for f in web.rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(root / "src" / "netxray").as_posix()
+            assert any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/") for g in globs), rel

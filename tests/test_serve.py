@@ -343,3 +343,15 @@ def test_raw_traversal_requests_to_the_real_server(world):
             assert status in (400, 404), (target, status)
             assert SECRET.encode() not in body and b'"steps":2' not in body, target
         assert raw_get(base, "/api/runs", host="evil.example")[0] == 400
+
+
+def test_the_serve_docs_run_and_print_what_they_say(tmp_path):
+    import re
+    import subprocess
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "serve.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:3] == ["exp1 closed 3", "3 True", "404"], proc.stdout
