@@ -355,3 +355,27 @@ def test_the_serve_docs_run_and_print_what_they_say(tmp_path):
                           text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[:3] == ["exp1 closed 3", "3 True", "404"], proc.stdout
+
+
+def test_the_real_server_answers_and_ctrl_c_exits_0(world):
+    import signal
+    import subprocess
+    import urllib.request
+
+    runs, _, _ = world
+    proc = subprocess.Popen([sys.executable, "-m", "netxray.cli", "serve", str(runs),
+                             "--port", "0", "--no-open"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split()[2]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/runs/"), line
+        with urllib.request.urlopen(url.replace("/runs/", "/api/runs"), timeout=30) as r:
+            names = {row["name"] for row in json.load(r)["runs"]}
+        assert {"alpha", "beta.sqlite"} <= names
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
