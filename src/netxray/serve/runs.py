@@ -5,7 +5,9 @@ its name is that one path component (``exp1`` or ``exp1.sqlite``). :func:`resolv
 the only way a name from a URL becomes a file: it refuses anything but a single plain
 component, resolves symlinks, and accepts the result only if it is still inside the folder
 and is a run the listing would show. Nothing here writes: stores are opened read-only
-(``mode=ro``) and only the ``meta`` and ``steps`` tables are read. No FastAPI import.
+(``mode=ro``, or ``immutable`` when no writer is connected, so no ``-wal``/``-shm`` file is
+created in a user's run; :func:`netxray.store.read_only_uri`) and only the ``meta`` and
+``steps`` tables are read. No FastAPI import.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from netxray.store import RUN_FILE
+from netxray.store import RUN_FILE, read_only_uri
 
 __all__ = ["RunEntry", "RunNotFound", "list_runs", "resolve_run", "valid_name"]
 
@@ -116,7 +118,7 @@ def signature(file: Path) -> tuple[float, int, float, int]:
 def _entry(name: str, file: Path) -> RunEntry:
     mtime = _mtime(file) or None
     try:
-        con = sqlite3.connect(file.as_uri() + "?mode=ro", uri=True)
+        con = sqlite3.connect(read_only_uri(file), uri=True)
         try:
             meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
             steps, last = con.execute("SELECT COUNT(*), MAX(time) FROM steps").fetchone()
