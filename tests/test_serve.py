@@ -211,7 +211,9 @@ def test_no_cors_no_docs_and_no_other_host(client):
     for url in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
         assert client.get(url).status_code == 404
     # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
-    assert client.get("/api/runs", headers={"Host": "evil.example"}).status_code == 400
+    refused = client.get("/api/runs", headers={"Host": "evil.example"})
+    assert refused.status_code == 400 and "alpha" not in refused.text
+    assert refused.headers["X-Frame-Options"] == "DENY"
     assert client.get("/api/runs", headers={"Host": "localhost:8000"}).status_code == 200
 
 

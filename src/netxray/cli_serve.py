@@ -102,7 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from netxray.serve.settings import Limits
 
     local = _is_loopback(args.host)
-    app = create_app(runs, Limits(), allowed_hosts=LOCAL_HOSTS if local else ("*",))
+    hosts = (*LOCAL_HOSTS, args.host) if local else ("*",)  # e.g. 127.0.0.2 is loopback too
+    app = create_app(runs, Limits(), allowed_hosts=hosts)
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]
     shown = f"[{args.host}]" if ":" in args.host else args.host
