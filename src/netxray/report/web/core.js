@@ -149,6 +149,8 @@ function pad(range, frac) {
   var p = (hi - lo) * frac;
   return [lo - p, hi + p];
 }
+// the step between ticks over a span (1, 2 or 5 times a power of ten), from d3-array
+function niceStep(span, count) { return Math.abs(d3.tickStep(0, span, Math.max(1, count))) || 1; }
 // tick positions (1, 2 or 5 times a power of ten) from d3-array, in [lo, hi]
 function niceTicks(lo, hi, count) {
   count = Math.max(1, count);
