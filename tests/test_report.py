@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netxray.report import KINDS, charts, payload_json, render_html, validate_payload, write_report
+from netxray.report.html import VENDOR_JS
 from netxray.report.packing import unpack
 
 # ----------------------------------------------------------------------------- fixtures
@@ -405,6 +406,13 @@ def test_payload_validation() -> None:
 _EXTERNAL = re.compile(r"""(?:src|href|action|url)\s*[=(]\s*["']?\s*(?:https?:)?//""", re.I)
 
 
+_VENDOR_URLS = {
+    "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink",
+    "http://www.w3.org/XML/1998/namespace", "http://www.w3.org/2000/xmlns/",
+    *(f"https://d3js.org/{m}/" for m in VENDOR_JS),
+}
+
+
 def test_written_report_is_self_contained(tmp_path: Path) -> None:
     path = write_report(payload_with(every_kind()), tmp_path / "sub" / "r.html")
     assert path == tmp_path / "sub" / "r.html"
@@ -412,7 +420,9 @@ def test_written_report_is_self_contained(tmp_path: Path) -> None:
     _, g = embedded(page)
     assert all(not re.match(r"(?:[a-z]+:)?//", ref, re.I) for ref in g.refs), g.refs
     assert not _EXTERNAL.search(page)
-    assert "http://" not in page and "https://" not in page
+    # the vendored d3 names URLs it never fetches: XML namespaces and its own home page
+    urls = set(re.findall(r"https?://[^\s\"',)]*", page))
+    assert urls <= _VENDOR_URLS, urls - _VENDOR_URLS
     assert "@import" not in page and "<link" not in page
     assert all("src" not in a for a, _ in g.scripts)
     assert "default-src 'none'" in page  # and the browser refuses anything else
@@ -538,3 +548,23 @@ def test_the_layering_check_catches_each_form_of_import() -> None:
     names = [n for _, n in _runtime_imports(ast.parse(src))]
     assert "torch.nn" in names and "netxray.models" in names
     assert "netxray.attribution.engine" in names and "netxray.data" not in names
+
+
+def test_vendored_d3_ships_with_its_licences_and_pinned_versions() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    web = root / "src" / "netxray" / "report" / "web"
+    readme = (web / "vendor" / "README.md").read_text(encoding="utf-8")
+    for name in VENDOR_JS:
+        head = (web / "vendor" / f"{name}.min.js").read_text(encoding="utf-8").splitlines()[0]
+        version = re.search(rf"https://d3js.org/{name}/ v(\S+) ", head).group(1)
+        assert f"| {name} | {version} |" in readme  # the README names the shipped version
+        assert "Copyright" in (web / "vendor" / f"{name}.LICENSE").read_text(encoding="utf-8")
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["netxray"]
+    for f in web.rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(root / "src" / "netxray").as_posix()
+            assert any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/") for g in globs), rel

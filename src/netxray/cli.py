@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_report, cmd_train
 
 OK, PROBLEMS, BAD_INPUT, CRASH, INTERRUPTED = 0, 1, 2, 3, 130
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (demo, diag, explain, proj, presets, datasets):
         _add_debug(p)
     add_watch_commands(sub, _add_training_options, _positive, _add_debug)
+    add_serve_command(sub, _add_debug)
     return parser
 
 
@@ -507,6 +509,7 @@ _COMMANDS = {
     "datasets": _cmd_datasets,
     "train": cmd_train,
     "report": cmd_report,
+    "serve": cmd_serve,
 }
 
 

@@ -97,6 +97,17 @@ def run_file(path: str | os.PathLike[str]) -> Path:
     return p if p.suffix == ".sqlite" else p / RUN_FILE
 
 
+def read_only_uri(file: Path) -> str:
+    """The SQLite URI that reads ``file`` without writing anything beside it.
+
+    While a writer has the run open its ``-wal`` file exists and ``mode=ro`` shares it. With
+    no ``-wal`` no writer is connected, and ``mode=ro`` alone would still create ``-wal`` and
+    ``-shm`` files in the run's folder, so the file is opened ``immutable`` (no locks, no
+    side files)."""
+    uri = file.resolve().as_uri() + "?mode=ro"
+    return uri if Path(f"{file}-wal").exists() else uri + "&immutable=1"
+
+
 def _pragmas(con: sqlite3.Connection) -> None:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
@@ -403,7 +414,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     if not file.is_file():
         raise FileNotFoundError(f"no run at {path} (looked for {file}); watch() creates one")
     _check_size(file)
-    con = sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+    con = sqlite3.connect(read_only_uri(file), uri=True, check_same_thread=False)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" not in tables:

@@ -37,3 +37,25 @@ def test_demo_report_renders_every_section_offline(browser, demo_report, tmp_pat
         assert page.blocked == [], f"the report tried to reach {page.blocked}"
     finally:
         page.close()
+
+
+def test_a_projection_point_lights_up_on_the_decision_boundary(browser, demo_report):
+    """The demo links its projections (training samples) to the boundary's training points."""
+    page = Page(browser, demo_report, viewport={"width": 1400, "height": 1000})
+    try:
+        pg = page.page
+        scatter = pg.query_selector("#s-representations figure.nx-kind-scatter .nx-plot")
+        boundary = pg.query_selector("#s-boundary figure.nx-kind-surface .nx-plot")
+        scatter.scroll_into_view_if_needed()
+        xy = pg.evaluate("(p) => p.nxPoint(0)", scatter)
+        box = scatter.bounding_box()
+        pg.mouse.move(box["x"] + xy["x"], box["y"] + xy["y"])
+        linked = boundary.get_attribute("data-linked")
+        assert linked is not None and linked.startswith("train:")
+        # the lit sample is the one under the mouse: its tooltip names the same index
+        assert pg.query_selector(".nx-tip-title").inner_text() == "train sample #" + linked[6:]
+        pg.mouse.move(2, 2)
+        assert boundary.get_attribute("data-linked") is None
+        assert page.console_errors == [] and page.page_errors == []
+    finally:
+        page.close()

@@ -96,7 +96,7 @@ def boundary_section(a: Analysis) -> dict[str, Any]:
         charts.surface("Decision boundary", b.xx, b.yy, b.probs, points=_points(a),
                        class_names=list(a.train.class_names), xlabel=xl, ylabel=yl,
                        description=f"Class probabilities {where}; circles are training "
-                       "points, squares test points.")
+                       "points, squares test points.", link={"train": "train", "test": "test"})
     ]
     ev = a.evolution
     if ev is not None:
@@ -201,7 +201,7 @@ def _projection_chart(
                   "correct": [str(v) for v in correct[idx]],
                   "prediction": [int(v) for v in a.train_pred[idx]], **units},
         class_names=list(a.train.class_names), xlabel=f"{axis} 1", ylabel=f"{axis} 2",
-        description=desc,
+        description=desc, link="train", index=idx,
     )
 
 
@@ -276,6 +276,7 @@ def saliency_section(a: Analysis) -> dict[str, Any]:
         chart_list.append(
             charts.surface("Saliency of test points", b.xx, b.yy, b.probs, points=pts,
                            arrows=arrows, class_names=names, xlabel=xl, ylabel=yl,
+                           link={"test": "test"},
                            description="Arrows: the gradient of each test point's predicted-"
                            "class logit; they point where the prediction strengthens.")
         )

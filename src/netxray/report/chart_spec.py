@@ -6,6 +6,7 @@ validate their inputs with these helpers, so every kind reports a bad input the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,6 +134,30 @@ def _category_codes(
         f"{name} mixes kinds of labels; pass all ints (class indices), all bools, all strings, "
         "or a float array for a continuous colouring"
     )
+
+
+_LINK = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _link_set(value: Any, name: str = "link") -> str:
+    """A sample-set name for linked highlighting (e.g. ``"train"``): charts that name the
+    same set light up each other's samples of equal index (docs/report.md, "Linked charts")."""
+    if not isinstance(value, str) or not _LINK.match(value):
+        raise ValueError(f"{name} must name a sample set: a letter, then up to 63 letters, "
+                         f"digits or '_.:-' (e.g. 'train'); got {value!r}")
+    return value
+
+
+def _sample_index(index: Any, n: int) -> dict[str, Any]:
+    """``(n,)`` sample indices (ints >= 0), packed exactly (float64 when beyond float32's 2**24)."""
+    arr = np.asarray(_to_list(index))
+    if arr.shape != (n,):
+        raise ValueError(f"index has {arr.size} entries but there are {n} points; give one "
+                         "sample index per point")
+    if n and (arr.dtype.kind not in "iu" or arr.min() < 0):
+        raise ValueError("index must hold sample indices: integers >= 0")
+    values = arr.astype(np.float64)
+    return pack(values, "f4" if n == 0 or values.max() < 2**24 else "f8")
 
 
 def _pack_codes(codes: list[int]) -> dict[str, Any]:

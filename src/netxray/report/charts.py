@@ -26,6 +26,7 @@ from netxray.report.chart_spec import (
     _categorical,
     _check_cmap,
     _labels,
+    _link_set,
     _numbers,
     _text,
     _to_list,
@@ -193,12 +194,27 @@ def table(
     rows: Sequence[Sequence[Any]],
     *,
     description: str = "",
+    link: str | None = None,
+    link_column: int | None = None,
 ) -> dict[str, Any]:
-    """A table of strings and numbers; the front-end sorts it by a click on a header."""
+    """A table of strings and numbers; the front-end sorts it by a click on a header.
+
+    ``link``/``link_column``: the rows are samples of the set ``link`` (e.g. ``"test"``),
+    their index in column ``link_column``; hovering a row lights the sample up in the other
+    charts linked to the set, and hovering it there highlights the row (docs/report.md).
+    """
     spec = _base("table", title, description)
     cols = [_text(c, "column name") for c in _to_list(columns)]
     if not cols:
         raise ValueError("columns must name at least one column")
+    if (link is None) != (link_column is None):
+        raise ValueError("give link (the sample set) and link_column (the column of sample "
+                         "indices) together")
+    if link is not None:
+        if not isinstance(link_column, int) or not 0 <= link_column < len(cols):
+            raise ValueError(f"link_column must be a column index in 0..{len(cols) - 1}; "
+                             f"got {link_column!r}")
+        spec.update(link=_link_set(link), link_column=link_column)
     out = []
     for i, row in enumerate(rows):
         cells = _to_list(row)

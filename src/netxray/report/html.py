@@ -33,12 +33,19 @@ from netxray._results import to_plain
 from netxray.report.charts import KINDS
 from netxray.report.packing import share
 
-__all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html", "validate_payload",
+__all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_html",
+           "render_page", "validate_payload",
            "write_report"]
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
 #: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
-JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js", "page.js")
+JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
+              "charts-link.js", "page.js")
+
+#: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
+#: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
+VENDOR_JS = ("d3-array", "d3-contour", "d3-dispatch", "d3-selection", "d3-color",
+             "d3-interpolate", "d3-ease", "d3-timer", "d3-transition", "d3-drag", "d3-zoom")
 
 # Keys each chart kind must carry (what the front-end reads); builders in charts.py set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -156,9 +163,19 @@ def _asset(name: str) -> str:
 
 @cache
 def front_end_js() -> str:
-    """The page's script: :data:`JS_MODULES` concatenated in order in one strict-mode scope."""
+    """The page's script: :data:`JS_MODULES` concatenated in order in one strict-mode scope.
+
+    The d3 modules of :data:`VENDOR_JS` run first, each UMD build seeing ``globalThis``,
+    ``self``, ``define``, ``exports`` and ``module`` shadowed, so they register on a private
+    object that becomes the scope's ``d3``: nothing is added to ``window`` and a page's own
+    d3 or RequireJS (a notebook) is neither used nor changed.
+    """
+    vendor = "\n".join(_asset(f"vendor/{name}.min.js") for name in VENDOR_JS)
+    d3 = ("var d3 = (function () {\nvar root = {};\n"
+          "(function (globalThis, self, define, exports, module) {\n"
+          f"{vendor}\n}})(root, root);\nreturn root.d3;\n}})();")
     body = "\n".join(_asset(name) for name in JS_MODULES)
-    return f'(function () {{\n"use strict";\n{body}\n}})();\n'
+    return f'(function () {{\n"use strict";\n{d3}\n{body}\n}})();\n'
 
 
 def render_html(
@@ -169,7 +186,14 @@ def render_html(
     ``live_url``: for the live server only; the page then fetches the payload from that URL
     every ``poll_s`` seconds and redraws when it changed.
     """
-    data = _script_safe(payload_json(payload))
+    return render_page(payload_json(payload), live_url=live_url, poll_s=poll_s)
+
+
+def render_page(data_json: str, *, live_url: str | None = None, poll_s: float = 2.0) -> str:
+    """:func:`render_html` of a payload already made JSON by :func:`payload_json` (what the
+    server caches); the title is read back from it."""
+    data = _script_safe(data_json)
+    title = json.loads(data_json).get("title", "netxray report")
     if live_url is not None and not isinstance(live_url, str):
         raise ValueError("live_url must be a string URL or None")
     if not poll_s > 0:
@@ -180,7 +204,7 @@ def render_html(
         else f' data-live-url="{html.escape(live_url, quote=True)}" data-poll-ms="{int(poll_s * 1000)}"'
     )
     parts = {
-        "TITLE": html.escape(str(payload["title"])),
+        "TITLE": html.escape(str(title)),
         "CSS": _asset("style.css"),
         "JS": front_end_js(),
         "DATA": data,

@@ -17,7 +17,9 @@ from netxray.report.chart_spec import (
     _categorical,
     _check_cmap,
     _labels,
+    _link_set,
     _numbers,
+    _sample_index,
     _symmetric_u8,
     _text,
     _to_list,
@@ -62,6 +64,7 @@ def surface(
     xlabel: str = "",
     ylabel: str = "",
     description: str = "",
+    link: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A decision surface over a 2-D plane, like TensorFlow Playground.
 
@@ -74,8 +77,16 @@ def surface(
     top, train points as circles, test points as dark-edged squares (optional ``"index"`` shown
     in the tooltip). ``arrows``: ``[{"x", "y", "dx", "dy"}]``,
     e.g. input gradients, scaled so the longest is a fixed fraction of the plot.
+    ``link``: marker -> sample set (e.g. ``{"train": "train", "test": "test"}``): a point's
+    ``"index"`` is its sample in that set, and hovering it lights up the same sample in
+    every chart linked to the set (docs/report.md, "Linked charts").
     """
     spec = _base("surface", title, description)
+    if link is not None:
+        if not isinstance(link, Mapping) or not set(link) <= set(_MARKERS):
+            raise ValueError("link must map a marker ('train', 'test') to a sample set name; "
+                             f"got {link!r}")
+        spec["link"] = {m: _link_set(v, f"link[{m!r}]") for m, v in link.items()}
     gx = _as_array(xx, "xx")
     gy = _as_array(yy, "yy")
     p = _numbers(probs, "probs", 3)
@@ -151,6 +162,8 @@ def scatter(
     xlabel: str = "",
     ylabel: str = "",
     description: str = "",
+    link: str | None = None,
+    index: Any = None,
 ) -> dict[str, Any]:
     """Points in 2-D (e.g. a PCA of a layer), with a selector to switch their colouring.
 
@@ -158,13 +171,22 @@ def scatter(
     integers are class indices (named by ``class_names``), bools and strings are categories
     (e.g. ``"correct"``/``"wrong"``), floats are a continuous scale (e.g. a unit's
     activation; diverging when they straddle 0). The first entry is shown first.
-    Tooltips show each point's index.
+    Tooltips show each point's index. The page zooms (wheel) and pans (drag) the plot.
+    ``link``: the sample set the points belong to (e.g. ``"train"``), ``index``: ``(n,)``
+    each point's sample in it (default: point ``i`` is sample ``i``); hovering a point lights
+    up the same sample in every chart linked to the set (docs/report.md, "Linked charts").
     """
     spec = _base("scatter", title, description)
     xs = _numbers(x, "x", 1)
     ys = _numbers(y, "y", 1)
     if xs.shape != ys.shape:
         raise ValueError(f"x has {xs.size} points but y has {ys.size}")
+    if link is not None:
+        spec["link"] = _link_set(link)
+        if index is not None:
+            spec["index"] = _sample_index(index, xs.size)
+    elif index is not None:
+        raise ValueError("index names each point's sample in a set; give link (the set) too")
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise ValueError("x and y must be finite; drop the points that are NaN or Inf")
     colorings = []

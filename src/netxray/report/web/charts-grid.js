@@ -165,11 +165,28 @@ function renderTable(spec, body, st) {
     th.addEventListener("keydown", function (e) { if (e.key === "Enter") sort(); });
     return th;
   }));
+  var lc = typeof spec.link === "string" ? spec.link_column : undefined;   // charts-link.js
   var tbody = el("tbody", null, rows.map(function (r) {
-    return el("tr", null, r.map(function (v, j) {
+    var tr = el("tr", lc === undefined ? null : { "data-sample": String(r[lc]) }, r.map(function (v, j) {
       return el("td", { class: numeric[j] ? "nx-num" : null, text: fmt(v) });
     }));
+    if (lc !== undefined) {
+      tr.addEventListener("mouseenter", function () { linkHover(spec.link, r[lc], st); });
+      tr.addEventListener("mouseleave", function () { linkHover(spec.link, null, st); });
+    }
+    return tr;
   }));
+  if (lc !== undefined) {
+    linkListen(spec.link, st, function (idx) {
+      var hit = null;
+      tbody.querySelectorAll("tr[data-sample]").forEach(function (tr) {
+        var on = idx !== null && tr.getAttribute("data-sample") === String(idx);
+        tr.classList.toggle("nx-linked", on);
+        if (on) hit = tr;
+      });
+      linkMark(body, spec.link, hit ? idx : null);
+    });
+  }
   if (!rows.length) {
     tbody.appendChild(el("tr", null, [el("td", { colspan: String(spec.columns.length), class: "nx-empty", text: "no rows" })]));
   }

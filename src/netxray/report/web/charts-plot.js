@@ -171,27 +171,30 @@ function renderHeatmap(spec, body, st, opts) {
 }
 
 // ------------------------------------------------------------------ surface
-function contour(ctx, F, sx, sy, xs, ys) {   // marching squares of F (ny x nx) at level 0
-  var ny = F.length, nx = F[0].length;
-  ctx.beginPath();
-  for (var j = 0; j < ny - 1; j++) {
-    for (var i = 0; i < nx - 1; i++) {
-      var a = F[j][i], b = F[j][i + 1], c = F[j + 1][i + 1], d = F[j + 1][i];
-      var pts = [];
-      var edge = function (v1, v2, x1, y1, x2, y2) {
-        if ((v1 > 0) === (v2 > 0)) return;
-        var t = v1 / (v1 - v2);
-        pts.push([sx(x1 + (x2 - x1) * t), sy(y1 + (y2 - y1) * t)]);
-      };
-      edge(a, b, xs[i], ys[j], xs[i + 1], ys[j]);
-      edge(b, c, xs[i + 1], ys[j], xs[i + 1], ys[j + 1]);
-      edge(d, c, xs[i], ys[j + 1], xs[i + 1], ys[j + 1]);
-      edge(a, d, xs[i], ys[j], xs[i], ys[j + 1]);
-      for (var p = 0; p + 1 < pts.length; p += 2) {
-        ctx.moveTo(pts[p][0], pts[p][1]); ctx.lineTo(pts[p + 1][0], pts[p + 1][1]);
-      }
+// the level-0 line of F (ny x nx, F[j][i] at (xs[i], ys[j]), a regular grid) by d3-contour.
+// The grid is padded by a copy of its edge, so the rings d3 closes along the border fall
+// outside the plot (clipped) and only the level line itself shows.
+function contour(ctx, F, sx, sy, xs, ys) {
+  var ny = F.length, nx = F[0].length, w = nx + 2, h = ny + 2, vals = new Float64Array(w * h);
+  for (var j = 0; j < h; j++) {
+    var row = F[Math.min(ny - 1, Math.max(0, j - 1))];
+    for (var i = 0; i < w; i++) {
+      var v = row[Math.min(nx - 1, Math.max(0, i - 1))];
+      vals[j * w + i] = v === null ? NaN : v;
     }
   }
+  // d3 puts value (i, j) of the padded grid at (i + 0.5, j + 0.5): grid point (i - 1, j - 1)
+  var dx = (xs[nx - 1] - xs[0]) / (nx - 1), dy = (ys[ny - 1] - ys[0]) / (ny - 1);
+  var geo = d3.contours().size([w, h]).thresholds([0])(vals)[0];
+  ctx.beginPath();
+  geo.coordinates.forEach(function (polygon) {
+    polygon.forEach(function (ring) {
+      ring.forEach(function (p, k) {
+        var x = sx(xs[0] + (p[0] - 1.5) * dx), y = sy(ys[0] + (p[1] - 1.5) * dy);
+        if (k) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      });
+    });
+  });
   ctx.stroke();
 }
 
@@ -283,9 +286,25 @@ function renderSurface(spec, body, st, opts) {
   drawAxes(ctx, f, sx, sy, { xticks: xt, yticks: yt, xlabel: spec.xlabel, ylabel: spec.ylabel, grid: false });
   ctx.strokeStyle = AXIS; ctx.strokeRect(f.l + 0.5, f.t + 0.5, f.w, f.h);
   P.wrap.nxPoint = function (i) { return { x: sx(spec.points[i].x), y: sy(spec.points[i].y) }; };
+  var links = spec.link || {}, hovered = null;   // marker -> sample set (charts-link.js)
+  Object.keys(links).forEach(function (m) {
+    linkListen(links[m], st, function (idx) {
+      P.clearOverlay();
+      var hit = idx === null ? [] : spec.points.filter(function (p) { return p.marker === m && p.index === idx; });
+      hit.forEach(function (p) { linkRing(P.octx, sx(p.x), sy(p.y), rad); });
+      linkMark(P.wrap, links[m], hit.length ? idx : null);
+    });
+  });
+  var hover = function (p) {   // tell the charts linked to this point's set
+    var set = p && links[p.marker], key = set ? set + ":" + p.index : null;
+    if (key === hovered) return;
+    if (hovered) linkHover(hovered.slice(0, hovered.lastIndexOf(":")), null, st);
+    hovered = key;
+    if (set && p.index !== undefined) linkHover(set, p.index, st);
+  };
   P.on(function (e, mx, my) {
     P.clearOverlay();
-    if (mx < f.l || mx > f.l + f.w || my < f.t || my > f.t + f.h) { hideTip(); return; }
+    if (mx < f.l || mx > f.l + f.w || my < f.t || my > f.t + f.h) { hideTip(); hover(null); return; }
     var best = -1, bd = 81;
     spec.points.forEach(function (p, i) {
       var d = Math.pow(sx(p.x) - mx, 2) + Math.pow(sy(p.y) - my, 2);
@@ -306,8 +325,9 @@ function renderSurface(spec, body, st, opts) {
               " (" + fmt(p.x) + ", " + fmt(p.y) + ")";
       rows.unshift({ color: classColor(p.label), label: "class", value: spec.class_names[p.label], strong: true });
     }
+    hover(best >= 0 ? spec.points[best] : null);
     showTip(e, title, rows);
-  });
+  }, function () { hover(null); });
 }
 
 // ------------------------------------------------------------------ scatter
@@ -338,37 +358,76 @@ function renderScatter(spec, body, st, opts) {
     colorOf = function (i) { return rgbStr(scale.f(cur.values[i]).map(Math.round)); };
     bar.appendChild(colorbar(scale, 140));
   }
+  var zoomed = el("button", { type: "button", class: "nx-reset", text: "reset zoom",
+                              title: "scroll to zoom, drag to pan; double-click also resets" });
+  bar.appendChild(zoomed);
   body.appendChild(bar);
   var W = opts.width, H = Math.round(Math.max(260, Math.min(440, W * 0.72)));
   var P = plotArea(body, W, H), ctx = P.ctx;
   var f = { l: 52, t: 10, w: W - 52 - 14, h: H - 10 - (spec.xlabel ? 42 : 28) };
   var xr = opts.domain && opts.domain.x ? opts.domain.x : pad(finiteRange([spec.x]), 0.05);
   var yr = opts.domain && opts.domain.y ? opts.domain.y : pad(finiteRange([spec.y]), 0.05);
-  var sx = linear(xr[0], xr[1], f.l, f.l + f.w), sy = linear(yr[0], yr[1], f.t + f.h, f.t);
-  drawAxes(ctx, f, sx, sy, {
-    xticks: linTicks(xr[0], xr[1], Math.max(3, Math.round(f.w / 80))),
-    yticks: linTicks(yr[0], yr[1], Math.max(3, Math.round(f.h / 55))),
-    xlabel: spec.xlabel, ylabel: spec.ylabel,
-  });
+  var x0 = linear(xr[0], xr[1], f.l, f.l + f.w), y0 = linear(yr[0], yr[1], f.t + f.h, f.t);
   var rad = n > 3000 ? 2 : n > 600 ? 2.8 : n > 150 ? 3.6 : 4.5;
   var px = new Float64Array(n), py = new Float64Array(n);
-  ctx.save(); ctx.beginPath(); ctx.rect(f.l, f.t, f.w, f.h); ctx.clip();
-  ctx.globalAlpha = n > 600 ? 0.75 : 0.9;
-  for (var i = 0; i < n; i++) {
-    px[i] = sx(spec.x[i]); py[i] = sy(spec.y[i]);
-    ctx.beginPath(); ctx.arc(px[i], py[i], rad, 0, 2 * Math.PI);
-    ctx.fillStyle = colorOf(i); ctx.fill();
-    if (n <= 600) { ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.lineWidth = 0.8; ctx.stroke(); }
-  }
-  ctx.restore();
+  var paint = function (t) {   // axes and points under the zoom transform t (d3-zoom)
+    ctx.clearRect(0, 0, W, H);
+    var dx = [x0.invert(t.invertX(f.l)), x0.invert(t.invertX(f.l + f.w))];
+    var dy = [y0.invert(t.invertY(f.t + f.h)), y0.invert(t.invertY(f.t))];
+    var sx = linear(dx[0], dx[1], f.l, f.l + f.w), sy = linear(dy[0], dy[1], f.t + f.h, f.t);
+    drawAxes(ctx, f, sx, sy, {
+      xticks: linTicks(dx[0], dx[1], Math.max(3, Math.round(f.w / 80))),
+      yticks: linTicks(dy[0], dy[1], Math.max(3, Math.round(f.h / 55))),
+      xlabel: spec.xlabel, ylabel: spec.ylabel,
+    });
+    ctx.save(); ctx.beginPath(); ctx.rect(f.l, f.t, f.w, f.h); ctx.clip();
+    ctx.globalAlpha = n > 600 ? 0.75 : 0.9;
+    for (var i = 0; i < n; i++) {
+      px[i] = sx(spec.x[i]); py[i] = sy(spec.y[i]);
+      ctx.beginPath(); ctx.arc(px[i], py[i], rad, 0, 2 * Math.PI);
+      ctx.fillStyle = colorOf(i); ctx.fill();
+      if (n <= 600) { ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.lineWidth = 0.8; ctx.stroke(); }
+    }
+    ctx.restore();
+    P.wrap.setAttribute("data-zoom", [t.k, t.x, t.y].map(function (v) { return +v.toFixed(3); }).join(" "));
+    zoomed.disabled = t.k === 1 && t.x === 0 && t.y === 0;
+  };
+  var frame = [[f.l, f.t], [f.l + f.w, f.t + f.h]];
+  var zoom = d3.zoom().scaleExtent([1, 50]).extent(frame).translateExtent(frame)
+    .filter(function (e) { return (!e.ctrlKey || e.type === "wheel") && !e.button && e.type !== "dblclick"; })
+    .on("zoom", function (e) { st.zoom = e.transform; paint(e.transform); P.clearOverlay(); hideTip(); });
+  var zsel = d3.select(P.wrap).call(zoom);
+  P.wrap.classList.add("nx-zoomable");
+  var reset = function () { zsel.call(zoom.transform, d3.zoomIdentity); };
+  P.wrap.addEventListener("dblclick", reset);
+  zoomed.addEventListener("click", reset);
+  var t0 = st.zoom || d3.zoomIdentity;   // kept across redraws (live updates, resizes)
+  zsel.call(zoom.transform, d3.zoomIdentity.translate(t0.x, t0.y).scale(t0.k));
+  // linked highlighting (charts-link.js): point i is sample index[i] of the set spec.link
+  var index = spec.index || null, where = {}, hovered = null;
+  for (var q = 0; q < n; q++) where[index ? index[q] : q] = q;
+  linkListen(spec.link, st, function (idx) {
+    P.clearOverlay();
+    var i = idx === null ? undefined : where[idx];
+    if (i !== undefined) linkRing(P.octx, px[i], py[i], rad);
+    linkMark(P.wrap, spec.link, i === undefined ? null : idx);
+  });
+  var hover = function (i) {
+    var idx = i === null ? null : index ? index[i] : i;
+    if (idx === hovered) return;
+    hovered = idx;
+    linkHover(spec.link, idx, st);
+  };
   P.wrap.nxPoint = function (i) { return { x: px[i], y: py[i] }; };
   P.on(function (e, mx, my) {
     P.clearOverlay();
     var best = -1, bd = 100;
     for (var i = 0; i < n; i++) {
+      if (px[i] < f.l || px[i] > f.l + f.w || py[i] < f.t || py[i] > f.t + f.h) continue;
       var d = (px[i] - mx) * (px[i] - mx) + (py[i] - my) * (py[i] - my);
       if (d < bd) { bd = d; best = i; }
     }
+    hover(best < 0 ? null : best);
     if (best < 0) { hideTip(); return; }
     var o = P.octx;
     o.strokeStyle = INK; o.lineWidth = 2;
@@ -381,6 +440,6 @@ function renderScatter(spec, body, st, opts) {
         ? { color: catColor(c, v), label: c.name, value: c.categories[v], strong: ci === st.color }
         : { label: c.name, value: fmt(v), strong: ci === st.color });
     });
-    showTip(e, "point #" + best, rows);
-  });
+    showTip(e, (spec.link ? spec.link + " sample #" : "point #") + (index ? index[best] : best), rows);
+  }, function () { hover(null); });
 }

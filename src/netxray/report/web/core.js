@@ -4,7 +4,8 @@
  * The report writer (netxray/report/html.py) concatenates core.js, charts-plot.js,
  * charts-grid.js and page.js, in that order, inside one function scope with "use strict":
  * the files share their top-level names and nothing leaks to the page but window.netxray
- * and window.netxrayRender. No dependencies, no network: the page works from file:// (the
+ * and window.netxrayRender. Its only dependencies are the vendored d3 modules (web/vendor/,
+ * the scope's `d3`); no network: the page works from file:// (the
  * HTML report) and, fed over HTTP, as the live dashboard. Every string from the payload goes
  * into the page through textContent, never as HTML.
  */
@@ -148,18 +149,12 @@ function pad(range, frac) {
   var p = (hi - lo) * frac;
   return [lo - p, hi + p];
 }
-function niceStep(span, count) {
-  var raw = span / Math.max(1, count);
-  var mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  var r = raw / mag;
-  return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
-}
+// the step between ticks over a span (1, 2 or 5 times a power of ten), from d3-array
+function niceStep(span, count) { return Math.abs(d3.tickStep(0, span, Math.max(1, count))) || 1; }
+// tick positions (1, 2 or 5 times a power of ten) from d3-array, in [lo, hi]
 function niceTicks(lo, hi, count) {
-  var step = niceStep(hi - lo, count), out = [];
-  for (var v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
-    out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
-  }
-  return { ticks: out, step: step };
+  count = Math.max(1, count);
+  return { ticks: d3.ticks(lo, hi, count), step: Math.abs(d3.tickStep(lo, hi, count)) || 1 };
 }
 function logTicks(lo, hi) {   // lo, hi are log10 values; returns log10 tick positions
   var sets = [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]], out = [];
@@ -277,12 +272,15 @@ function plotArea(body, w, h) {
   return {
     wrap: wrap, ctx: base.getContext("2d"), octx: octx, w: w, h: h,
     clearOverlay: function () { octx.clearRect(0, 0, w, h); },
-    on: function (move) {
+    on: function (move, leave) {
       wrap.addEventListener("mousemove", function (e) {
         var r = wrap.getBoundingClientRect();
         move(e, e.clientX - r.left, e.clientY - r.top);
       });
-      wrap.addEventListener("mouseleave", function () { octx.clearRect(0, 0, w, h); hideTip(); });
+      wrap.addEventListener("mouseleave", function () {
+        octx.clearRect(0, 0, w, h); hideTip();
+        if (leave) leave();
+      });
     },
   };
 }

@@ -55,6 +55,7 @@ function render(payload) {
   if (!root) throw new Error("netxray: no #nx-root element on the page");
   CARDS.forEach(function (c) { if (c.state.timer) { clearInterval(c.state.timer); c.state.timer = null; } });
   CARDS = [];
+  linkReset();
   current = payload;
   payload = unpackPayload(payload);
   var scroll = window.scrollY;
@@ -152,7 +153,7 @@ function start() {
   var url = emb && emb.node.getAttribute("data-live-url");
   if (url) {
     var last = emb.text, ms = +emb.node.getAttribute("data-poll-ms") || 2000;
-    var busy = false;
+    var busy = false, timer = null, root = document.documentElement;
     var poll = function () {
       if (busy) return;
       busy = true;
@@ -160,13 +161,18 @@ function start() {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.text();
       }).then(function (text) {
-        if (text !== last) { last = text; render(JSON.parse(text)); }
-        document.documentElement.removeAttribute("data-live-error");
+        var p = null;
+        if (text !== last) { last = text; p = JSON.parse(text); render(p); }
+        root.removeAttribute("data-live-error");
+        root.setAttribute("data-live-polls", String(+(root.getAttribute("data-live-polls") || 0) + 1));
+        // a payload with "done": true will not change again (a closed run): stop polling
+        if (p && p.done === true) { clearInterval(timer); root.setAttribute("data-live", "done"); }
       }).catch(function (err) {
-        document.documentElement.setAttribute("data-live-error", String(err && err.message || err));
+        root.setAttribute("data-live-error", String(err && err.message || err));
       }).then(function () { busy = false; });
     };
-    setInterval(poll, ms);
+    root.setAttribute("data-live", "polling");
+    timer = setInterval(poll, ms);
     poll();
   }
 }
