@@ -18,8 +18,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from netxray.cli_options import add_debug, add_model_options, add_training_options
 from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_report, cmd_train
 
@@ -59,68 +59,6 @@ class InputError(Exception):
     """Bad input found by the CLI itself: exit 2 with this message."""
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes widths like 16,16; got {text!r}") from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"--hidden needs widths >= 1, got {text!r}")
-    return sizes
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    """An argparse type: a number of ``kind`` that must be > 0."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-        return value
-
-    return parse
-
-
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="moons",
-                   help="moons, circles, xor, gaussians, spiral, digits, iris, wine, "
-                        "breast_cancer, or a .csv/.npz file (default: moons, the lecture's)")
-    p.add_argument("--hidden", type=_hidden, default=(10,),
-                   help="hidden widths, e.g. 16,16 (default: 10)")
-    p.add_argument("--activation", default="relu",
-                   help="relu, leaky_relu, gelu, elu, silu, tanh, sigmoid (default: relu)")
-    p.add_argument("--epochs", type=_positive(int), default=300, help="default: 300")
-    p.add_argument("--lr", type=_positive(float), default=0.2, help="default: 0.2")
-    p.add_argument("--seed", type=int, default=5, help="default: 5 (the lecture's)")
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", help="a counter-example from netxray.presets (see `netxray presets`)")
-    src.add_argument("--model",
-                     help="your model: package.module:factory or file.py:factory. netxray "
-                          "imports that module and calls factory() to build the model: it "
-                          "runs that code, so only name code you trust")
-    p.add_argument("--weights", help="weights for --model: .safetensors or a torch.save'd state "
-                                     "dict (without it the model has its factory's weights)")
-    p.add_argument("--data", help="data for --model: .npz (arrays X, y; X keeps its shape, e.g. "
-                                  "(n, 1, 28, 28) for a CNN), .csv (label column last), or "
-                                  ".npz of token ids (input_ids, attention_mask, labels: passed "
-                                  "to the model as keyword arguments)")
-    p.add_argument("--label", default=None, help="the label column of a CSV (default: the last)")
-    p.add_argument("--vocab", default=None,
-                   help="token names for token-id data: a file with one token per line "
-                        "(line i names id i, as BERT's vocab.txt)")
-
-
-def _add_debug(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show the full traceback of an error")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, from literals: building it imports nothing heavy."""
     parser = argparse.ArgumentParser(
@@ -136,19 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     demo = sub.add_parser("demo", help="train the lecture's MLP, print its table, write a report")
-    _add_training_options(demo)
+    add_training_options(demo)
     demo.add_argument("--preset", help="train a counter-example instead (see `netxray presets`; "
                                        "biased_resumes and fair_resumes are text classifiers)")
     demo.add_argument("--out", default="netxray-out", help="output folder (default: netxray-out)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     diag = sub.add_parser("diagnose", help="find dead, saturated, exploding or vanishing units")
-    _add_model_options(diag)
+    add_model_options(diag)
     diag.add_argument("--json", action="store_true", help="print the findings as JSON")
     diag.add_argument("--out", default=None, help="also write a report into this folder")
 
     explain = sub.add_parser("explain", help="attributions: which inputs drive the predictions")
-    _add_model_options(explain)
+    add_model_options(explain)
     explain.add_argument("--method", default=None, choices=CLI_METHODS,
                          help="default: saliency (signed gradients); for token ids "
                               "integrated_gradients on the embedding (also: input_x_gradient, "
@@ -161,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", default="netxray-explain", help="output folder")
 
     proj = sub.add_parser("project", help="project a layer's hidden states to 2-D")
-    _add_model_options(proj)
+    add_model_options(proj)
     proj.add_argument("--layer", default=None,
                       help="dotted layer name (default: the last activation layer)")
     proj.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
@@ -173,9 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list the counter-example presets")
     datasets = sub.add_parser("datasets", help="list the built-in datasets")
     for p in (demo, diag, explain, proj, presets, datasets):
-        _add_debug(p)
-    add_watch_commands(sub, _add_training_options, _positive, _add_debug)
-    add_serve_command(sub, _add_debug)
+        add_debug(p)
+    add_watch_commands(sub)
+    add_serve_command(sub)
     return parser
 
 

@@ -13,17 +13,18 @@ import socket
 import sys
 import threading
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from netxray.cli_options import add_debug
 
 __all__ = ["add_serve_command", "cmd_serve"]
 
 DEFAULT_RUNS = "runs"
 
 
-def add_serve_command(sub: Any, add_debug: Callable[[Any], None]) -> None:
-    """Add ``serve`` to the subparsers ``sub`` (with :mod:`netxray.cli`'s ``--debug``)."""
+def add_serve_command(sub: Any) -> None:
+    """Add ``serve`` to the subparsers ``sub`` (with the shared ``--debug``)."""
     serve = sub.add_parser(
         "serve", help="the run viewer (and playground) in the browser: a local web server",
         epilog="Needs the web extra: pip install 'netxray[web]'. Exit codes: 0 stopped "

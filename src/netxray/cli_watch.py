@@ -9,17 +9,17 @@ when it raised an error-severity alarm (e.g. NaN/Inf), the verdict ``diagnose`` 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from netxray.cli_options import add_debug, add_training_options, non_negative_int, positive
 
 __all__ = ["add_watch_commands", "cmd_report", "cmd_train"]
 
 
-def add_watch_commands(sub: Any, add_training_options: Callable[[Any], None],
-                       positive: Callable[[type], Any], add_debug: Callable[[Any], None]) -> None:
+def add_watch_commands(sub: Any) -> None:
     """Add ``train`` and ``report`` to the subparsers ``sub``, with the demo's training
-    options and the shared ``--debug`` (helpers of :mod:`netxray.cli`)."""
+    options and the shared ``--debug``."""
     train = sub.add_parser("train", help="train the demo's MLP or a preset while netxray.watch "
                                          "records a run (see `netxray report`)",
                            epilog="Exit codes: 0 trained, no error-severity alarm; 1 trained, "
@@ -35,7 +35,7 @@ def add_watch_commands(sub: Any, add_training_options: Callable[[Any], None],
     train.add_argument("--every", type=positive(int), default=1,
                        help="record statistics every K optimizer steps (default: 1; the loss "
                             "is recorded every step)")
-    train.add_argument("--snapshot-every", type=_non_negative_int, default=None,
+    train.add_argument("--snapshot-every", type=non_negative_int, default=None,
                        help="snapshot the decision surface (2-D data) or the hidden states "
                             "every K steps; 0: never (default: about 12 snapshots for 2-D "
                             "data, none otherwise)")
@@ -50,14 +50,6 @@ def add_watch_commands(sub: Any, add_training_options: Callable[[Any], None],
         add_debug(p)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def cmd_train(args: argparse.Namespace) -> int:
