@@ -38,7 +38,8 @@ __all__ = ["JS_MODULES", "front_end_js", "payload_json", "render_html", "validat
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
 #: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
-JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js", "page.js")
+JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
+              "charts-network.js", "page.js")
 
 # Keys each chart kind must carry (what the front-end reads); builders in charts.py set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "images": ("images", "labels"),
     "slider": ("frames", "frame_labels"),
     "tokens": ("rows", "scores"),
+    "network": ("layers", "links"),
 }
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
