@@ -312,7 +312,6 @@ class PlaygroundSession:
         from netxray.stats import collect_stats
         from netxray.training import evaluate
 
-        cfg = self.config
         tl, ta = evaluate(self.model, self.X, self.y)
         vl, va = evaluate(self.model, self.Xt, self.yt)
         if not self.curve["epoch"] or self.curve["epoch"][-1] != self.epoch:

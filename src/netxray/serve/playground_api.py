@@ -94,6 +94,11 @@ def _event(msg: dict[str, Any]) -> str:
     return f"data: {_json(msg)}\n\n"
 
 
+def _next_frame(session: PlaygroundSession, train: bool) -> str:
+    """The next frame as an event: after one epoch of training, or as it is."""
+    return _event(frame_message(session.step() if train else session.frame(), session.config))
+
+
 def make_router(limits: Limits, runs_dir: Path) -> Any:
     """The playground's routes (see the module docstring) as a FastAPI ``APIRouter``.
 
@@ -163,8 +168,7 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
                         lv.redraw = False
                         async with lv.lock:
                             sess = lv.session
-                            text = await asyncio.to_thread(lambda: _event(frame_message(
-                                sess.step() if train else sess.frame(), sess.config)))
+                            text = await asyncio.to_thread(_next_frame, sess, train)
                         lv.pending = max(0, lv.pending - 1)
                         lv.frames += 1
                         yield text
@@ -174,7 +178,7 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
                     lv.wake.clear()
                     try:
                         await asyncio.wait_for(lv.wake.wait(), _KEEPALIVE_S)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield ": keep-alive\n\n"
             finally:
                 live.pop(sid, None)  # a closed tab stops its training
