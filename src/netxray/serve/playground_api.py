@@ -78,10 +78,10 @@ def playground_page() -> str:
     page = render_html({"title": "netxray playground", "subtitle": "connecting\u2026",
                         "sections": []})
     presets = json.dumps({k: v[0] for k, v in PRESETS.items()}).replace("<", "\\u003c")
-    script = (f'<script type="application/json" id="nx-play-presets">{presets}</script>\n'
+    script = (f'<script type="application/json" id="nx-pg-presets">{presets}</script>\n'
               f"<style>\n{_asset('playground.css')}\n</style>\n"
               f"<script>\n{_asset('playground.js')}\n</script>\n</body>")
-    page = page.replace('<div id="nx-root"', '<div id="nx-play" class="nx-play"></div>\n'
+    page = page.replace('<div id="nx-root"', '<div id="nx-pg" class="nx-pg"></div>\n'
                         '<div id="nx-root"', 1)
     return page.replace("</body>", script, 1)
 

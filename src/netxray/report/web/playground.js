@@ -11,7 +11,7 @@
   "use strict";
   var NX = window.netxray;
   var S = { sid: null, query: "", playing: false, frames: [], abort: null };
-  var PRESETS = JSON.parse(document.getElementById("nx-play-presets").textContent || "{}");
+  var PRESETS = JSON.parse(document.getElementById("nx-pg-presets").textContent || "{}");
   var CHOICES = {
     data: [["circle", "circle"], ["xor", "xor"], ["gauss", "gaussians"], ["spiral", "spiral"],
            ["moons", "moons"], ["csv", "uploaded CSV"]],
@@ -53,9 +53,9 @@
     }).join("&");
   }
   function status(text, bad) {
-    var s = document.getElementById("nx-play-status");
+    var s = document.getElementById("nx-pg-status");
     s.textContent = text || "";
-    s.classList.toggle("nx-play-bad", !!bad);
+    s.classList.toggle("nx-pg-bad", !!bad);
     if (bad) document.documentElement.setAttribute("data-play-error", text);
     else document.documentElement.removeAttribute("data-play-error");
   }
@@ -173,10 +173,10 @@
                                         onchange: function () { setConfig(key, i.value); } }, attrs || {}));
     return field(label, i);
   }
-  function field(label, ctl) { return el("label", { class: "nx-play-field" }, [el("span", { text: label }), ctl]); }
+  function field(label, ctl) { return el("label", { class: "nx-pg-field" }, [el("span", { text: label }), ctl]); }
 
   function controls() {
-    var p = parse(S.query), box = document.getElementById("nx-play");
+    var p = parse(S.query), box = document.getElementById("nx-pg");
     var feats = p.feat.split(",");
     var presetSel = el("select", { "data-key": "preset", "aria-label": "preset", onchange: function () {
       if (presetSel.value) control({ action: "preset", preset: presetSel.value });
@@ -191,7 +191,7 @@
       }).then(function (j) { status("Loaded " + j.rows + " rows, classes " + j.classes.join(", ")); })
         .catch(function (err) { status(String(err.message || err), true); });
     } });
-    var play = el("button", { id: "nx-play-toggle", class: "nx-play-main", text: S.playing ? "\u275a\u275a pause" : "\u25b6 play",
+    var play = el("button", { id: "nx-pg-toggle", class: "nx-pg-main", text: S.playing ? "\u275a\u275a pause" : "\u25b6 play",
       onclick: function () {
         S.playing = !S.playing;
         document.documentElement.setAttribute("data-playing", S.playing ? "1" : "0");
@@ -202,20 +202,20 @@
       S.playing = false; play.textContent = "\u25b6 play";
       document.documentElement.setAttribute("data-playing", "0");
     };
-    var saveLink = el("a", { id: "nx-report-link", class: "nx-play-link", hidden: true });
+    var saveLink = el("a", { id: "nx-report-link", class: "nx-pg-link", hidden: true });
     var desc = p.preset && PRESETS[p.preset] ? PRESETS[p.preset] : "";
-    box.replaceChildren(
-      el("div", { class: "nx-play-row" }, [
+    var parts = [
+      el("div", { class: "nx-pg-row" }, [
         el("button", { id: "nx-reset", text: "\u21ba reset", title: "start over with new weights",
                        onclick: function () { stopPlaying(); control({ action: "reset" }); } }),
         play,
         el("button", { id: "nx-step", text: "step", title: "train one epoch",
                        onclick: function () { stopPlaying(); control({ action: "step" }); } }),
-        el("span", { class: "nx-play-stat" }, ["epoch ", el("b", { id: "nx-epoch", text: "0" })]),
-        el("span", { class: "nx-play-stat" }, ["train loss ", el("b", { id: "nx-train-loss", text: "\u2014" })]),
-        el("span", { class: "nx-play-stat" }, ["test loss ", el("b", { id: "nx-test-loss", text: "\u2014" })]),
-        el("span", { id: "nx-dead", class: "nx-play-stat nx-play-bad" }),
-        el("span", { id: "nx-fps", class: "nx-play-stat nx-play-faint" }),
+        el("span", { class: "nx-pg-stat" }, ["epoch ", el("b", { id: "nx-epoch", text: "0" })]),
+        el("span", { class: "nx-pg-stat" }, ["train loss ", el("b", { id: "nx-train-loss", text: "\u2014" })]),
+        el("span", { class: "nx-pg-stat" }, ["test loss ", el("b", { id: "nx-test-loss", text: "\u2014" })]),
+        el("span", { id: "nx-dead", class: "nx-pg-stat nx-pg-bad" }),
+        el("span", { id: "nx-fps", class: "nx-pg-stat nx-pg-faint" }),
         field("preset", presetSel),
         el("button", { id: "nx-lecture", text: "the lecture's setup", title: PRESETS.lecture || "",
                        onclick: function () { stopPlaying(); control({ action: "preset", preset: "lecture" }); } }),
@@ -233,7 +233,7 @@
           } }),
         saveLink,
       ]),
-      el("div", { class: "nx-play-row" }, [
+      el("div", { class: "nx-pg-row" }, [
         select("data", CHOICES.data, p.data, "data"),
         select("classes", CHOICES.classes, p.classes, "classes"),
         input("n", p.n, "samples", { type: "number", min: 20, step: 10, style: "width:5.5em" }),
@@ -243,14 +243,14 @@
         input("seed", p.seed, "seed", { type: "number", min: 0, step: 1, style: "width:5em" }),
         field("upload 2-D CSV (x1,x2,label)", file),
       ]),
-      el("div", { class: "nx-play-row" }, [
-        el("span", { class: "nx-play-field" }, [el("span", { text: "features" })].concat(FEATURES.map(function (f) {
+      el("div", { class: "nx-pg-row" }, [
+        el("span", { class: "nx-pg-field" }, [el("span", { text: "features" })].concat(FEATURES.map(function (f) {
           var cb = el("input", { type: "checkbox", "data-feature": f[0], checked: feats.indexOf(f[0]) >= 0, onchange: function () {
             var on = Array.prototype.slice.call(box.querySelectorAll("input[data-feature]"))
               .filter(function (c) { return c.checked; }).map(function (c) { return c.getAttribute("data-feature"); });
             setConfig("feat", on.join(","));
           } });
-          return el("label", { class: "nx-play-check" }, [cb, f[1]]);
+          return el("label", { class: "nx-pg-check" }, [cb, f[1]]);
         }))),
         input("hidden", p.hidden, "hidden units per layer", { type: "text", style: "width:8em", title: "e.g. 4,2: up to 6 layers of up to 16 units" }),
         select("act", CHOICES.act, p.act, "activation"),
@@ -259,7 +259,7 @@
         select("lr", CHOICES.lr, p.lr, "learning rate"),
         select("reg", CHOICES.reg, p.reg, "regularization"),
         select("rate", CHOICES.rate, p.rate, "reg. rate"),
-        el("label", { class: "nx-play-check" }, [el("input", { type: "checkbox", "data-key": "disc", checked: p.disc === "1",
+        el("label", { class: "nx-pg-check" }, [el("input", { type: "checkbox", "data-key": "disc", checked: p.disc === "1",
           onchange: function (e) { setConfig("disc", e.target.checked ? "1" : "0"); } }), "discretize output"]),
         el("button", { id: "nx-share", text: "copy link", title: "the address holds this setup", onclick: function () {
           var url = location.href;
@@ -268,9 +268,10 @@
             .catch(function () { status("Copy this address to share the setup: " + url); });
         } }),
       ]),
-      desc ? el("p", { class: "nx-play-desc", text: desc }) : null,
-      el("p", { id: "nx-play-status", class: "nx-play-status", role: "status" })
-    );
+      desc ? el("p", { class: "nx-pg-desc", text: desc }) : null,
+      el("p", { id: "nx-pg-status", class: "nx-pg-status", role: "status" }),
+    ];
+    box.replaceChildren.apply(box, parts.filter(Boolean));
     if (S.playing) control({ action: "play" });
   }
 
@@ -278,6 +279,6 @@
     var q = location.hash.replace(/^#/, "");
     if (S.sid && q && q !== S.query) control({ action: "config", query: q });
   });
-  document.getElementById("nx-play").appendChild(el("p", { id: "nx-play-status", class: "nx-play-status", text: "Starting the playground\u2026" }));
+  document.getElementById("nx-pg").appendChild(el("p", { id: "nx-pg-status", class: "nx-pg-status", text: "Starting the playground\u2026" }));
   connect();
 })();
