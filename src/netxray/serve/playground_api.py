@@ -47,6 +47,7 @@ _KEEPALIVE_S = 15.0
 class _Live:
     """One open playground: its session and what its page asked for."""
 
+    sid: str
     session: PlaygroundSession
     fps: float
     playing: bool = False
@@ -113,6 +114,7 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
     torch.set_num_threads(1)
     router = APIRouter()
     live: dict[str, _Live] = {}
+    opening = [0]  # sessions being built
     runs_dir = Path(runs_dir)
     router.live_sessions = live  # type: ignore[attr-defined]  # for tests and the app
 
@@ -142,17 +144,20 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
 
     @router.get("/api/play/stream")
     async def stream(request: Request) -> StreamingResponse:
-        if len(live) >= limits.max_sessions:
+        if len(live) + opening[0] >= limits.max_sessions:
             raise bad(f"{len(live)} playgrounds are open, the most this server allows "
                       f"({limits.max_sessions}); close one and reload", 429)
+        opening[0] += 1  # counted while its session is built, so no two requests overshoot
         try:
             config = from_query(request.url.query, limits)
             session = await asyncio.to_thread(PlaygroundSession, config, limits)
         except ValueError as exc:
             raise bad(str(exc)) from None
+        finally:
+            opening[0] -= 1
         sid = secrets.token_urlsafe(12)
         fps = min(DEFAULT_FPS, limits.max_fps)
-        lv = live[sid] = _Live(session=session, fps=fps)
+        lv = live[sid] = _Live(sid=sid, session=session, fps=fps)
 
         async def events() -> Any:
             try:
@@ -201,8 +206,7 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
     async def _restart(lv: _Live, config: PlayConfig) -> None:
         async with lv.lock:
             lv.session = await asyncio.to_thread(PlaygroundSession, config, limits, lv.uploaded)
-            sid = next(k for k, v in live.items() if v is lv)
-            lv.outbox.append(await asyncio.to_thread(hello, sid, lv, "render"))
+            lv.outbox.append(await asyncio.to_thread(hello, lv.sid, lv, "render"))
 
     @router.post("/api/play/{sid}/control")
     async def control(sid: str, request: Request) -> JSONResponse:
