@@ -142,3 +142,34 @@ def test_save_this_run_downloads_its_report(browser, served, tmp_path):
     assert pg.evaluate("() => document.documentElement.getAttribute('data-saved-run')")
     assert not tab.errors
     tab.close()
+
+
+def test_patch_redraws_one_chart_in_place_keeping_its_state(browser, tmp_path):
+    """window.netxray.patch on a static report: same card, new data, the chosen colouring kept."""
+    from netxray.report import charts
+    from netxray.report.html import write_report
+
+    from ._page import Page
+
+    def sc(title, ys):
+        spec = charts.scatter(title, [0, 1, 2], ys, color_by={"class": [0, 1, 1],
+                                                              "value": [0.1, 0.5, 0.9]})
+        spec["id"] = "pts"
+        return spec
+
+    path = write_report({"title": "r", "sections": [{"id": "a", "title": "A", "charts": [
+        sc("before", [0, 1, 2]), charts.bars("other", ["x"], [1.0])]}]}, tmp_path / "r.html")
+    page = Page(browser, path)
+    pg = page.page
+    card = pg.query_selector("figure[data-chart-id=pts]")
+    pg.select_option("figure[data-chart-id=pts] select.nx-select", "1")
+    new = sc("after", [2, 1, 0])
+    assert pg.evaluate("(s) => window.netxray.patch('pts', s)", new) is True
+    assert pg.evaluate("(s) => window.netxray.patch('nope', s)", new) is False
+    same = pg.query_selector("figure[data-chart-id=pts]")
+    assert pg.evaluate("([a, b]) => a === b", [card, same])
+    assert same.query_selector("h3").text_content() == "after"
+    assert same.get_attribute("data-rendered") == "1"
+    assert pg.input_value("figure[data-chart-id=pts] select.nx-select") == "1"
+    assert not page.console_errors and not page.page_errors
+    page.close()
