@@ -25,11 +25,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_playground(runs_dir: Path, limits: Limits | None = None) -> Iterator[tuple[str, Any]]:
     """``(base URL, router)``: a FastAPI app with the playground router, served until exit."""
+    import torch
     import uvicorn
     from fastapi import FastAPI
 
     from netxray.serve.playground_api import make_router
 
+    threads = torch.get_num_threads()  # make_router sets one thread for the process
     router = make_router(limits or Limits(), runs_dir)
     app = FastAPI()
     app.include_router(router)
@@ -48,6 +50,7 @@ def serve_playground(runs_dir: Path, limits: Limits | None = None) -> Iterator[t
     finally:
         server.should_exit = True
         thread.join(10)
+        torch.set_num_threads(threads)
 
 
 def post(url: str, body: Any, *, raw: bool = False) -> tuple[int, dict[str, Any]]:
