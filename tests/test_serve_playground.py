@@ -233,3 +233,14 @@ def test_network_chart_checks_its_inputs():
     packed = spec["layers"][0]["maps"]
     assert (np.abs(unpack(packed) - m0) <= tolerance(packed, m0) + 1e-12).all()
     assert spec["kind"] == "network" and spec["layers"][1]["labels"] == ["layer 1 0", "layer 1 1"]
+
+
+def test_a_diverged_network_still_makes_frames():
+    s = PlaygroundSession(preset("nan", L), L)
+    for _ in range(5):
+        f = s.step()
+    assert not np.isfinite(f.train_loss)
+    msg = json.loads(json.dumps(frame_message(f, s.config), allow_nan=False))
+    assert msg["train_loss"] is None
+    kinds = [item["kind"] for item in msg["patches"]["findings"]["items"]]
+    assert "nonfinite" in kinds or "loss_diverged" in kinds

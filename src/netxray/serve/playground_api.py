@@ -22,6 +22,7 @@ clear message on failure (HTTP 400, or 429 when too many playgrounds are open).
 
 import asyncio
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,10 @@ def playground_page() -> str:
     return page.replace("</body>", script, 1)
 
 
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
 def _json(msg: dict[str, Any]) -> str:
     return json.dumps(msg, allow_nan=False, separators=(",", ":"))
 
@@ -135,8 +140,8 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
         return {"type": kind, "session": sid, "query": to_query(cfg),
                 "config": {"label": cfg.label, "preset": cfg.preset},
                 "payload": json.loads(payload_json(playground_payload(frame, cfg))),
-                "epoch": frame.epoch, "train_loss": frame.train_loss,
-                "test_loss": frame.test_loss}
+                "epoch": frame.epoch, "train_loss": _finite(frame.train_loss),
+                "test_loss": _finite(frame.test_loss), "playing": lv.playing}
 
     @router.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:

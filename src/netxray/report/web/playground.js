@@ -132,6 +132,8 @@
     if (m.type === "hello" || m.type === "render") {
       S.sid = m.session;
       S.query = m.query;
+      S.playing = !!m.playing;
+      document.documentElement.setAttribute("data-playing", S.playing ? "1" : "0");
       history.replaceState(null, "", "#" + m.query);
       NX.render(m.payload);
       controls();
@@ -272,7 +274,6 @@
       el("p", { id: "nx-pg-status", class: "nx-pg-status", role: "status" }),
     ];
     box.replaceChildren.apply(box, parts.filter(Boolean));
-    if (S.playing) control({ action: "play" });
   }
 
   window.addEventListener("hashchange", function () {
