@@ -148,9 +148,8 @@ def frame_message(frame: Frame, config: PlayConfig) -> dict[str, Any]:
 
 
 #: sections of the playground page: (id, title, chart ids or a prefix ending in "-")
-_SECTIONS = (("play", "Playground", ("network", "surface")),
-             ("health", "Findings", ("findings", "gradients")),
-             ("training", "Training", ("loss", "saliency")),
+_SECTIONS = (("play", "Playground", ("network", "surface", "loss")),
+             ("health", "Findings", ("findings", "gradients", "saliency")),
              ("pca", "Hidden layers (PCA)", ("pca-",)))
 
 
