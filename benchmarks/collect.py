@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["demo", "stats", "memory", "attribution", "projection", "boundary", "watch"]
+ORDER = ["demo", "stats", "memory", "attribution", "projection", "boundary", "watch", "serve"]
 
 PREFACE = """# Benchmarks
 

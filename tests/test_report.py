@@ -42,6 +42,11 @@ def every_kind() -> list[dict]:
         charts.images("i", rng.random((2, 8, 8))),
         charts.slider("sl", [surf, surf], ["epoch 1", "epoch 2"]),
         charts.tokens("tk", [["the", "<b>cat</b>"]], [[0.5, -1.0]], row_labels=["label 1"]),
+        charts.network("n", [{"name": "input", "maps": rng.normal(size=(2, 4, 4))},
+                             {"name": "act1", "maps": rng.normal(size=(3, 4, 4)),
+                              "dead": [True, False, False], "saturated": [False, True, False]},
+                             {"name": "output", "maps": rng.normal(size=(2, 4, 4))}],
+                       [rng.normal(size=(3, 2)), rng.normal(size=(2, 3))]),
     ]
 
 

@@ -99,8 +99,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if given and not runs.exists():
         raise InputError(f"RUNS_DIR {runs} does not exist; record a run into it with "
                          f"`netxray train --run {runs}/NAME`")
+    import torch
+
     from netxray.serve.app import LOCAL_HOSTS, create_app
     from netxray.serve.settings import Limits
+
+    # One intra-op thread: the playground's networks are so small that a second thread only
+    # waits on the first (2 cores under load: 26 ms a frame with one thread, 360 ms with
+    # two), and sessions train side by side. This process serves and does nothing else.
+    torch.set_num_threads(1)
 
     local = _is_loopback(args.host)
     hosts = (*LOCAL_HOSTS, args.host) if local else ("*",)  # e.g. 127.0.0.2 is loopback too

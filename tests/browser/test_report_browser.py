@@ -267,6 +267,12 @@ def make_payload() -> dict:
                     charts.images("Digits", imgs, labels=[str(t) for t in digits.target[:10]]),
                     charts.tokens("Tokens", [["the", "<b>digit</b>", "&amp;"]], [[0.2, -1.0, 0.7]],
                                   row_labels=["label 3"]),
+                    charts.network("Network", [
+                        {"name": "input", "maps": np.random.default_rng(1).normal(size=(2, 6, 6))},
+                        {"name": "act1", "maps": np.random.default_rng(2).normal(size=(3, 6, 6)),
+                         "dead": [True, False, False], "saturated": [False, True, False]},
+                        {"name": "output", "maps": np.random.default_rng(3).normal(size=(2, 6, 6))},
+                    ], [np.ones((3, 2)), -np.ones((2, 3))]),
                     charts.images(
                         "Saliency",
                         saliency,

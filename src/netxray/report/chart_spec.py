@@ -27,6 +27,7 @@ KINDS = (
     "images",
     "slider",
     "tokens",
+    "network",
 )
 
 #: Severities a finding may have, most to least serious.

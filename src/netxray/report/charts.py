@@ -31,6 +31,7 @@ from netxray.report.chart_spec import (
     _text,
     _to_list,
 )
+from netxray.report.network_chart import network
 from netxray.report.packing import pack
 from netxray.report.plane_charts import images, scatter, surface, thumbnails
 
@@ -42,6 +43,7 @@ __all__ = [
     "heatmap",
     "images",
     "lines",
+    "network",
     "scatter",
     "slider",
     "surface",

@@ -40,7 +40,7 @@ __all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_ht
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
 #: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
 JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
-              "charts-link.js", "page.js")
+              "charts-link.js", "charts-network.js", "page.js")
 
 #: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
 #: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
@@ -60,6 +60,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "images": ("images", "labels"),
     "slider": ("frames", "frame_labels"),
     "tokens": ("rows", "scores"),
+    "network": ("layers", "links"),
 }
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 

@@ -1,10 +1,10 @@
-"""The ``netxray serve`` application: the run viewer, security headers, and room for the playground.
+"""The ``netxray serve`` application: the playground, the run viewer, security headers.
 
-:func:`create_app` builds one FastAPI app. The run viewer (``/runs/``, ``/api/runs``) draws
-each run of the folder as its ``netxray report`` page; a run still being written is served in
-live mode (the page polls ``/api/runs/NAME/payload`` and redraws; it stops once the run is
-closed). Other routers (the playground's ``make_router(limits, runs_dir)``) are included with
-one ``app.include_router(...)`` line in :func:`create_app`, before the fallback ``GET /``.
+:func:`create_app` builds one FastAPI app. The playground (``/``, ``/api/play/...``; see
+:mod:`netxray.serve.playground_api`) trains a small network live. The run viewer
+(``/runs/``, ``/api/runs``) draws each run of the folder as its ``netxray report`` page; a
+run still being written is served in live mode (the page polls ``/api/runs/NAME/payload``
+and redraws; it stops once the run is closed).
 
 Safety: every response carries a Content-Security-Policy as strict as the report's (no
 network but this server), ``nosniff``, no framing, no referrer; there is no CORS, no docs or
@@ -27,6 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from netxray.serve.playground_api import make_router
 from netxray.serve.runs import RunNotFound, list_runs, resolve_run, signature
 from netxray.serve.settings import Limits
 
@@ -188,7 +189,8 @@ def _add_viewer(app: FastAPI, runs_dir: Path, limits: Limits) -> None:
 
 def create_app(runs_dir: Path, limits: Limits = DEFAULT_LIMITS, *,
                allowed_hosts: Sequence[str] = LOCAL_HOSTS) -> FastAPI:
-    """The ``netxray serve`` app over the runs folder ``runs_dir`` (read, never written).
+    """The ``netxray serve`` app over the runs folder ``runs_dir`` (the viewer only reads its
+    runs; the playground's "save this run" adds new ones).
 
     ``allowed_hosts``: the ``Host`` headers answered (default: loopback names only; ``"*"``
     for any, as ``netxray serve --host`` does for a non-loopback address).
@@ -210,11 +212,5 @@ def create_app(runs_dir: Path, limits: Limits = DEFAULT_LIMITS, *,
         return response
 
     _add_viewer(app, runs_dir, limits)
-    # the playground router goes here (before the fallback root below):
-    # app.include_router(make_router(limits, runs_dir))
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/runs/", status_code=307)
-
+    app.include_router(make_router(limits, runs_dir))  # the playground, at /
     return app

@@ -5,9 +5,9 @@
 var RENDERERS = {
   lines: renderLines, heatmap: renderHeatmap, surface: renderSurface, scatter: renderScatter,
   thumbnails: renderThumbnails, bars: renderBars, table: renderTable, findings: renderFindings,
-  images: renderImages, slider: renderSlider, tokens: renderTokens,
+  images: renderImages, slider: renderSlider, tokens: renderTokens, network: renderNetwork,
 };
-var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1, tokens: 1 };
+var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1, tokens: 1, network: 1 };
 
 // ------------------------------------------------------------------ page
 var STATE = {};     // per-chart UI state (selected colouring, slider frame, sort), kept across redraws
@@ -85,12 +85,13 @@ function render(payload) {
       charts.length ? grid : el("p", { class: "nx-note nx-empty-section", text: "Nothing to show here yet." }),
     ]);
     charts.forEach(function (spec, ci) {
-      var key = sec.id + "/" + ci + "/" + (spec && spec.kind);
+      var key = spec && spec.id ? "id/" + spec.id : sec.id + "/" + ci + "/" + (spec && spec.kind);
       var st = STATE[key] = STATE[key] || {};
       var body = el("div", { class: "nx-body" });
       var kind = spec && spec.kind;
       var card = el("figure", { class: "nx-card nx-kind-" + kind + (WIDE[kind] || (spec && spec.wide) ? " nx-wide" : ""),
-                                "data-kind": String(kind), "data-chart": key }, [
+                                "data-kind": String(kind), "data-chart": key,
+                                "data-chart-id": spec && spec.id ? String(spec.id) : null }, [
         el("figcaption", null, [
           el("h3", { text: (spec && spec.title) || "" }),
           spec && spec.description ? el("p", { class: "nx-desc", text: spec.description }) : null,
@@ -177,8 +178,32 @@ function start() {
   }
 }
 
+// Redraw the one chart whose spec carries this id with a new spec (packed arrays allowed),
+// in place: its card, position and UI state (selected colouring, slider frame) stay.
+// Returns false when no chart has that id. The live playground sends one patch per chart.
+function patch(chartId, spec) {
+  var card = null;
+  for (var i = 0; i < CARDS.length; i++) {
+    if (CARDS[i].spec && CARDS[i].spec.id === chartId) { card = CARDS[i]; break; }
+  }
+  if (!card) return false;
+  spec = unpackPayload(spec);
+  spec.id = chartId;
+  card.spec = spec;
+  var cap = card.el.querySelector("figcaption h3");
+  if (cap) cap.textContent = spec.title || "";
+  var desc = card.el.querySelector("figcaption .nx-desc");
+  if (desc) desc.textContent = spec.description || "";
+  var hScroll = card.body.scrollLeft;
+  card.body.style.minHeight = card.body.offsetHeight + "px";   // no jump while it redraws
+  drawCard(card);
+  card.body.style.minHeight = "";
+  card.body.scrollLeft = hScroll;
+  return true;
+}
+
 window.netxrayRender = render;
-window.netxray = { render: render, version: "1", kinds: Object.keys(RENDERERS),
+window.netxray = { render: render, patch: patch, version: "1", kinds: Object.keys(RENDERERS),
                    payload: function () { return current; } };
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
 else start();
