@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,43 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from netxray.serve.settings import Limits
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from serve_thread import serving
 
 
 @contextlib.contextmanager
 def serve_playground(runs_dir: Path, limits: Limits | None = None) -> Iterator[tuple[str, Any]]:
     """``(base URL, router)``: a FastAPI app with the playground router, served until exit."""
-    import torch
-    import uvicorn
     from fastapi import FastAPI
 
     from netxray.serve.playground_api import make_router
 
-    threads = torch.get_num_threads()  # make_router sets one thread for the process
     router = make_router(limits or Limits(), runs_dir)
     app = FastAPI()
     app.include_router(router)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="none", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/", router
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        torch.set_num_threads(threads)
+    with serving(app) as base:
+        yield base + "/", router
 
 
 def post(url: str, body: Any, *, raw: bool = False) -> tuple[int, dict[str, Any]]:
