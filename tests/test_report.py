@@ -47,6 +47,7 @@ def every_kind() -> list[dict]:
                               "dead": [True, False, False], "saturated": [False, True, False]},
                              {"name": "output", "maps": rng.normal(size=(2, 4, 4))}],
                        [rng.normal(size=(3, 2)), rng.normal(size=(2, 3))]),
+        charts.controls("c", [{"key": "go", "label": "go", "type": "button"}]),
     ]
 
 

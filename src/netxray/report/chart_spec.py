@@ -28,6 +28,7 @@ KINDS = (
     "slider",
     "tokens",
     "network",
+    "controls",
 )
 
 #: Severities a finding may have, most to least serious.

@@ -31,14 +31,17 @@ from netxray.report.chart_spec import (
     _text,
     _to_list,
 )
+from netxray.report.controls_chart import CONTROL_TYPES, controls
 from netxray.report.network_chart import network
 from netxray.report.packing import pack
 from netxray.report.plane_charts import images, scatter, surface, thumbnails
 
 __all__ = [
+    "CONTROL_TYPES",
     "KINDS",
     "SEVERITIES",
     "bars",
+    "controls",
     "findings",
     "heatmap",
     "images",
@@ -279,7 +282,7 @@ def slider(
     """A slider over frames of one chart kind, e.g. the decision surface at each epoch.
 
     ``frames``: chart specs made by the other functions here, all of the same kind (not
-    ``slider``, ``table``, ``findings`` or ``tokens``). Scatter and line frames share their axes' range
+    ``slider``, ``table``, ``findings``, ``tokens`` or ``controls``). Scatter and line frames share their axes' range
     so that the slider shows movement rather than rescaling. ``frame_labels``: one per frame.
     """
     spec = _base("slider", title, description)
@@ -296,7 +299,7 @@ def slider(
     if len(kinds) > 1:
         raise ValueError(f"all frames must be of one kind; got {sorted(kinds)}")
     kind = kinds.pop()
-    if kind in ("slider", "table", "findings", "tokens"):
+    if kind in ("slider", "table", "findings", "tokens", "controls"):
         raise ValueError(f"a slider cannot hold {kind!r} frames")
     names = _labels(frame_labels, len(fr), "frame_labels")
     spec.update(frames=[dict(f) for f in fr], frame_labels=names, frame_kind=kind)

@@ -38,9 +38,10 @@ __all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_ht
            "write_report"]
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
-#: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
+#: array decoder, charts on axes, tiles and panels, the form (``controls``), then the page that
+#: registers and draws them.
 JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
-              "charts-link.js", "charts-network.js", "page.js")
+              "charts-link.js", "charts-network.js", "charts-controls.js", "page.js")
 
 #: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
 #: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
@@ -61,6 +62,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "slider": ("frames", "frame_labels"),
     "tokens": ("rows", "scores"),
     "network": ("layers", "links"),
+    "controls": ("controls",),
 }
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -83,7 +85,7 @@ def _check_chart(chart: Any, where: str) -> None:
     if kind == "slider":
         for i, frame in enumerate(chart["frames"]):
             _check_chart(frame, f"{where}.frames[{i}]")
-            if frame["kind"] in ("slider", "table", "findings", "tokens"):
+            if frame["kind"] in ("slider", "table", "findings", "tokens", "controls"):
                 raise ValueError(f"{where}.frames[{i}]: a slider cannot hold {frame['kind']!r}")
 
 

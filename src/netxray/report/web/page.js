@@ -1,4 +1,4 @@
-/* netxray front-end, part 4 of 4: the renderer registry, the page (nav, sections, cards),
+/* netxray front-end, the last part: the renderer registry, the page (nav, sections, cards),
  * redraws, the embedded payload and live mode; see core.js.
  */
 
@@ -6,8 +6,9 @@ var RENDERERS = {
   lines: renderLines, heatmap: renderHeatmap, surface: renderSurface, scatter: renderScatter,
   thumbnails: renderThumbnails, bars: renderBars, table: renderTable, findings: renderFindings,
   images: renderImages, slider: renderSlider, tokens: renderTokens, network: renderNetwork,
+  controls: renderControls,
 };
-var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1, tokens: 1, network: 1 };
+var WIDE = { heatmap: 1, thumbnails: 1, images: 1, table: 1, findings: 1, tokens: 1, network: 1, controls: 1 };
 
 // ------------------------------------------------------------------ page
 var STATE = {};     // per-chart UI state (selected colouring, slider frame, sort), kept across redraws
@@ -203,7 +204,7 @@ function patch(chartId, spec) {
 }
 
 window.netxrayRender = render;
-window.netxray = { render: render, patch: patch, version: "1", kinds: Object.keys(RENDERERS),
+window.netxray = { render: render, patch: patch, onInput: onInput, version: "1", kinds: Object.keys(RENDERERS),
                    payload: function () { return current; } };
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
 else start();
