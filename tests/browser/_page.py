@@ -65,6 +65,9 @@ def assert_all_cards_rendered(page: Page) -> int:
         if kind == "tokens":  # text, not a canvas
             assert card.query_selector("span.nx-tok") is not None
             continue
+        if kind == "controls":  # a form, not a canvas
+            assert card.query_selector("[data-key]") is not None
+            continue
         variety = pg.evaluate(CANVAS_VARIETY, card)
         assert variety and max(variety) > 8, f"{kind} canvas is blank: {variety}"
     return len(cards)

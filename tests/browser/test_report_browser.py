@@ -273,6 +273,10 @@ def make_payload() -> dict:
                          "dead": [True, False, False], "saturated": [False, True, False]},
                         {"name": "output", "maps": np.random.default_rng(3).normal(size=(2, 6, 6))},
                     ], [np.ones((3, 2)), -np.ones((2, 3))]),
+                    charts.controls("Setup", [
+                        {"key": "act", "label": "activation", "type": "select", "value": "relu",
+                         "options": [("relu", "ReLU"), ("tanh", "tanh")]},
+                        {"key": "go", "label": "go", "type": "button"}], id="setup"),
                     charts.images(
                         "Saliency",
                         saliency,
@@ -324,6 +328,9 @@ def test_every_chart_renders_offline_without_errors(page: Page, payload: dict) -
             continue
         if kind == "tokens":  # text, not a canvas
             assert card.query_selector("span.nx-tok") is not None
+            continue
+        if kind == "controls":  # a form, not a canvas
+            assert card.query_selector("select[data-key=act]") is not None
             continue
         variety = pg.evaluate(CANVAS_VARIETY, card)
         assert variety, f"{kind} drew no canvas"

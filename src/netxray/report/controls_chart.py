@@ -145,8 +145,8 @@ def controls(
     ``number`` optional ``min``, ``max``, ``step``; ``text`` optional ``placeholder``;
     ``checkbox`` a bool ``value``; ``button`` no value (sends ``true``), optional
     ``primary``; ``file`` no value (sends the ``File``), optional ``accept``. Any control may
-    carry a ``title`` (its tooltip) and a ``group``: controls of one group share a row, named
-    by the group. ``key`` must be unique: it is what the listener receives. ``id`` names the
+    carry a ``title`` (its tooltip) and a ``group``: a run of controls of one group shares a
+    row, named by the group (a new group starts a new row). ``key`` must be unique: it is what the listener receives. ``id`` names the
     chart for ``window.netxray.patch`` and is the listener's ``chartId``.
     """
     spec = _base("controls", title, description)

@@ -78,7 +78,7 @@ function renderControls(spec, body, st) {
   var chartId = spec.id === undefined ? null : spec.id;
   st.values = st.values || {};   // key -> the value shown (the user's, once changed)
   st.given = st.given || {};     // key -> the spec's value it was last drawn with
-  var rows = [], byGroup = {};
+  var rows = [], row = null, group = null;
   (spec.controls || []).forEach(function (c) {
     var keep = Object.prototype.hasOwnProperty.call(st.values, c.key) && sameValue(st.given[c.key], c.value);
     var v = keep ? st.values[c.key] : c.value;
@@ -90,12 +90,13 @@ function renderControls(spec, body, st) {
       sendInput(chartId, c.key, value);
     };
     var g = c.group || "";
-    if (!byGroup[g]) {
-      byGroup[g] = el("div", { class: "nx-ctl-row", role: "group", "aria-label": g || null, "data-group": g || null },
-                      g ? [el("span", { class: "nx-ctl-group", text: g })] : []);
-      rows.push(byGroup[g]);
+    if (row === null || g !== group) {   // a run of controls of one group shares a row
+      group = g;
+      row = el("div", { class: "nx-ctl-row", role: "group", "aria-label": g || null, "data-group": g || null },
+               g ? [el("span", { class: "nx-ctl-group", text: g })] : []);
+      rows.push(row);
     }
-    byGroup[g].appendChild(controlElement(c, v, send));
+    row.appendChild(controlElement(c, v, send));
   });
   body.appendChild(el("div", { class: "nx-controls" }, rows));
 }
