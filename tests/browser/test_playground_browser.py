@@ -65,9 +65,9 @@ def test_play_trains_and_the_counters_move(browser, served):
     pg = tab.page
     assert tab.epoch() == 0
     loss0 = pg.text_content("#nx-test-loss")
-    pg.click("#nx-pg-toggle")
+    pg.click("button[data-key=play]")
     tab.wait_epoch(8)
-    pg.click("#nx-pg-toggle")  # pause
+    pg.click("button[data-key=play]")  # pause
     assert pg.text_content("#nx-test-loss") != loss0
     assert int(pg.text_content("#nx-epoch")) >= 8
     for cid in ("network", "surface", "loss", "findings", "pca-act1"):
@@ -90,9 +90,9 @@ def test_dying_relu_greys_dead_units(browser, served):
     pg.select_option("select[data-key=preset]", "dying_relu")
     pg.wait_for_function("() => (document.documentElement.getAttribute('data-query') || '')"
                          ".includes('preset=dying_relu')", timeout=30_000)
-    pg.click("#nx-pg-toggle")
+    pg.click("button[data-key=play]")
     tab.wait_epoch(20)
-    pg.click("#nx-pg-toggle")
+    pg.click("button[data-key=play]")
     body = pg.query_selector("figure[data-chart-id=network] .nx-body")
     pg.wait_for_function("() => +document.querySelector(\"figure[data-chart-id=network] "
                          ".nx-body\").getAttribute('data-dead') > 0", timeout=10_000)
@@ -120,8 +120,8 @@ def test_the_url_shares_the_setup(browser, served):
     assert "#" + q == shared[shared.index("#"):]
     assert other.page.input_value("input[data-key=hidden]") == "5,3"
     assert other.page.input_value("select[data-key=act]") == "gelu"
-    names = other.page.evaluate("() => window.netxray.payload().sections[0].charts[0]"
-                                ".layers.map(l => l.name)")
+    names = other.page.evaluate("() => window.netxray.payload().sections[0].charts"
+                                ".find(c => c.id === 'network').layers.map(l => l.name)")
     assert names == ["input", "act1", "act2", "output"]
     assert not other.errors
     other.close()
@@ -131,10 +131,10 @@ def test_save_this_run_downloads_its_report(browser, served, tmp_path):
     base, _ = served
     tab = Tab(browser, base, base + "#hidden=3&n=200")
     pg = tab.page
-    pg.click("#nx-step")
+    pg.click("button[data-key=step]")
     tab.wait_epoch(1)
     with pg.expect_download(timeout=60_000) as dl:
-        pg.click("#nx-save")
+        pg.click("button[data-key=save]")
     path = tmp_path / "report.html"
     dl.value.save_as(path)
     html = path.read_text()
@@ -173,3 +173,30 @@ def test_patch_redraws_one_chart_in_place_keeping_its_state(browser, tmp_path):
     assert pg.input_value("figure[data-chart-id=pts] select.nx-select") == "1"
     assert not page.console_errors and not page.page_errors
     page.close()
+
+
+def test_the_controls_chart_drives_the_playground(browser, served):
+    """The form is a controls chart: checkboxes and buttons reach the server through onInput."""
+    base, _ = served
+    tab = Tab(browser, base, base + "#n=200")
+    pg = tab.page
+    card = pg.query_selector("figure[data-chart-id=controls]")
+    assert card.get_attribute("data-kind") == "controls"
+    assert pg.text_content("button[data-key=play]").endswith("play")
+    pg.check("input[data-key='feat.x1x2']")
+    pg.wait_for_function("() => (document.documentElement.getAttribute('data-query') || '')"
+                         ".includes('feat=x1,x2,x1x2')", timeout=30_000)
+    names = pg.evaluate("() => window.netxray.payload().sections[0].charts"
+                        ".find(c => c.id === 'network').layers[0].labels")
+    assert names == ["x1", "x2", "x1\u00b7x2"]
+    pg.check("input[data-key=disc]")  # drawing only: no new page, the link follows
+    pg.wait_for_function("() => location.hash.includes('disc=1')", timeout=30_000)
+    assert pg.is_checked("input[data-key=disc]")
+    pg.click("button[data-key=play]")
+    assert pg.text_content("button[data-key=play]").endswith("pause")
+    tab.wait_epoch(2)
+    pg.click("button[data-key=play]")
+    assert pg.text_content("button[data-key=play]").endswith("play")
+    assert pg.get_attribute("html", "data-playing") == "0"
+    assert not tab.errors and not tab.blocked
+    tab.close()

@@ -153,13 +153,17 @@ _SECTIONS = (("play", "Playground", ("network", "surface", "loss")),
              ("pca", "Hidden layers (PCA)", ("pca-",)))
 
 
-def playground_payload(frame: Frame, config: PlayConfig) -> dict[str, Any]:
-    """The page's payload: every chart of the first frame, in sections."""
+def playground_payload(frame: Frame, config: PlayConfig,
+                       controls: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The page's payload: every chart of the first frame, in sections; ``controls`` (a
+    controls chart, :func:`netxray.serve.controls.controls_chart`) first, when given."""
     patches = frame_patches(frame, config)
     sections = []
     for sid, title, ids in _SECTIONS:
         chosen = [spec for cid, spec in patches.items()
                   if cid in ids or any(p.endswith("-") and cid.startswith(p) for p in ids)]
+        if controls is not None and sid == "play":
+            chosen.insert(0, controls)
         sections.append({"id": sid, "title": title, "description": "", "charts": chosen})
     return {"title": f"netxray playground \u2014 {config.label}",
             "subtitle": "Training live on the server; frames stream to this page.",

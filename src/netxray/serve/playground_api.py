@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from netxray.data import Dataset
+from netxray.serve.controls import controls_chart
 from netxray.serve.frames import frame_message, playground_payload
 from netxray.serve.playground import PlaygroundSession, parse_csv
-from netxray.serve.playground_config import PRESETS, PlayConfig, from_query, preset, to_query
+from netxray.serve.playground_config import PlayConfig, from_query, preset, to_query
 from netxray.serve.playground_save import RUN_NAME, save_run
 from netxray.serve.settings import Limits
 
@@ -74,14 +75,13 @@ def _asset(name: str) -> str:
 
 def playground_page() -> str:
     """The playground's page: the report's front-end, no data yet, and ``playground.js``,
-    which opens the stream with the URL's state."""
+    which opens the stream with the URL's state; the controls come with the first page (a
+    ``controls`` chart, :mod:`netxray.serve.controls`)."""
     from netxray.report.html import render_html
 
     page = render_html({"title": "netxray playground", "subtitle": "connecting\u2026",
                         "sections": []})
-    presets = json.dumps({k: v[0] for k, v in PRESETS.items()}).replace("<", "\\u003c")
-    script = (f'<script type="application/json" id="nx-pg-presets">{presets}</script>\n'
-              f"<style>\n{_asset('playground.css')}\n</style>\n"
+    script = (f"<style>\n{_asset('playground.css')}\n</style>\n"
               f"<script>\n{_asset('playground.js')}\n</script>\n</body>")
     page = page.replace('<div id="nx-root"', '<div id="nx-pg" class="nx-pg"></div>\n'
                         '<div id="nx-root"', 1)
@@ -132,7 +132,8 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
 
         return {"type": kind, "session": sid, "query": to_query(cfg),
                 "config": {"label": cfg.label, "preset": cfg.preset},
-                "payload": json.loads(payload_json(playground_payload(frame, cfg))),
+                "payload": json.loads(payload_json(playground_payload(
+                    frame, cfg, controls_chart(cfg, limits, playing=lv.playing)))),
                 "epoch": frame.epoch, "train_loss": _finite(frame.train_loss),
                 "test_loss": _finite(frame.test_loss), "playing": lv.playing}
 

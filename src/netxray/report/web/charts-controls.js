@@ -98,5 +98,5 @@ function renderControls(spec, body, st) {
     }
     row.appendChild(controlElement(c, v, send));
   });
-  body.appendChild(el("div", { class: "nx-controls" }, rows));
+  body.appendChild(el("div", { class: "nx-ctl-form" }, rows));
 }

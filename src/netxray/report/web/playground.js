@@ -1,33 +1,18 @@
-/* netxray playground: the controls, the stream of frames, the URL state (netxray serve).
+/* netxray playground: the stream of frames, the counters, the URL state (netxray serve).
  *
- * Runs after the report's front-end (window.netxray.render / .patch). It opens the stream
- * api/play/stream?<the URL's #state> (server-sent events read with fetch, so an error's
- * message can be shown), draws the first page, then patches one chart per message; every
- * control sends its input back with a POST to api/play/<session>/control. The URL's # part
- * always holds the setup, so copying the address shares it. Text from the server goes into
- * the page through textContent only.
+ * Runs after the report's front-end (window.netxray.render / .patch / .onInput). It opens the
+ * stream api/play/stream?<the URL's #state> (server-sent events read with fetch, so an
+ * error's message can be shown), draws the first page, then patches one chart per message.
+ * The controls are a chart of the page (kind "controls", id "controls", sent by the server);
+ * their input arrives through window.netxray.onInput and goes back with a POST to
+ * api/play/<session>/control (or upload, save). The URL's # part always holds the setup, so
+ * copying the address shares it. Text from the server goes in through textContent only.
  */
 (function () {
   "use strict";
   var NX = window.netxray;
-  var S = { sid: null, query: "", playing: false, frames: [], abort: null };
-  var PRESETS = JSON.parse(document.getElementById("nx-pg-presets").textContent || "{}");
-  var CHOICES = {
-    data: [["circle", "circle"], ["xor", "xor"], ["gauss", "gaussians"], ["spiral", "spiral"],
-           ["moons", "moons"], ["csv", "uploaded CSV"]],
-    classes: [2, 3, 4, 5, 6],
-    ratio: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-    act: [["relu", "ReLU"], ["tanh", "tanh"], ["sigmoid", "sigmoid"], ["linear", "linear"],
-          ["leaky_relu", "LeakyReLU"], ["gelu", "GELU"]],
-    init: ["he", "xavier", "normal", "lecture", "torch"],
-    opt: [["sgd", "SGD"], ["momentum", "momentum"], ["adam", "Adam"]],
-    lr: [1e-5, 1e-4, 1e-3, 0.003, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 1, 1.5, 3, 10],
-    reg: [["none", "none"], ["l1", "L1"], ["l2", "L2"]],
-    rate: [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
-  };
-  var FEATURES = [["x1", "x\u2081"], ["x2", "x\u2082"], ["x1^2", "x\u2081\u00b2"], ["x2^2", "x\u2082\u00b2"],
-                  ["x1x2", "x\u2081x\u2082"], ["sin_x1", "sin x\u2081"], ["sin_x2", "sin x\u2082"]];
-
+  var S = { sid: null, query: "", playing: false, frames: [], abort: null, controls: null };
+  var CONTROLS = "controls", PLAY = "\u25b6 play", PAUSE = "\u275a\u275a pause";  // as serve/controls.py
   function el(tag, attrs, kids) {
     var e = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) {
@@ -35,7 +20,6 @@
       if (v === null || v === undefined || v === false) return;
       if (k === "text") e.textContent = v;
       else if (k === "class") e.className = v;
-      else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : v);
     });
     (kids || []).forEach(function (c) { if (c) e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
@@ -80,6 +64,10 @@
     if (!S.sid) return Promise.resolve(null);
     return post("api/play/" + S.sid + "/control", body).then(function (j) {
       status("");
+      if (j && j.query && j.query !== S.query) {   // e.g. "discretize": no new page comes
+        S.query = j.query;
+        history.replaceState(null, "", "#" + j.query);
+      }
       return j;
     }).catch(function (err) { status(String(err.message || err), true); });
   }
@@ -135,8 +123,11 @@
       S.playing = !!m.playing;
       document.documentElement.setAttribute("data-playing", S.playing ? "1" : "0");
       history.replaceState(null, "", "#" + m.query);
+      S.controls = null;
+      m.payload.sections.forEach(function (sec) {
+        sec.charts.forEach(function (c) { if (c.id === CONTROLS) S.controls = c; });
+      });
       NX.render(m.payload);
-      controls();
       counters(m);
       document.documentElement.setAttribute("data-session", m.session);
       document.documentElement.setAttribute("data-query", m.query);
@@ -159,127 +150,77 @@
   }
 
   // ------------------------------------------------------------------ the controls
-  function select(key, options, value, label) {
-    var s = el("select", { "data-key": key, "aria-label": label, onchange: function () { setConfig(key, s.value); } });
-    var seen = false;
-    options.forEach(function (o) {
-      var v = Array.isArray(o) ? o[0] : o, t = Array.isArray(o) ? o[1] : String(o);
-      if (String(v) === String(value) || (+v === +value && value !== "")) seen = true;
-      s.appendChild(el("option", { value: String(v), text: t, selected: String(v) === String(value) || (+v === +value && value !== "" && !isNaN(+v)) }));
-    });
-    if (!seen) s.appendChild(el("option", { value: value, text: value, selected: true }));
-    return field(label, s);
+  // The form is the server's controls chart (netxray/serve/controls.py), drawn by the report's
+  // renderer; its keys are the URL state's keys, plus the actions below.
+  function setPlaying(on) {
+    S.playing = on;
+    document.documentElement.setAttribute("data-playing", on ? "1" : "0");
+    if (!S.controls) return;
+    S.controls = Object.assign({}, S.controls, { controls: S.controls.controls.map(function (c) {
+      return c.key === "play" ? Object.assign({}, c, { label: on ? PAUSE : PLAY }) : c;
+    }) });
+    NX.patch(CONTROLS, S.controls);
   }
-  function input(key, value, label, attrs) {
-    var i = el("input", Object.assign({ "data-key": key, "aria-label": label, value: value,
-                                        onchange: function () { setConfig(key, i.value); } }, attrs || {}));
-    return field(label, i);
+  function features(name, on) {
+    var now = (parse(S.query).feat || "").split(",");
+    return S.controls.controls.filter(function (c) { return c.key.slice(0, 5) === "feat."; })
+      .map(function (c) { return c.key.slice(5); })
+      .filter(function (f) { return f === name ? on : now.indexOf(f) >= 0; }).join(",");
   }
-  function field(label, ctl) { return el("label", { class: "nx-pg-field" }, [el("span", { text: label }), ctl]); }
+  function save() {
+    status("Saving: training it again under netxray.watch\u2026");
+    post("api/play/save", { session: S.sid }).then(function (j) {
+      status("Saved as " + j.run + " (" + j.epochs + " epochs); the report downloads.");
+      var link = document.getElementById("nx-report-link");
+      link.href = j.report_url; link.textContent = "report of " + j.run;
+      link.setAttribute("download", j.run + ".html");
+      link.hidden = false;
+      document.documentElement.setAttribute("data-saved-run", j.run);
+      link.click();
+    }).catch(function (err) { status(String(err.message || err), true); });
+  }
+  function upload(file) {
+    file.text().then(function (text) {
+      return post("api/play/" + S.sid + "/upload", text, true);
+    }).then(function (j) { status("Loaded " + j.rows + " rows, classes " + j.classes.join(", ")); })
+      .catch(function (err) { status(String(err.message || err), true); });
+  }
+  function share() {
+    var url = location.href;
+    (navigator.clipboard ? navigator.clipboard.writeText(url) : Promise.reject(new Error("no clipboard")))
+      .then(function () { status("Link copied: it opens this setup."); })
+      .catch(function () { status("Copy this address to share the setup: " + url); });
+  }
+  var ACTIONS = {
+    play: function () { setPlaying(!S.playing); control({ action: S.playing ? "play" : "pause" }); },
+    step: function () { setPlaying(false); control({ action: "step" }); },
+    reset: function () { setPlaying(false); control({ action: "reset" }); },
+    lecture: function () { setPlaying(false); control({ action: "preset", preset: "lecture" }); },
+    preset: function (name) { if (name) control({ action: "preset", preset: name }); },
+    save: save, upload: upload, share: share,
+  };
+  NX.onInput(function (chartId, key, value) {
+    if (chartId !== CONTROLS) return;
+    if (ACTIONS[key]) ACTIONS[key](value);
+    else if (key.slice(0, 5) === "feat.") setConfig("feat", features(key.slice(5), value));
+    else if (key === "disc") setConfig("disc", value ? "1" : "0");
+    else setConfig(key, value === null ? "" : String(value));
+  });
 
-  function controls() {
-    var p = parse(S.query), box = document.getElementById("nx-pg");
-    var feats = p.feat.split(",");
-    var presetSel = el("select", { "data-key": "preset", "aria-label": "preset", onchange: function () {
-      if (presetSel.value) control({ action: "preset", preset: presetSel.value });
-    } }, [el("option", { value: "", text: "\u2014 choose \u2014" })].concat(Object.keys(PRESETS).map(function (k) {
-      return el("option", { value: k, text: k.replace(/_/g, " "), title: PRESETS[k], selected: k === p.preset });
-    })));
-    var file = el("input", { type: "file", accept: ".csv,text/csv", "aria-label": "upload a CSV", onchange: function () {
-      var f = file.files[0];
-      if (!f) return;
-      f.text().then(function (text) {
-        return post("api/play/" + S.sid + "/upload", text, true);
-      }).then(function (j) { status("Loaded " + j.rows + " rows, classes " + j.classes.join(", ")); })
-        .catch(function (err) { status(String(err.message || err), true); });
-    } });
-    var play = el("button", { id: "nx-pg-toggle", class: "nx-pg-main", text: S.playing ? "\u275a\u275a pause" : "\u25b6 play",
-      onclick: function () {
-        S.playing = !S.playing;
-        document.documentElement.setAttribute("data-playing", S.playing ? "1" : "0");
-        play.textContent = S.playing ? "\u275a\u275a pause" : "\u25b6 play";
-        control({ action: S.playing ? "play" : "pause" });
-      } });
-    var stopPlaying = function () {
-      S.playing = false; play.textContent = "\u25b6 play";
-      document.documentElement.setAttribute("data-playing", "0");
-    };
-    var saveLink = el("a", { id: "nx-report-link", class: "nx-pg-link", hidden: true });
-    var desc = p.preset && PRESETS[p.preset] ? PRESETS[p.preset] : "";
-    var parts = [
-      el("div", { class: "nx-pg-row" }, [
-        el("button", { id: "nx-reset", text: "\u21ba reset", title: "start over with new weights",
-                       onclick: function () { stopPlaying(); control({ action: "reset" }); } }),
-        play,
-        el("button", { id: "nx-step", text: "step", title: "train one epoch",
-                       onclick: function () { stopPlaying(); control({ action: "step" }); } }),
-        el("span", { class: "nx-pg-stat" }, ["epoch ", el("b", { id: "nx-epoch", text: "0" })]),
-        el("span", { class: "nx-pg-stat" }, ["train loss ", el("b", { id: "nx-train-loss", text: "\u2014" })]),
-        el("span", { class: "nx-pg-stat" }, ["test loss ", el("b", { id: "nx-test-loss", text: "\u2014" })]),
-        el("span", { id: "nx-dead", class: "nx-pg-stat nx-pg-bad" }),
-        el("span", { id: "nx-fps", class: "nx-pg-stat nx-pg-faint" }),
-        field("preset", presetSel),
-        el("button", { id: "nx-lecture", text: "the lecture's setup", title: PRESETS.lecture || "",
-                       onclick: function () { stopPlaying(); control({ action: "preset", preset: "lecture" }); } }),
-        el("button", { id: "nx-save", text: "save this run", title: "record it in the run store and download its report",
-          onclick: function () {
-            status("Saving: training it again under netxray.watch\u2026");
-            post("api/play/save", { session: S.sid }).then(function (j) {
-              status("Saved as " + j.run + " (" + j.epochs + " epochs); the report downloads.");
-              saveLink.href = j.report_url; saveLink.textContent = "report of " + j.run;
-              saveLink.setAttribute("download", j.run + ".html");
-              saveLink.hidden = false;
-              document.documentElement.setAttribute("data-saved-run", j.run);
-              saveLink.click();
-            }).catch(function (err) { status(String(err.message || err), true); });
-          } }),
-        saveLink,
-      ]),
-      el("div", { class: "nx-pg-row" }, [
-        select("data", CHOICES.data, p.data, "data"),
-        select("classes", CHOICES.classes, p.classes, "classes"),
-        input("n", p.n, "samples", { type: "number", min: 20, step: 10, style: "width:5.5em" }),
-        input("noise", p.noise, "noise", { type: "number", min: 0, max: 2, step: 0.05, style: "width:5em" }),
-        select("ratio", CHOICES.ratio.map(function (r) { return [r, Math.round(r * 100) + "% train"]; }), p.ratio, "train/test"),
-        input("batch", p.batch, "batch (0 = all)", { type: "number", min: 0, step: 1, style: "width:4.5em" }),
-        input("seed", p.seed, "seed", { type: "number", min: 0, step: 1, style: "width:5em" }),
-        field("upload 2-D CSV (x1,x2,label)", file),
-      ]),
-      el("div", { class: "nx-pg-row" }, [
-        el("span", { class: "nx-pg-field" }, [el("span", { text: "features" })].concat(FEATURES.map(function (f) {
-          var cb = el("input", { type: "checkbox", "data-feature": f[0], checked: feats.indexOf(f[0]) >= 0, onchange: function () {
-            var on = Array.prototype.slice.call(box.querySelectorAll("input[data-feature]"))
-              .filter(function (c) { return c.checked; }).map(function (c) { return c.getAttribute("data-feature"); });
-            setConfig("feat", on.join(","));
-          } });
-          return el("label", { class: "nx-pg-check" }, [cb, f[1]]);
-        }))),
-        input("hidden", p.hidden, "hidden units per layer", { type: "text", style: "width:8em", title: "e.g. 4,2: up to 6 layers of up to 16 units" }),
-        select("act", CHOICES.act, p.act, "activation"),
-        select("init", CHOICES.init, p.init, "init"),
-        select("opt", CHOICES.opt, p.opt, "optimizer"),
-        select("lr", CHOICES.lr, p.lr, "learning rate"),
-        select("reg", CHOICES.reg, p.reg, "regularization"),
-        select("rate", CHOICES.rate, p.rate, "reg. rate"),
-        el("label", { class: "nx-pg-check" }, [el("input", { type: "checkbox", "data-key": "disc", checked: p.disc === "1",
-          onchange: function (e) { setConfig("disc", e.target.checked ? "1" : "0"); } }), "discretize output"]),
-        el("button", { id: "nx-share", text: "copy link", title: "the address holds this setup", onclick: function () {
-          var url = location.href;
-          (navigator.clipboard ? navigator.clipboard.writeText(url) : Promise.reject(new Error("no clipboard")))
-            .then(function () { status("Link copied: it opens this setup."); })
-            .catch(function () { status("Copy this address to share the setup: " + url); });
-        } }),
-      ]),
-      desc ? el("p", { class: "nx-pg-desc", text: desc }) : null,
-      el("p", { id: "nx-pg-status", class: "nx-pg-status", role: "status" }),
-    ];
-    box.replaceChildren.apply(box, parts.filter(Boolean));
-  }
+  // the bar above the page: the counters, the saved run's report link, the status line
+  var stat = function (label, id) { return el("span", { class: "nx-pg-stat" }, [label + " ", el("b", { id: id, text: "\u2014" })]); };
+  document.getElementById("nx-pg").replaceChildren(
+    el("div", { class: "nx-pg-row" }, [
+      stat("epoch", "nx-epoch"), stat("train loss", "nx-train-loss"), stat("test loss", "nx-test-loss"),
+      el("span", { id: "nx-dead", class: "nx-pg-stat nx-pg-bad" }),
+      el("span", { id: "nx-fps", class: "nx-pg-stat nx-pg-faint" }),
+      el("a", { id: "nx-report-link", class: "nx-pg-link", hidden: true }),
+    ]),
+    el("p", { id: "nx-pg-status", class: "nx-pg-status", role: "status", text: "Starting the playground\u2026" }));
 
   window.addEventListener("hashchange", function () {
     var q = location.hash.replace(/^#/, "");
     if (S.sid && q && q !== S.query) control({ action: "config", query: q });
   });
-  document.getElementById("nx-pg").appendChild(el("p", { id: "nx-pg-status", class: "nx-pg-status", text: "Starting the playground\u2026" }));
   connect();
 })();
