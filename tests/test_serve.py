@@ -361,11 +361,13 @@ def test_the_serve_docs_run_and_print_what_they_say(tmp_path):
                           text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().split("\n")
-    assert len(lines) == 6, proc.stdout
-    epoch, _acc, dead = lines[0].split(" ", 2)  # the playground's block, then the viewer's
+    assert len(lines) == 8, proc.stdout
+    epoch, _acc, dead = lines[0].split(" ", 2)  # the playground's blocks, then the viewer's
     assert epoch == "30" and sum(ast.literal_eval(dead).values()) > 0  # dying ReLU: units died
     assert "dead_units" in lines[1] and lines[2] == "circle: x1,x2 -> 8-8 relu"
-    assert lines[3:] == ["exp1 closed 3", "3 True", "404"], proc.stdout
+    assert ast.literal_eval(lines[3]) == {"data": "moons", "act": "relu", "lr": 1.5}
+    assert lines[4].startswith("A 16-16 ReLU MLP")  # the controls chart: dying_relu's text
+    assert lines[5:] == ["exp1 closed 3", "3 True", "404"], proc.stdout
 
 
 def test_the_real_server_answers_and_ctrl_c_exits_0(world):
