@@ -39,8 +39,8 @@ __all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_ht
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
 #: array decoder, charts on axes, tiles and panels, then the page that registers and draws them.
-JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
-              "charts-link.js", "charts-network.js", "page.js")
+JS_MODULES = ("core.js", "charts-plot.js", "charts-surface.js", "charts-grid.js",
+              "charts-markers.js", "charts-link.js", "charts-network.js", "page.js")
 
 #: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
 #: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
