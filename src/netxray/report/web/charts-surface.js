@@ -169,7 +169,6 @@ function renderSurface(spec, body, st, opts) {
   }, function () { hover(null); if (arrowAt) arrowAt(null); });
 }
 
-
 // The hover arrow of a gradient field G = {x, y, dx, dy, label} on the overlay of plot P:
 // arrowAt(mx, my) draws, from the cursor, the vector of the grid point nearest to it (no
 // interpolation: across a boundary the predicted class, so the field, changes abruptly), to
