@@ -4,7 +4,8 @@ The issue's target: 10 frames per second or more for the default network (Tensor
 Playground's: circle, 500 points, 50% train, batch 10, 2-4-2-2 tanh) on this 2-core machine.
 One frame is one epoch of training (25 mini-batch steps for the default) plus everything the
 page shows: the decision surface (40 x 40), every unit's map (20 x 20), statistics and
-findings, gradient RMS by depth, a PCA per hidden layer, saliency, and the patches as JSON.
+findings, gradient RMS by depth, a PCA per hidden layer, the input gradient on the surface grid
+(the hover arrows), and the patches as JSON.
 
 - compute: ``session.step()`` + ``frame_message`` + ``json.dumps``, median of N frames;
 - stream: uvicorn in a thread serving the router, a client reading the event stream with the
@@ -159,7 +160,8 @@ def main() -> None:
             served.close()
     load1 = os.getloadavg()[0]
     body = (f"One frame = one epoch of training + the surface (40 x 40), unit maps (20 x 20), "
-            f"statistics, findings, gradient RMS by depth, PCA per hidden layer, saliency, "
+            f"statistics, findings, gradient RMS by depth, PCA per hidden layer, the input "
+            f"gradient on the surface grid (hover arrows), "
             f"as JSON patches. Median of {n} frames (compute); frames/s over {n} frames "
             f"(stream); load average {load0:.1f} before, {load1:.1f} after, on 2 cores "
             f"shared with other work.\n\n"

@@ -186,7 +186,7 @@ def test_the_boundary_line_is_where_the_classes_meet(browser, report):
         pg = page.page
         plot = _card(pg, "bare surface").locator(".nx-plot").element_handle()
         w = pg.evaluate("(p) => p.querySelector('canvas.nx-canvas').width", plot)
-        side = w - 52 - 12  # the surface's frame (charts-plot.js renderSurface)
+        side = w - 52 - 12  # the surface's frame (charts-surface.js renderSurface)
         expected = 52 + (BOUNDARY_X + 2) / 4 * side
         # in each row of the frame, the darkest pixel is the boundary line
         cols = pg.evaluate("""([p, l, side]) => {

@@ -38,10 +38,11 @@ __all__ = ["JS_MODULES", "VENDOR_JS", "front_end_js", "payload_json", "render_ht
            "write_report"]
 
 #: The front-end's modules in ``web/``, in the order the page runs them: helpers and the
-#: array decoder, charts on axes, tiles and panels, the form (``controls``), then the page that
-#: registers and draws them.
-JS_MODULES = ("core.js", "charts-plot.js", "charts-grid.js", "charts-markers.js",
-              "charts-link.js", "charts-network.js", "charts-controls.js", "page.js")
+#: array decoder, charts on axes (the surface in its own module), tiles and panels, the form
+#: (``controls``), then the page that registers and draws them.
+JS_MODULES = ("core.js", "charts-plot.js", "charts-surface.js", "charts-grid.js",
+              "charts-markers.js", "charts-link.js", "charts-network.js", "charts-controls.js",
+              "page.js")
 
 #: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
 #: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).

@@ -60,6 +60,7 @@ def surface(
     *,
     points: Sequence[Mapping[str, Any]] | None = None,
     arrows: Sequence[Mapping[str, Any]] | None = None,
+    gradient: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | None = None,
     xlabel: str = "",
     ylabel: str = "",
@@ -77,6 +78,10 @@ def surface(
     top, train points as circles, test points as dark-edged squares (optional ``"index"`` shown
     in the tooltip). ``arrows``: ``[{"x", "y", "dx", "dy"}]``,
     e.g. input gradients, scaled so the longest is a fixed fraction of the plot.
+    ``gradient``: a vector field shown on hover, ``{"x": (mx,), "y": (my,), "dx": (my, mx),
+    "dy": (my, mx)}`` plus an optional ``"label"`` (what it is the gradient of): the page
+    draws, at the cursor, the arrow of the nearest grid point, scaled by the field's largest
+    magnitude, and its value in the tooltip (see :func:`gradient_field`).
     ``link``: marker -> sample set (e.g. ``{"train": "train", "test": "test"}``): a point's
     ``"index"`` is its sample in that set, and hovering it lights up the same sample in
     every chart linked to the set (docs/report.md, "Linked charts").
@@ -149,7 +154,48 @@ def surface(
         xlabel=_text(xlabel, "xlabel"),
         ylabel=_text(ylabel, "ylabel"),
     )
+    if gradient is not None:
+        spec["gradient"] = gradient_field(gradient)
     return spec
+
+
+def gradient_field(field: Mapping[str, Any]) -> dict[str, Any]:
+    """A surface's hover arrows, checked and packed: ``{"x", "y", "dx", "dy", "label"}``.
+
+    ``x`` ``(mx,)`` and ``y`` ``(my,)``: the field's grid axes, increasing, 2 points or more
+    each (any grid; the surface's own is the natural one); ``dx``, ``dy`` ``(my, mx)``: the
+    vector's components at ``(x[i], y[j])`` in row ``j``, column ``i``, all finite (replace
+    NaN with 0 where a model diverged). ``label`` (optional): what the field is, shown in the
+    tooltip (e.g. ``"dP(top class)/dx"``).
+    """
+    if not isinstance(field, Mapping) or not {"x", "y", "dx", "dy"} <= set(field):
+        got = sorted(field) if isinstance(field, Mapping) else type(field).__name__
+        raise ValueError("gradient must be a dict with x (mx,), y (my,), dx and dy (my, mx); "
+                         f"got {got}")
+    unknown = set(field) - {"x", "y", "dx", "dy", "label"}
+    if unknown:
+        raise ValueError(f"gradient has unknown keys {sorted(unknown)}; it takes x, y, dx, dy "
+                         "and label")
+    gx = _numbers(field["x"], "gradient['x']", 1)
+    gy = _numbers(field["y"], "gradient['y']", 1)
+    if gx.size < 2 or gy.size < 2:
+        raise ValueError("gradient's grid needs at least 2 points along each axis")
+    for name, ax in (("x", gx), ("y", gy)):
+        if not np.isfinite(ax).all() or not np.all(np.diff(ax) > 0):
+            raise ValueError(f"gradient['{name}'] must be finite and increase strictly "
+                             "(build it with np.linspace)")
+    comps = {}
+    for name in ("dx", "dy"):
+        v = _numbers(field[name], f"gradient[{name!r}]", 2)
+        if v.shape != (gy.size, gx.size):
+            raise ValueError(f"gradient[{name!r}] has shape {v.shape}; it must be (len(y), "
+                             f"len(x)) = ({gy.size}, {gx.size}), row j at y[j]")
+        if not np.isfinite(v).all():
+            raise ValueError(f"gradient[{name!r}] has NaN/Inf; replace them (e.g. "
+                             "np.nan_to_num) or leave the field out")
+        comps[name] = pack(v, "f2")
+    return {"x": pack(gx), "y": pack(gy), **comps,
+            "label": _text(field.get("label", "gradient"), "gradient['label']")}
 
 
 def scatter(

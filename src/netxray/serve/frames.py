@@ -77,6 +77,13 @@ def network_chart(frame: Frame, config: PlayConfig) -> dict[str, Any]:
         "greyed, saturated units outlined in red. Hover a unit for its numbers."))
 
 
+def _gradient(frame: Frame) -> dict[str, Any]:
+    """The surface's hover arrows: the input gradient on the surface grid itself."""
+    g = frame.input_grad
+    return {"x": frame.xs, "y": frame.ys, "dx": g[..., 0], "dy": g[..., 1],
+            "label": "\u2202P(predicted)/\u2202(x1, x2)"}
+
+
 def frame_patches(frame: Frame, config: PlayConfig) -> dict[str, dict[str, Any]]:
     """Every chart of the playground for this frame: ``{chart id: spec}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -84,21 +91,12 @@ def frame_patches(frame: Frame, config: PlayConfig) -> dict[str, dict[str, Any]]
     out["surface"] = _with_id("surface", charts.surface(
         f"Output at epoch {frame.epoch}", frame.xs, frame.ys, _probs(frame, config.discretize),
         points=_points(frame), class_names=list(frame.class_names), xlabel="x1", ylabel="x2",
+        gradient=_gradient(frame),
         description="The network's class probabilities over the plane; circles are training "
         "points, squares test points." + (" Discretized: each cell shows its top class."
-                                          if config.discretize else "")))
-    sal = frame.saliency
-    gy, gx = np.meshgrid(np.linspace(frame.ys[0], frame.ys[-1], sal.shape[0] + 2)[1:-1],
-                         np.linspace(frame.xs[0], frame.xs[-1], sal.shape[1] + 2)[1:-1],
-                         indexing="ij")
-    arrows = [{"x": float(gx[i, j]), "y": float(gy[i, j]), "dx": float(sal[i, j, 0]),
-               "dy": float(sal[i, j, 1])}
-              for i in range(sal.shape[0]) for j in range(sal.shape[1])]
-    out["saliency"] = _with_id("saliency", charts.surface(
-        "Saliency", frame.xs, frame.ys, frame.probs, arrows=arrows,
-        class_names=list(frame.class_names), xlabel="x1", ylabel="x2",
-        description="Arrows: the gradient of the top class's log-probability with respect "
-        "to the input, where the prediction strengthens fastest."))
+                                          if config.discretize else "") +
+        " Hover: the arrow is the gradient of the predicted class's probability with respect "
+        "to (x1, x2), the direction that raises it fastest."))
     ep = np.asarray(frame.curve["epoch"], dtype=np.float64)
     keep = np.unique(np.append(np.linspace(0, len(ep) - 1, min(len(ep), MAX_CURVE)).round(),
                                len(ep) - 1)).astype(int)
@@ -149,7 +147,7 @@ def frame_message(frame: Frame, config: PlayConfig) -> dict[str, Any]:
 
 #: sections of the playground page: (id, title, chart ids or a prefix ending in "-")
 _SECTIONS = (("play", "Playground", ("network", "surface", "loss")),
-             ("health", "Findings", ("findings", "gradients", "saliency")),
+             ("health", "Findings", ("findings", "gradients")),
              ("pca", "Hidden layers (PCA)", ("pca-",)))
 
 

@@ -160,7 +160,9 @@ class Frame:
     ``weights``: one ``(out, in)`` matrix per linear layer; ``dead``/``saturated``: layer ->
     ``(units,)`` flags from the statistics; ``grad_norms``: layer -> RMS gradient of the
     loss wrt its output; ``pca``: layer -> ``(n_train, 2)``; ``findings``: the health
-    report's findings; ``curve``: epoch -> train and test loss so far.
+    report's findings; ``curve``: epoch -> train and test loss so far; ``input_grad``
+    ``(ny, nx, 2)`` on the surface grid: the gradient of the predicted class's probability
+    with respect to the point (x1, x2), the page's hover arrows.
     """
 
     epoch: int
@@ -181,7 +183,7 @@ class Frame:
     pca: dict[str, np.ndarray]
     findings: list[Any]
     curve: dict[str, list[float]]
-    saliency: np.ndarray
+    input_grad: np.ndarray
     class_names: tuple[str, ...]
     layer_names: list[str]
     train_points: tuple[np.ndarray, np.ndarray] = field(repr=False, default=(np.zeros((0, 2)),
@@ -293,18 +295,21 @@ class PlaygroundSession:
         gx, gy = np.meshgrid(xs, ys)  # row j is y = ys[j]: row 0 at the bottom
         return torch.as_tensor(np.column_stack([gx.ravel(), gy.ravel()]), dtype=torch.float32)
 
-    def _saliency(self) -> np.ndarray:
-        """``(ny, nx, 2)`` on a 9 x 9 grid: the gradient of the top class's log-probability
-        at each point (where the prediction strengthens)."""
-        xs = np.linspace(self.xs[0], self.xs[-1], 11)[1:-1]
-        ys = np.linspace(self.ys[0], self.ys[-1], 11)[1:-1]
-        P = self._plane(xs, ys).requires_grad_(True)
+    def _surface(self) -> tuple[np.ndarray, np.ndarray]:
+        """The class probabilities on the surface grid ``(ny, nx, classes)`` and, from the same
+        forward pass, ``(ny, nx, 2)``: the gradient of the predicted class's probability with
+        respect to the raw point ``(x1, x2)``, through the features and the network (one
+        backward pass; ``probs[j, i]`` and ``grad[j, i]`` are at ``(xs[i], ys[j])``)."""
+        k = len(self.class_names)
+        P = self._plane(self.xs, self.ys).requires_grad_(True)
         with torch.enable_grad():
-            logp = torch.log_softmax(self.model(P), dim=1)
-            top = logp.gather(1, logp.argmax(1, keepdim=True)).sum()
+            probs = torch.softmax(self.model(P), dim=1)
+            top = probs.gather(1, probs.detach().argmax(1, keepdim=True)).sum()
             (g,) = torch.autograd.grad(top, P)
-        g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-        return g.reshape(len(ys), len(xs), 2).numpy().astype(np.float64)
+        shape = (len(self.ys), len(self.xs))
+        probs = torch.nan_to_num(probs.detach(), nan=1.0 / k).reshape(*shape, k)
+        g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0).reshape(*shape, 2)
+        return probs.numpy().astype(np.float64), g.numpy().astype(np.float64)
 
     def frame(self) -> Frame:
         """Measure the network as it is now (no training)."""
@@ -319,9 +324,7 @@ class PlaygroundSession:
             self.curve["train"].append(tl)
             self.curve["test"].append(vl)
         k = len(self.class_names)
-        outs = self._forward_all(self._plane(self.xs, self.ys))
-        probs = torch.softmax(outs[list(outs)[-1]], dim=1).reshape(len(self.ys), len(self.xs), k)
-        probs = torch.nan_to_num(probs, nan=1.0 / k).numpy().astype(np.float64)
+        probs, input_grad = self._surface()
         touts = self._forward_all(self._plane(self.txs, self.tys))
         m = len(self.txs)
         names = ["features", *self.layers]
@@ -348,7 +351,7 @@ class PlaygroundSession:
                           float(self.tys[-1])),
             maps=maps, weights=ws, dead=dead, saturated=sat, grad_norms=grads, pca=pca,
             findings=list(report.findings), curve={k: list(v) for k, v in self.curve.items()},
-            saliency=self._saliency(), class_names=tuple(self.class_names),
+            input_grad=input_grad, class_names=tuple(self.class_names),
             layer_names=names, train_points=(self.X.numpy(), self.y.numpy()),
             test_points=(self.Xt.numpy(), self.yt.numpy()),
         )

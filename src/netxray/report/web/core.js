@@ -1,8 +1,8 @@
 /* netxray front-end, part 1 of 4: palette, colour maps, DOM and canvas helpers, axes,
  * tooltips, and the decoder of packed arrays (netxray/report/packing.py).
  *
- * The report writer (netxray/report/html.py) concatenates core.js, charts-plot.js,
- * charts-grid.js and page.js, in that order, inside one function scope with "use strict":
+ * The report writer (netxray/report/html.py) concatenates the modules of its JS_MODULES
+ * (core.js first, page.js last), in order, inside one function scope with "use strict":
  * the files share their top-level names and nothing leaks to the page but window.netxray
  * and window.netxrayRender. Its only dependencies are the vendored d3 modules (web/vendor/,
  * the scope's `d3`); no network: the page works from file:// (the
