@@ -15,9 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
-from serve_thread import serving  # noqa: E402
-
 from netxray.serve.app import create_app  # noqa: E402
+from serve_thread import serving  # noqa: E402
 
 SETUP = ("data=spiral&n=500&noise=0.1&ratio=0.6&batch=10&feat=x1,x2,x1^2,x2^2,sin_x1,sin_x2"
          "&hidden=8,8,4&act=tanh&opt=adam&lr=0.01&seed=1")
