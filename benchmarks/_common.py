@@ -59,7 +59,10 @@ def emit(name: str, text: str, *, write: bool = True) -> Path | None:
 
 def write_result(name: str, title: str, body: str) -> Path:
     """Write ``results/<name>.md`` with the command that made it."""
-    command = " ".join([Path(sys.executable).name, *sys.argv])
+    script = Path(sys.argv[0]).resolve()
+    root = Path(__file__).resolve().parents[1]
+    argv0 = str(script.relative_to(root)) if script.is_relative_to(root) else sys.argv[0]
+    command = " ".join([Path(sys.executable).name, argv0, *sys.argv[1:]])  # no machine paths
     path = emit(name, f"## {title}\n\nCommand: `{command}` ({machine()})\n\n{body}\n")
     assert path is not None
     return path

@@ -67,6 +67,7 @@ class Served:
 
         app = FastAPI()
         app.include_router(make_router(LIMITS, runs))
+        torch.set_num_threads(1)  # as `netxray serve` runs
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -118,7 +119,7 @@ def chromium_fps(base: str, seconds: float) -> float | None:
         page = b.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base)
         page.wait_for_selector("figure[data-chart-id=network][data-rendered='1']")
-        page.click("#nx-pg-toggle")
+        page.click('button[data-key="play"]')
         epoch = "() => +document.documentElement.getAttribute('data-epoch')"
         page.wait_for_function("() => +document.documentElement.getAttribute('data-epoch') >= 3")
         e0, t0 = page.evaluate(epoch), time.perf_counter()
@@ -147,7 +148,7 @@ def main() -> None:
             rows.append([f"compute, {threads} torch thread(s)", name, f"{ms:.1f} ms",
                          f"{1000 / ms:.1f}", f"{1000 / ms / TARGET:.1f}x"])
     with tempfile.TemporaryDirectory() as runs:
-        served = Served(Path(runs))  # make_router sets 1 torch thread
+        served = Served(Path(runs))
         try:
             fps, kb = stream_fps(served.base, n)
             rows.append(["event stream (uvicorn, paced at 30 fps max)", cases[0][0],
@@ -167,7 +168,7 @@ def main() -> None:
             f"shared with other work.\n\n"
             + markdown_table(["where", "network", "per frame", "frames/s", "vs 10 fps target"],
                              rows)
-            + "\n\nThe server runs PyTorch with one intra-op thread (`make_router` sets it): "
+            + "\n\nThe server runs PyTorch with one intra-op thread (`netxray serve` sets it): "
               "for networks this small a second thread only waits on the first, and under "
               "load it costs 10x.")
     if args.quick:
