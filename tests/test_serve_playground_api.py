@@ -127,7 +127,14 @@ def test_save_this_run_writes_a_run_store_and_its_report(served):
     with urllib.request.urlopen(base + body["report_url"], timeout=30) as r:
         assert "attachment" in r.headers["Content-Disposition"]
         assert b"netxray-data" in r.read()
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(base + "api/play/report/..%2Fetc", timeout=30)
-    assert err.value.code == 404
+    outside = runs.parent / "elsewhere"  # a run-like folder name that links out of the runs
+    outside.mkdir()
+    (outside / "report.html").write_text("secret")
+    (runs / "playground-20260101-000000").symlink_to(outside, target_is_directory=True)
+    (runs / "playground-20260101-000001\n").mkdir()  # the name pattern must match whole
+    (runs / "playground-20260101-000001\n" / "report.html").write_text("odd")
+    for bad in ("..%2Fetc", "playground-20260101-000000", "playground-20260101-000001%0A"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "api/play/report/" + bad, timeout=30)
+        assert err.value.code == 404, bad
     s.close()

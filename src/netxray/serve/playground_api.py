@@ -294,10 +294,11 @@ def make_router(limits: Limits, runs_dir: Path) -> Any:
 
     @router.get("/api/play/report/{run}")
     def report(run: str) -> Response:
-        if not RUN_NAME.match(run):
+        if not RUN_NAME.fullmatch(run):
             raise bad(f"{run!r} is not a saved playground run", 404)
         path = runs_dir / run / "report.html"
-        if not path.is_file():
+        inside = path.resolve().is_relative_to(runs_dir.resolve())  # no symlink out
+        if not inside or not path.is_file():
             raise bad(f"no report for {run!r} in the runs folder", 404)
         return Response(path.read_bytes(), media_type="text/html; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{run}.html"'})
