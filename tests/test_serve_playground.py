@@ -167,6 +167,18 @@ def test_dying_relu_preset_marks_dead_units_as_the_statistics_find_them():
     assert "dead_units" in {x.kind for x in f.findings}
 
 
+def test_a_leaky_relu_unit_that_is_never_positive_is_not_greyed_as_dead():
+    """LeakyReLU passes gradient below 0, so the health rules never call it dead."""
+    s = PlaygroundSession(replace(preset("dying_relu", L), activation="leaky_relu"), L)
+    with torch.no_grad():
+        s.model.fc1.bias[0] = -1e3  # unit 0 of act1 is negative on every input
+    f = s.frame()
+    out = s.model[: list(dict(s.model.named_children())).index("act1") + 1](s.X)
+    assert ((out[:, 0] > 0).sum() == 0).item()  # never active ...
+    assert not f.dead["act1"].any()  # ... yet not dead
+    assert "dead_units" not in {x.kind for x in f.findings}
+
+
 def test_saturated_preset_marks_saturated_units():
     s = PlaygroundSession(preset("saturated", L), L)
     f = s.step()

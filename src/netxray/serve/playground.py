@@ -333,13 +333,16 @@ class PlaygroundSession:
         maps["output"] = torch.nan_to_num(out, nan=1.0 / k).numpy().astype(np.float64)
         stats = collect_stats(self.model, (self.X, self.y), self.layers, gradients=True)
         th = Thresholds()
+        report = diagnose_stats(stats, history=self.curve["train"], context="diagnose")
+        # dead as the health rules define it: a ReLU never > 0, a GELU stuck near 0; a
+        # LeakyReLU unit is never dead (it passes gradient below 0)
+        dead_units = {f.layer: list(f.units) for f in report.findings if f.kind == "dead_units"}
         dead, sat, grads = {}, {}, {}
         for n in self.layers:
             s = stats[n]
-            dead[n] = (s.frac_active == 0) & (s.family in ("relu", "rectifier"))
+            dead[n] = np.isin(np.arange(s.units), dead_units.get(n, []))
             sat[n] = s.frac_saturated >= th.saturated_fraction
             grads[n] = float(s.grad_rms) if s.grad_rms is not None else math.nan
-        report = diagnose_stats(stats, history=self.curve["train"], context="diagnose")
         hidden = self._forward_all(self.X)
         pca = {n: _pca2(hidden[n].numpy()) for n in self.layers}
         ws = [mod.weight.detach().numpy().astype(np.float64)
