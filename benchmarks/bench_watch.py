@@ -143,10 +143,15 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps
             inside = fn()
             times[v].append((time.perf_counter() - t if inside is None else inside) / steps)
     med = {v: statistics.median(ts) for v, ts in times.items()}
-    rows = [[name, variants[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x"]
-            for v in variants]
+    # paired: each round's time over the plain loop's time in the same round, so that a load
+    # change between rounds cancels; the median of those ratios is the one to read
+    paired = {v: statistics.median(t / p for t, p in zip(ts, times["plain"], strict=True))
+              for v, ts in times.items()}
+    rows = [[name, variants[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x",
+             f"{paired[v]:.3f}x"] for v in variants]
     once = statistics.median(fixed["every=10"] + fixed["every=1"])
-    rows.append([name, "watch: open + close the store (once per run)", f"{once * 1e3:.1f}", ""])
+    rows.append([name, "watch: open + close the store (once per run)", f"{once * 1e3:.1f}", "",
+                 ""])
     return rows
 
 
@@ -191,7 +196,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds, a smaller store")
     args = ap.parse_args()
     g = torch.Generator().manual_seed(0)
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 15
     rows = []
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
@@ -214,9 +219,12 @@ def main() -> None:
         + f" ({machine()}, batch 256; medians of {rounds} rounds, run round-robin; {load})",
         "",
         "ms per step: the training loop alone, the store already open (steady state); opening "
-        "and closing the store is a fixed cost per run, in its own row.",
+        "and closing the store is a fixed cost per run, in its own row. Each round runs every "
+        "variant once, in turn; the last column pairs each round with that round's plain "
+        "loop, so a change of load between rounds cancels out.",
         "",
-        markdown_table(["model", "what", "ms per step", "ratio"], rows),
+        markdown_table(["model", "what", "ms per step (median)", "ratio of medians",
+                        "median of per-round ratios"], rows),
         "",
         markdown_table(["run store", "what", "median ms"], store),
         "",
