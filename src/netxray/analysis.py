@@ -29,6 +29,7 @@ from torch import nn
 
 from netxray._checks import model_dtype
 from netxray._results import Result
+from netxray.batches import pick_output
 from netxray.data import Dataset, TokenDataset
 
 if TYPE_CHECKING:
@@ -338,11 +339,9 @@ class _Examples:
         self.correct = self.labelled = 0  # for the accuracy over the whole dataset
 
     def __call__(self, attr: Attribution, batch: Batch) -> None:
-        from netxray.batches import pick_output
-
         with torch.no_grad():
             preds = pick_output(batch.run(self.model), self.output).argmax(1).cpu()
-        if batch.labels is not None:
+        if batch.labels is not None:  # (batch,) class ids: attribute_dataset checks them
             self.correct += int((preds == batch.labels.cpu()).sum())
             self.labelled += batch.size
         take = min(self.n - len(self.tokens), batch.size)

@@ -56,7 +56,8 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """The optimizer :func:`train` uses for ``name`` (also the playground's)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
@@ -132,7 +133,7 @@ def train(
     bad = [e for e in wanted if not 0 <= e <= epochs]
     if bad:
         raise ValueError(f"checkpoint epochs must be within 0..{epochs}, got {sorted(bad)}")
-    opt = _make_optimizer(optimizer, model.parameters(), lr)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
     gen = torch.Generator().manual_seed(seed)
     n = X.shape[0]
     bs = n if batch_size is None else int(batch_size)

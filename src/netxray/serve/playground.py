@@ -18,7 +18,7 @@ import csv
 import io
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -215,7 +215,7 @@ class PlaygroundSession:
 
     def reset(self, config: PlayConfig | None = None, uploaded: Dataset | None = None) -> None:
         """Start over (with a new ``config`` or uploaded data set, if given)."""
-        from netxray.training import _make_optimizer
+        from netxray.training import make_optimizer
 
         if config is not None:
             self.config = config.validate(self.limits)
@@ -228,7 +228,7 @@ class PlaygroundSession:
         self.X, self.y = train.tensors()
         self.Xt, self.yt = test.tensors()
         self.model = build_model(cfg, len(ds.class_names)).eval()  # no dropout or norm layers
-        self.optimizer = _make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
+        self.optimizer = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
         self.steps = 0
@@ -358,10 +358,6 @@ class PlaygroundSession:
             layer_names=names, train_points=(self.X.numpy(), self.y.numpy()),
             test_points=(self.Xt.numpy(), self.yt.numpy()),
         )
-
-    def with_config(self, config: PlayConfig) -> PlaygroundSession:
-        """A fresh session on ``config`` sharing this one's uploaded data."""
-        return PlaygroundSession(replace(config), self.limits, self.uploaded)
 
 
 def _pca2(H: np.ndarray) -> np.ndarray:
