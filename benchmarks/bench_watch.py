@@ -11,10 +11,12 @@ pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum:
   a 64-bin histogram of every parameter's gradient (a tensor hook) and of every parameter
   after every step, each read back to the CPU as wandb does to log it.
 
-Variants run round-robin (rounds of ``steps`` steps each) so that load changes hit every
+Each variant trains its own copy of the model; they run in turn, 10 steps each, for many
+rounds, so that the load changes of this shared machine hit neighbouring rounds of every
 variant alike; medians over rounds, ratios to plain training; with 1 and with 2 threads.
-A watch's steps are timed with its store open (the steady state of a long run); opening
-and closing the store (SQLite file, writer thread, final flush) is reported apart. Then a synthetic run store of
+Watches stay open across rounds (the steady state of a long run: every 10th step of
+``every=10`` is recorded); opening and closing the store (SQLite file, writer thread,
+final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
 Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results file untouched).
 """
@@ -22,6 +24,7 @@ Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results fil
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import tempfile
@@ -79,77 +82,77 @@ class WandbStyle:
             h.remove()
 
 
-def loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
-         variant: str, tmp: Path) -> Callable[[], float | None]:
-    """One round of ``steps`` steps; returns the training loop's seconds for a watch (the
-    steady state: opening and closing the store are timed apart, into ``fixed``)."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
+class Variant:
+    """One way of training its own copy of the model (same weights, same data): ``round``
+    runs ``steps`` steps and returns their seconds. Watches stay open across rounds (the
+    steady state of a long run); their open and close times are kept apart in ``fixed``."""
 
-    def train(after: Callable[[torch.Tensor], None]) -> None:
+    def __init__(self, kind: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 tmp: Path) -> None:
+        self.kind, self.model, self.x, self.y = kind, copy.deepcopy(model), x, y
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.fixed = 0.0
+        self.after: Callable[[torch.Tensor], object] = lambda loss: None
+        self.watch: netxray.Watch | None = None
+        self.hooks: WandbStyle | None = None
+        if kind == "wandb":
+            self.hooks = WandbStyle(self.model)
+            self.after = lambda loss: self.hooks.step()  # type: ignore[union-attr]
+        elif kind.startswith("every="):
+            t = time.perf_counter()
+            self.watch = netxray.watch(self.model, tmp / f"{kind}-{next(_RUNS)}.sqlite",
+                                       every=int(kind.split("=")[1]),
+                                       alarms=lambda f, s: None).__enter__()
+            self.fixed = time.perf_counter() - t
+            self.after = lambda loss: self.watch.step(loss=loss)  # type: ignore[union-attr]
+
+    def round(self, steps: int) -> float:
+        model, opt, loss_fn, x, y, after = (self.model, self.opt, self.loss_fn, self.x, self.y,
+                                            self.after)
+        t = time.perf_counter()
         for _ in range(steps):
             loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             after(loss)
+        return time.perf_counter() - t
 
-    def run() -> float | None:
-        if variant == "plain":
-            train(lambda loss: None)
-        elif variant == "wandb":
-            hooks = WandbStyle(model)
-            try:
-                train(lambda loss: hooks.step())
-            finally:
-                hooks.close()
-            return None
-        else:
-            every = int(variant.split("=")[1])
-            path = tmp / f"{variant}-{next(_RUNS)}.sqlite"
+    def close(self) -> None:
+        if self.hooks is not None:
+            self.hooks.close()
+        if self.watch is not None:
             t = time.perf_counter()
-            w = netxray.watch(model, path, every=every, alarms=lambda f, s: None).__enter__()
-            opened = time.perf_counter() - t
-            try:
-                t = time.perf_counter()
-                train(lambda loss: w.step(loss=loss))
-                took = time.perf_counter() - t
-            finally:
-                t = time.perf_counter()
-                w.close()
-                fixed[variant].append(opened + time.perf_counter() - t)
-            return took
-        return None
-
-    return run
-
-
-fixed: dict[str, list[float]] = {"every=10": [], "every=1": []}
+            self.watch.close()
+            self.fixed += time.perf_counter() - t
 
 
 def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
             rounds: int, tmp: Path) -> list[list[object]]:
-    variants = {"plain": "plain training", "every=10": "watch(every=10)",
-                "every=1": "watch(every=1)", "wandb": "wandb.watch-style hooks (hand-written)"}
-    fns = {v: loop(model, x, y, steps, v, tmp) for v in variants}
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {v: [] for v in fns}
-    for f in fixed.values():
-        f.clear()
-    for _ in range(rounds):
-        for v, fn in fns.items():
-            t = time.perf_counter()
-            inside = fn()
-            times[v].append((time.perf_counter() - t if inside is None else inside) / steps)
+    """Rounds of ``steps`` steps per variant, in turn: a round takes a fraction of a second,
+    so load changes on this shared machine hit neighbouring rounds of every variant alike."""
+    names = {"plain": "plain training", "every=10": "watch(every=10)",
+             "every=1": "watch(every=1)", "wandb": "wandb.watch-style hooks (hand-written)"}
+    variants = {v: Variant(v, model, x, y, tmp) for v in names}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        for v in variants.values():
+            v.round(steps)  # warm-up (and each watch's step 0, which sets up its layers)
+        for _ in range(rounds):
+            for k, v in variants.items():
+                times[k].append(v.round(steps) / steps)
+    finally:
+        for v in variants.values():
+            v.close()
     med = {v: statistics.median(ts) for v, ts in times.items()}
     # paired: each round's time over the plain loop's time in the same round, so that a load
     # change between rounds cancels; the median of those ratios is the one to read
     paired = {v: statistics.median(t / p for t, p in zip(ts, times["plain"], strict=True))
               for v, ts in times.items()}
-    rows = [[name, variants[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x",
-             f"{paired[v]:.3f}x"] for v in variants]
-    once = statistics.median(fixed["every=10"] + fixed["every=1"])
+    rows = [[name, names[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x",
+             f"{paired[v]:.3f}x"] for v in names]
+    once = statistics.median([variants["every=10"].fixed, variants["every=1"].fixed])
     rows.append([name, "watch: open + close the store (once per run)", f"{once * 1e3:.1f}", "",
                  ""])
     return rows
@@ -196,7 +199,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds, a smaller store")
     args = ap.parse_args()
     g = torch.Generator().manual_seed(0)
-    rounds = 3 if args.quick else 15
+    rounds = 5 if args.quick else 60
     rows = []
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
@@ -207,21 +210,23 @@ def main() -> None:
             torch.set_num_threads(threads)
             rows += compare(f"MLP 784-512-256-10, {threads} thread(s)",
                             mlp([784, 512, 256, 10], seed=0), x, y,
-                            20 if args.quick else 60, rounds, tmp)
+                            10, rounds, tmp)
             rows += compare(f"CNN 1x28x28 c16 c32 fc, {threads} thread(s)", cnn(), xc, y,
-                            5 if args.quick else 10, rounds, tmp)
+                            10, rounds // 2, tmp)
         store = store_read(10_000 if args.quick else 100_000, 50, tmp)
     load = f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores"
     text = [
         "# Watching training: cost per step, and reading a large run store",
         "",
         "Command: `python -m benchmarks.bench_watch`" + (" --quick" if args.quick else "")
-        + f" ({machine()}, batch 256; medians of {rounds} rounds, run round-robin; {load})",
+        + f" ({machine()}, batch 256; rounds of 10 steps per variant in turn, {rounds} (MLP) "
+        f"and {rounds // 2} (CNN), medians; {load})",
         "",
         "ms per step: the training loop alone, the store already open (steady state); opening "
         "and closing the store is a fixed cost per run, in its own row. Each round runs every "
-        "variant once, in turn; the last column pairs each round with that round's plain "
-        "loop, so a change of load between rounds cancels out.",
+        "variant for 10 steps, in turn, each on its own copy of the model; the last column "
+        "pairs each round with that round's plain steps, so a change of load between rounds "
+        "cancels out.",
         "",
         markdown_table(["model", "what", "ms per step (median)", "ratio of medians",
                         "median of per-round ratios"], rows),

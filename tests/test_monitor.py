@@ -492,3 +492,37 @@ def test_the_gradient_of_an_lstm_output_is_recorded_in_either_layout(tmp_path, b
     with open_run(tmp_path / "run") as run:
         rms = run.layer_stats("lstm").grad_rms[0]
     np.testing.assert_allclose(rms, kept["g"].pow(2).mean().sqrt().item(), rtol=1e-10)
+
+
+def test_unrecorded_steps_reach_the_store_in_batches_and_keep_their_order(tmp_path, monkeypatch):
+    """Unrecorded steps go to the writer 32 at a time (or after 0.25 s): every loss and
+    metric arrives, in order, whatever its type, and a NaN in a batch names its own step."""
+    import netxray.monitor as monitor
+
+    monkeypatch.setattr(monitor, "_SEND_SECONDS", 1e9)  # batches by count only
+    X, y = _data(d=4)
+    X = X.float()
+    model = _relu_net()
+    layers = ["fc1", "act1", "fc2", "act2", "fc3"]
+    losses = []
+    with pytest.raises(TrainingAlarm) as info:
+        with watch(model, tmp_path / "run", every=1000, layers=layers, alarms="raise") as w:
+            for s in range(80):
+                if s == 70:
+                    with torch.no_grad():
+                        model.fc2.bias[0] = float("inf")
+                loss = nn.functional.cross_entropy(model(X), y)
+                losses.append(float(loss.detach()))
+                # a tensor, a float and None as the loss; a tensor and a NumPy metric
+                given = loss if s % 3 == 0 else (float(loss.detach()) if s % 3 == 1 else None)
+                w.step(loss=given, metrics={"acc": torch.tensor(s / 100), "lr": np.float32(0.1)})
+            w.flush()
+    assert info.value.step == 70 and info.value.finding.layer == "fc2"
+    with open_run(tmp_path / "run") as run:
+        np.testing.assert_array_equal(run.steps.step, np.arange(80))
+        want = [v if s % 3 != 2 else np.nan for s, v in enumerate(losses)]
+        np.testing.assert_allclose(run.steps.loss[:70], want[:70], rtol=1e-6)
+        np.testing.assert_allclose(run.steps.metrics["acc"], np.arange(80) / 100, rtol=1e-6)
+        np.testing.assert_allclose(run.steps.metrics["lr"], 0.1, rtol=1e-6)
+        first = run.first_nonfinite
+        assert first is not None and first.step == 70 and first.layer == "fc2"

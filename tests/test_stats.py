@@ -210,7 +210,7 @@ def test_merging_an_empty_state_changes_nothing():
 def test_merge_refuses_different_settings():
     a = UnitStats(bins=8).update(torch.randn(4, 2))
     b = UnitStats(bins=16).update(torch.randn(4, 2))
-    with pytest.raises(ValueError, match="same saturation, hist_range and bins"):
+    with pytest.raises(ValueError, match="same saturation, hist_range, bins and layer_hist"):
         a.merge(b)
     with pytest.raises(ValueError, match="units"):
         a.update(torch.randn(4, 3))
@@ -604,3 +604,47 @@ def test_nested_transformer_encoder_outputs_count_real_tokens_and_unmasked_paddi
         np.testing.assert_allclose(s.var, ref.var(0), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="layer 'emb' outputs padded sequences.*mask="):
         collect_stats(model, batches(9, 2), ["emb", "enc.layers.1"], mask=None)
+
+
+# ------------------------------------------------------------------ layer histograms
+
+
+def _layer_ref(x: torch.Tensor, lo: float, hi: float, bins: int) -> np.ndarray:
+    """numpy reference of one histogram of every finite value: ``(1, bins + 2)``."""
+    a = x.double().numpy().reshape(-1, 1)
+    return ref_hist(a[np.isfinite(a[:, 0])], lo, hi, bins).reshape(1, -1)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 3 * 20, 7 * 20])  # ragged chunks, odd sizes
+@pytest.mark.parametrize("shape", [(37, 5, 4, 5), (6, 3, 17), (40, 9)])
+def test_layer_histogram_counts_every_value_once(monkeypatch, chunk, shape):
+    """The layer histogram (fused into the channel path's chunks, interleaved copies) equals
+    numpy's histogram of all values, and the per-unit histograms summed."""
+    import netxray.stats._kernels as stats_mod
+
+    monkeypatch.setattr(stats_mod, "_CHUNK_ELEMS", chunk)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(*shape, generator=g) * 3
+    x.view(-1)[::7] = torch.linspace(-4.0, 4.0, 9).repeat(x.numel() // 63 + 1)[: x[0::1].numel()][
+        : x.view(-1)[::7].numel()]  # values exactly on the edges, and at hi (overflow)
+    rng_h = (-4.0, 4.0)
+    layer = UnitStats(hist_range=rng_h, bins=8, layer_hist=True).update(x).compute()
+    units = UnitStats(hist_range=rng_h, bins=8).update(x).compute()
+    assert layer["hist"].shape == (1, 10)
+    np.testing.assert_array_equal(layer["hist"], _layer_ref(x, -4.0, 4.0, 8))
+    np.testing.assert_array_equal(layer["hist"][0], units["hist"].sum(0))
+    for k in ("mean", "var", "min", "max", "frac_active", "count"):
+        np.testing.assert_array_equal(layer[k], units[k])
+
+
+def test_layer_histogram_leaves_out_nan_and_inf_and_merges():
+    x = torch.randn(8, 4, 5, 5)
+    x[0, 1, 2, 3], x[3, 0, 0, 0] = float("nan"), float("inf")
+    u = UnitStats(hist_range=(-2.0, 2.0), bins=4, layer_hist=True).update(x)
+    y = torch.randn(3, 4, 5, 5)
+    u.merge(UnitStats(hist_range=(-2.0, 2.0), bins=4, layer_hist=True).update(y))
+    got = u.compute()
+    np.testing.assert_array_equal(got["hist"], _layer_ref(torch.cat([x, y]), -2.0, 2.0, 4))
+    assert got["hist"].sum() == x.numel() + y.numel() - 2
+    with pytest.raises(ValueError, match="layer_hist"):
+        u.merge(UnitStats(hist_range=(-2.0, 2.0), bins=4).update(y))

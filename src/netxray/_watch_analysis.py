@@ -9,6 +9,7 @@ fires once when it appears and re-arms when it clears.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -44,13 +45,18 @@ class LayerMeta:
     bins: int
 
     def unit_stats(self) -> UnitStats:
+        """Per-unit statistics with one layer histogram: the run store keeps no other."""
         return UnitStats(unit_dim=self.unit_dim, saturation=self.saturation,
-                         hist_range=self.hist_range, bins=self.bins)
+                         hist_range=self.hist_range, bins=self.bins, layer_hist=True)
+
+    @functools.cached_property
+    def hist_edges(self) -> np.ndarray:
+        return self.unit_stats().hist_edges
 
     def info(self) -> LayerInfo:
         return LayerInfo(name=self.name, module_type=self.module_type, family=self.family,
                          units=self.units, shape=self.shape, saturation=self.saturation,
-                         hist_edges=self.unit_stats().hist_edges)
+                         hist_edges=self.hist_edges)
 
 
 @dataclass
@@ -68,17 +74,33 @@ class Recorded:
 
 @dataclass
 class StepMsg:
-    """One training step for the writer; tensors may still be in flight from the GPU
-    (``event``: wait for it before reading them)."""
+    """One recorded training step for the writer; tensors may still be in flight from the
+    GPU (``event``: wait for it before reading them)."""
 
     step: int
     time: float
     loss: Any
     metrics: dict[str, Any]
-    sum_layers: list[str]
-    sums: torch.Tensor | None
     record: Recorded | None = None
     new_layers: list[LayerMeta] = field(default_factory=list)
+    event: Any = None
+
+
+@dataclass
+class StepBatch:
+    """Unrecorded steps, sent together: one message and one copy for many steps.
+
+    ``losses``: a ``(steps,)`` tensor when every loss was a tensor, else a list;
+    ``sums``: every step's layer-output sums (for the non-finite check) in one flat
+    tensor, step ``i`` owning the next ``len(sum_layers[i])`` of them, in forward order.
+    """
+
+    steps: list[int]
+    times: list[float]
+    losses: Any
+    metrics: list[dict[str, Any]]
+    sum_layers: list[list[str]]
+    sums: torch.Tensor | None
     event: Any = None
 
 
@@ -119,8 +141,34 @@ class StepAnalysis:
         self.active: dict[tuple[str, str | None], Finding] = {}
 
     # ---------------------------------------------------------------------------- steps
-    def handle(self, msg: StepMsg) -> list[tuple[FindingEvent, Finding]]:
+    def handle(self, msg: StepMsg | StepBatch) -> list[tuple[FindingEvent, Finding]]:
         """Write ``msg``'s rows; return the alarm events it raised or cleared."""
+        if isinstance(msg, StepBatch):
+            events = self._handle_batch(msg)
+        else:
+            events = self._handle_recorded(msg)
+        for ev, _ in events:
+            self.db.write_finding(ev)
+        return events
+
+    def _handle_batch(self, b: StepBatch) -> list[tuple[FindingEvent, Finding]]:
+        raw = b.losses.tolist() if isinstance(b.losses, torch.Tensor) else list(b.losses)
+        losses = [_f(v) for v in raw]
+        metrics = [{k: _f(v) for k, v in m.items()} for m in b.metrics]
+        self.db.write_steps([(s, t, loss, json.dumps(m) if m else None) for s, t, loss, m
+                             in zip(b.steps, b.times, losses, metrics, strict=True)])
+        ok = torch.isfinite(b.sums).tolist() if b.sums is not None else []
+        clean = all(ok) and all(v is None or math.isfinite(float(v)) for v in raw)
+        if clean and not any(k == "nonfinite" for k, _ in self.active):
+            return []  # nothing found, nothing to clear: the common case, no per-step work
+        events, i = [], 0
+        for step, names, loss in zip(b.steps, b.sum_layers, raw, strict=True):
+            bad = [n for n, good in zip(names, ok[i:i + len(names)], strict=True) if not good]
+            i += len(names)
+            events += self._nonfinite(step, bad, None if loss is None else float(loss))
+        return events
+
+    def _handle_recorded(self, msg: StepMsg) -> list[tuple[FindingEvent, Finding]]:
         for meta in msg.new_layers:
             self.metas[meta.name] = meta
             self.db.add_layer(meta.info())
@@ -128,27 +176,25 @@ class StepAnalysis:
         metrics = {k: _f(v) for k, v in msg.metrics.items()}
         self.db.write_steps([(msg.step, msg.time, loss,
                               json.dumps(metrics) if metrics else None)])
-        events = self._nonfinite(msg, loss)
+        bad: list[str] = []
+        if msg.record is not None:  # a recorded step counts NaN/Inf in every layer
+            bad = [n for n, st in msg.record.states.items()
+                   if int(st["nan"].sum()) + int(st["inf"].sum()) > 0]
+        events = self._nonfinite(msg.step, bad, None if msg.loss is None else float(msg.loss))
         if msg.record is not None:
             stats = self._write_record(msg.step, msg.record, loss)
             if not any(k == "nonfinite" for k, _ in self.active):  # no advice from garbage
                 report = diagnose_stats(stats, thresholds=self.thresholds)
                 found = [f for f in report.findings if f.kind not in _OWNED]
                 events += self._update(msg.step, found, lambda k: k not in _EVERY_STEP)
-        for ev, _ in events:
-            self.db.write_finding(ev)
         return events
 
-    def _nonfinite(self, msg: StepMsg, loss: float | None) -> list[tuple[FindingEvent, Finding]]:
-        bad: list[str] = []
-        if msg.sums is not None:
-            ok = torch.isfinite(msg.sums).tolist()
-            bad = [n for n, good in zip(msg.sum_layers, ok, strict=True) if not good]
-        if msg.record is not None:  # a recorded step counted NaN/Inf in every layer anyway
-            bad += [n for n, st in msg.record.states.items()
-                    if int(st["nan"].sum()) + int(st["inf"].sum()) > 0]
+    def _nonfinite(self, step: int, bad: list[str], loss: float | None
+                   ) -> list[tuple[FindingEvent, Finding]]:
+        """The every-step check of one step: ``bad`` layers (forward order) had a NaN/Inf
+        output; ``loss`` is the step's loss (None: not given)."""
         bad = list(dict.fromkeys(bad))  # a shared module may run several times
-        loss_bad = msg.loss is not None and not math.isfinite(float(msg.loss))
+        loss_bad = loss is not None and not math.isfinite(loss)
         found = []
         if bad or loss_bad:
             origin = bad[0] if bad else None
@@ -157,18 +203,17 @@ class StepAnalysis:
                      "in the loss, while every watched layer's output is finite")
             found.append(Finding(
                 kind="nonfinite", severity="error", layer=origin, units=(),
-                evidence={"step": msg.step, "layer": origin, "layers": bad,
-                          "loss": None if msg.loss is None else float(msg.loss)},
+                evidence={"step": step, "layer": origin, "layers": bad, "loss": loss},
                 advice=(
-                    f"NaN/Inf first appeared at step {msg.step} {where}"
-                    + (f" (the loss is {float(msg.loss)})" if msg.loss is not None else "")
+                    f"NaN/Inf first appeared at step {step} {where}"
+                    + (f" (the loss is {loss})" if loss is not None else "")
                     + ". From here on the weights are garbage. Common causes: a learning rate "
                     "too high, no gradient clipping, log or division of zero. Try: lower the "
                     "learning rate 10x, clip gradients (torch.nn.utils.clip_grad_norm_), check "
                     "this layer's weights, torch.autograd.set_detect_anomaly(True)."
                 ),
             ))
-        return self._update(msg.step, found, lambda k: k in _EVERY_STEP)
+        return self._update(step, found, lambda k: k in _EVERY_STEP)
 
     def _update(self, step: int, findings: list[Finding], covers: Any
                 ) -> list[tuple[FindingEvent, Finding]]:
@@ -208,7 +253,7 @@ class StepAnalysis:
                 grad_rms = math.sqrt(float(rec.grad_sq[name]) / rec.grad_n[name])
             ls = LayerStats(
                 name=name, module_type=meta.module_type, family=meta.family, shape=meta.shape,
-                calls=rec.calls.get(name, 1), hist_edges=us.hist_edges,
+                calls=rec.calls.get(name, 1), hist_edges=meta.hist_edges,
                 saturation=meta.saturation,
                 grad_norm=None if grad_rms is None else grad_rms * math.sqrt(
                     max(int(np.prod(meta.shape)), 1)),

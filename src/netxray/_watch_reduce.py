@@ -1,6 +1,6 @@
 """The training thread's parameter reductions for a recorded step, batched: weight,
-gradient, update and previous-weight norms in a few ``torch._foreach_*`` calls instead of
-four small kernels per parameter (runs inside ``w.step()``).
+gradient, update and previous-weight norms in four ``torch._foreach_norm`` calls and one
+stack, instead of several small kernels per parameter (runs inside ``w.step()``).
 """
 
 from __future__ import annotations
@@ -11,34 +11,33 @@ from collections.abc import Mapping
 import torch
 
 
-def _norms(ts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """L2 norms of ``ts`` as float64 0-d tensors, one fused call per device and dtype."""
-    if not ts:
-        return []
-    return [n.double() for n in torch._foreach_norm([t.detach() for t in ts])]
-
-
 def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
-                 prev: Mapping[str, torch.Tensor]) -> torch.Tensor:
+                prev: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """``(params, 4)`` float64: weight, gradient, update (``W - W_prev``) and previous weight
-    norms, NaN where missing. Batched (``torch._foreach_*``): a handful of kernels, not four
-    per parameter. ``prev``'s tensors are overwritten (they hold ``W_prev - W`` after)."""
-    dev = params[0][1].device
-    if any(w.device != dev or (g is not None and g.device != dev) for _, w, g in params):
-        dev = torch.device("cpu")  # parameters spread over devices: gather the norms here
-    out = torch.full((len(params), 4), math.nan, dtype=torch.float64, device=dev)
+    norms, NaN where missing (no gradient, no previous weight). ``prev``'s tensors are
+    overwritten (they hold ``W_prev - W`` after)."""
+    weights = [w.detach() for _, w, _ in params]
     gi = [i for i, (_, _, g) in enumerate(params) if g is not None]
     pi = [i for i, (n, w, _) in enumerate(params)
           if n in prev and prev[n].shape == w.shape and prev[n].dtype == w.dtype
           and prev[n].device == w.device]
     before = [prev[params[i][0]] for i in pi]
-    prev_norms = _norms(before)
+    prev_norms = torch._foreach_norm(before) if before else []
     if before:  # in place: W_prev - W has the update's norm, and no new memory
-        torch._foreach_sub_(before, [params[i][1].detach() for i in pi])
-    cols = [(range(len(params)), _norms([w for _, w, _ in params])),
-            (gi, _norms([params[i][2] for i in gi])),  # type: ignore[misc]
-            (pi, _norms(before)), (pi, prev_norms)]
-    for c, (rows, norms) in enumerate(cols):
-        if norms:
-            out[list(rows), c] = torch.stack([n.to(dev) for n in norms])
-    return out
+        torch._foreach_sub_(before, [weights[i] for i in pi])
+    columns = [(range(len(params)), torch._foreach_norm(weights)),
+               (gi, torch._foreach_norm([params[i][2].detach() for i in gi]) if gi else []),  # type: ignore[union-attr]
+               (pi, torch._foreach_norm(before) if before else []), (pi, prev_norms)]
+    devices = {w.device for w in weights}
+    dev = weights[0].device if len(devices) == 1 else torch.device("cpu")
+    # float64 weights keep float64 norms; anything narrower is reduced in float32 or wider
+    dtype = torch.float64 if any(w.dtype == torch.float64 for w in weights) else torch.float32
+    nan = torch.full((), math.nan, dtype=dtype, device=dev)
+    cells = []
+    for rows, norms in columns:
+        col = [nan] * len(params)
+        for i, n in zip(rows, norms, strict=True):
+            col[i] = n.to(dev, dtype)
+        cells += col
+    # one stack and one conversion for all of them: (4, params) -> (params, 4)
+    return torch.stack(cells).view(4, len(params)).t().double()

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netxray._watch_analysis import StepAnalysis, StepMsg
+from netxray._watch_analysis import StepAnalysis, StepBatch, StepMsg
 from netxray.store import RunDB
 
 
@@ -58,7 +58,7 @@ class Writer:
         self._thread.start()
 
     # ----------------------------------------------------------------- training thread
-    def put(self, msg: StepMsg) -> None:
+    def put(self, msg: StepMsg | StepBatch) -> None:
         self._q.put(msg)
 
     def take_snapshot(self) -> bool:
@@ -129,6 +129,7 @@ class Writer:
                         item.done.set()
                     else:
                         self._handle(item)
+                        time.sleep(0)  # let a training thread waiting for the GIL in
                 self._commit()
         except BaseException as e:  # surfaced on the training thread at its next step()
             self.error = e

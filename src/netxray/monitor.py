@@ -8,11 +8,13 @@
 
 Forward hooks exist only inside the ``with`` block. On a recorded step (every ``every``-th
 call of ``step``) they reduce each layer's output with :class:`netxray.stats.UnitStats`
-(per-unit activity and saturation, the layer histogram) and hook the output's gradient; on
-every step they take one sum per layer output, which is enough to name the layer where NaN/Inf
-start. ``step()`` adds parameter norms and update ratios, and hands everything to a
-background writer: no ``.item()`` or GPU sync on the training thread. Models that are not
-``nn.Module``s log arrays with :meth:`Watch.log`.
+(per-unit activity and saturation, one layer histogram) and hook the output's gradient; on
+the other steps they take one sum per layer output, which is enough to name the layer where
+NaN/Inf start. ``step()`` adds parameter norms and update ratios, and hands everything to a
+background writer: no ``.item()`` or GPU sync on the training thread. Unrecorded steps go
+to the writer in batches (every 32 steps, at a recorded step, or after 0.25 s), so they
+cost a sum per layer and a list append. Models that are not ``nn.Module``s log arrays with
+:meth:`Watch.log`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from netxray._outputs import align, has_seq, tokens
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
 from netxray._watch_reduce import param_norms
-from netxray._watch_transfer import reduce_across_ranks, to_host
+from netxray._watch_snapshot import probe_snapshot
+from netxray._watch_transfer import (
+    PendingSteps,
+    detach_value,
+    distributed,
+    reduce_across_ranks,
+    reduce_batch_across_ranks,
+    to_host,
+)
 from netxray._watch_writer import Writer
 from netxray.families import DEFAULT_HIST_RANGES
 from netxray.health import Finding, Thresholds
@@ -43,6 +53,10 @@ from netxray.store import RunDB, run_file
 
 Alarm = Callable[[Finding, int], Any]
 
+#: Unrecorded steps go to the writer together: after this many, at the next recorded step,
+#: or (single process) after this many seconds, so that a NaN alarm is never late for long.
+_SEND_STEPS, _SEND_SECONDS = 32, 0.25
+
 
 class TrainingAlarm(RuntimeError):
     """Raised by ``watch(..., alarms="raise")``: ``finding`` appeared at ``step``."""
@@ -51,33 +65,6 @@ class TrainingAlarm(RuntimeError):
         super().__init__(f"netxray watch: step {step}: {finding}")
         self.finding = finding
         self.step = step
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def _detach(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return v.detach().reshape(()) if v.numel() == 1 else v.detach().float().mean()
-    if isinstance(v, np.ndarray | np.generic):
-        return float(np.asarray(v).reshape(()))
-    return v
-
-
-def _dist() -> tuple[bool, int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return True, dist.get_rank(), dist.get_world_size()
-    return False, 0, 1
 
 
 class Watch:
@@ -128,6 +115,8 @@ class Watch:
         self._grad_n: dict[str, int] = {}
         self._handles: list[Any] = []
         self._sums: list[tuple[str, torch.Tensor]] = []
+        self._pending = PendingSteps()
+        self._sent = time.monotonic()
         self._mask: torch.Tensor | None = None
         self._prev: dict[str, torch.Tensor] = {}
         self._prev_step = -2
@@ -143,7 +132,7 @@ class Watch:
         import netxray.stats
         from netxray.capture import call_hooks
 
-        self._distributed, self._rank, self._world = _dist()
+        self._distributed, self._rank, self._world = distributed()
         scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
         self._scratch = scratch() if scratch is not None else None
         stack = contextlib.ExitStack()
@@ -175,6 +164,8 @@ class Watch:
         if self.closed:
             return
         self.closed = True
+        if self._stack is not None and (_deliver or not self._distributed):
+            self._send_pending()  # (after an error, other ranks may never reach this)
         if self._stack is not None:
             self._stack.close()
         if _deliver:
@@ -187,6 +178,7 @@ class Watch:
 
     def flush(self) -> None:
         """Wait until every step so far is committed to the store, then fire its alarms."""
+        self._send_pending()
         if self._writer is not None:
             self._writer.flush()
         self._check()
@@ -259,7 +251,8 @@ class Watch:
         d = out.detach()
         half = d.dtype in (torch.float16, torch.bfloat16)
         if not self._recording:  # a recorded step counts NaN/Inf per unit: no sum needed
-            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+            with torch.no_grad():
+                self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
         us = self._units.get(name)
@@ -301,6 +294,7 @@ class Watch:
         return [(n, p.detach(), p.grad) for n, p in self.model.named_parameters()
                 if p.is_floating_point()]
 
+    @torch.no_grad()
     def _copy_weights(self, step: int, weights: Mapping[str, torch.Tensor] | None = None) -> None:
         if weights is None:
             if self.model is None:
@@ -386,22 +380,37 @@ class Watch:
         self._step = step
         self._recording = step % self.every == 0
 
+    @torch.no_grad()  # small kernels only: autograd's checks would cost more than they do
     def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
-        loss = _detach(loss)
-        names = [n for n, _ in self._sums]
-        sums = torch.stack([s.float() for _, s in self._sums]) if self._sums else None
-        self._sums = []
-        msg = StepMsg(step=step, time=time.time(), loss=loss,
-                      metrics={k: _detach(v) for k, v in (metrics or {}).items()},
-                      sum_layers=names, sums=sums)
-        if self._recording:
-            msg.record = self._take_record(step, params)
-            msg.new_layers, self._new = self._new, []
+        loss = detach_value(loss)
+        metrics = {k: detach_value(v) for k, v in metrics.items()} if metrics else {}
+        if not self._recording:
+            self._pending.add(step, time.time(), loss, metrics, self._sums)
+            self._sums = []
+            if len(self._pending) >= _SEND_STEPS or (
+                    not self._distributed and time.monotonic() - self._sent > _SEND_SECONDS):
+                self._send_pending()
+            return
+        self._send_pending()
+        msg = StepMsg(step=step, time=time.time(), loss=loss, metrics=metrics,
+                      record=self._take_record(step, params))
+        msg.new_layers, self._new = self._new, []
         if self._distributed:
             reduce_across_ranks(msg, self._world)
         if self._writer is not None:
             self._writer.put(to_host(msg))
+
+    def _send_pending(self) -> None:
+        """Hand the unrecorded steps so far to the writer, as one batch."""
+        self._sent = time.monotonic()
+        if not len(self._pending):
+            return
+        batch = self._pending.take()
+        if self._distributed:
+            reduce_batch_across_ranks(batch, self._world)
+        if self._writer is not None:
+            self._writer.put(to_host(batch))
 
     def _take_record(self, step: int, params: list[Any] | None) -> Recorded:
         states = {}
@@ -426,21 +435,11 @@ class Watch:
     def _snapshot(self, step: int) -> None:
         if self._writer is None or not self._writer.take_snapshot():
             return
-        import netxray
-
         assert self.model is not None
-        X = self.probe[0] if isinstance(self.probe, tuple | list) else self.probe
-        names = list(self.chosen)
         try:
-            with self.paused(), _eval_mode(self.model):
-                acts = netxray.activations(self.model, self.probe, names, allow_train=True)
-                out = [("activations", "probe", acts)]
-                if getattr(X, "ndim", 0) == 2 and X.shape[1] == 2:
-                    res = self.snapshot_resolution
-                    out.append(("boundary", "model", netxray.decision_boundary(
-                        self.model, X, resolution=res)))
-                    out.append(("unit_maps", "model", netxray.unit_maps(
-                        self.model, X, names, resolution=res)))
+            with self.paused():
+                out = probe_snapshot(self.model, self.probe, list(self.chosen),
+                                     self.snapshot_resolution)
         except BaseException:
             self._writer.release_snapshot()
             raise

@@ -6,6 +6,7 @@ come from the :class:`~netxray._results.Result` base (hence ``eq=False`` here).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ class LayerStats(Result):
     def n_nonfinite(self) -> int:
         return int(self.nan_count.sum() + self.inf_count.sum())
 
-    @property
+    @functools.cached_property  # (read by several health rules per evaluation)
     def scale(self) -> float:
         """Root-mean-square activation over all units and values: sqrt(mean(var + mean^2))."""
         w = self.count.astype(np.float64)

@@ -25,7 +25,9 @@ class UnitStats:
     outside which a value is saturated (None: never). The histogram has ``bins`` equal bins
     over ``hist_range`` plus an underflow and an overflow bin, so edges are fixed and
     states merge exactly; ``bins=0`` switches histograms off (the costliest statistic,
-    about a third of the hook's time). The state lives on the device of the first update.
+    about a third of the hook's time). ``layer_hist``: one histogram ``(1, bins + 2)`` of
+    all the layer's values instead of one per unit (cheaper; what a training watch
+    stores). The state lives on the device of the first update.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class UnitStats:
         saturation: tuple[float, float] | None = None,
         hist_range: tuple[float, float] = (-8.0, 8.0),
         bins: int = 32,
+        layer_hist: bool = False,
     ) -> None:
         if bins < 0:
             raise ValueError(f"bins must be >= 0 (0: no histogram), got {bins}")
@@ -47,6 +50,7 @@ class UnitStats:
         self.saturation = None if saturation is None else (float(saturation[0]), float(saturation[1]))
         self.hist_range = (lo, hi)
         self.bins = int(bins)
+        self.layer_hist = bool(layer_hist)
         self.state: State | None = None
 
     @property
@@ -58,24 +62,30 @@ class UnitStats:
         return np.linspace(self.hist_range[0], self.hist_range[1], self.bins + 1)
 
     def _same_config(self, other: UnitStats) -> None:
-        mine = (self.saturation, self.hist_range, self.bins)
-        theirs = (other.saturation, other.hist_range, other.bins)
+        mine = (self.saturation, self.hist_range, self.bins, self.layer_hist)
+        theirs = (other.saturation, other.hist_range, other.bins, other.layer_hist)
         if mine != theirs:
             raise ValueError(
                 f"cannot merge statistics with different settings {mine} and {theirs}; "
-                "build both UnitStats with the same saturation, hist_range and bins"
+                "build both UnitStats with the same saturation, hist_range, bins and layer_hist"
             )
 
     def update(self, x: torch.Tensor, *, scratch: Scratch | None = None) -> UnitStats:
         """Add a batch ``x`` (batch, ...) to the statistics; returns self. ``scratch``:
         work buffers to reuse across calls (see :class:`Scratch`)."""
-        batch = _batch(x, self.unit_dim, self.saturation, self.hist_range, self.bins, scratch)
+        with torch.no_grad():  # (in grad mode every small kernel pays autograd's checks)
+            batch = _batch(x, self.unit_dim, self.saturation, self.hist_range, self.bins,
+                           scratch, self.layer_hist)
         if self.state is not None and self.state["count"].shape != batch["count"].shape:
             raise ValueError(
                 f"this batch has {batch['count'].shape[0]} units but earlier ones had "
                 f"{self.state['count'].shape[0]}; check unit_dim={self.unit_dim}"
             )
-        self.state = batch if self.state is None else _merge(self.state, batch)
+        if self.state is None:
+            self.state = batch
+        else:
+            with torch.no_grad():
+                self.state = _merge(self.state, batch)
         return self
 
     def merge(self, other: UnitStats) -> UnitStats:
@@ -124,7 +134,8 @@ class UnitStats:
 
     def compute(self) -> dict[str, np.ndarray]:
         """Per-unit arrays: count, mean, var, min, max, frac_active, frac_saturated,
-        nan_count, inf_count (each ``(units,)``) and hist ``(units, bins + 2)``."""
+        nan_count, inf_count (each ``(units,)``) and hist ``(units, bins + 2)`` (``(1, bins + 2)``
+        with ``layer_hist``)."""
         if self.state is None:
             raise RuntimeError("no data: call update() with at least one batch first")
         return _compute(self.state)
