@@ -526,3 +526,24 @@ def test_unrecorded_steps_reach_the_store_in_batches_and_keep_their_order(tmp_pa
         np.testing.assert_allclose(run.steps.metrics["lr"], 0.1, rtol=1e-6)
         first = run.first_nonfinite
         assert first is not None and first.step == 70 and first.layer == "fc2"
+
+
+def test_a_failing_store_stops_the_watch_with_a_clear_error(tmp_path, monkeypatch, hook_count):
+    """A writer error surfaces at the next step as one RuntimeError that names it, and the
+    hooks still come off."""
+    from netxray.store import RunDB
+
+    def broken(self, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(RunDB, "write_layer_stats", broken)
+    X, y = _data(d=4)
+    model = _relu_net().double()
+    with pytest.raises(RuntimeError, match="run store writer failed .*disk full"):
+        with watch(model, tmp_path / "run", every=1, alarms=lambda f, s: None) as w:
+            for _ in range(50):
+                loss = nn.functional.cross_entropy(model(X), y)
+                loss.backward()
+                w.step(loss=loss)
+                w.flush()
+    assert hook_count(model) == 0
