@@ -41,6 +41,9 @@ class PendingSteps:
     """Unrecorded steps waiting to be sent: their number, time, loss, metrics, layer sums."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         self.steps: list[int] = []
         self.times: list[float] = []
         self.losses: list[Any] = []
@@ -70,7 +73,7 @@ class PendingSteps:
                           metrics=[dict(m) for m in self.metrics],
                           sum_layers=[[n for n, _ in step] for step in self.sums],
                           sums=torch.stack([t.float() for t in flat]) if flat else None)
-        self.__init__()  # type: ignore[misc]
+        self.clear()
         return batch
 
 

@@ -241,7 +241,8 @@ def _batch(
 
     length = n // max(x.shape[0], 1)  # positions per sample and unit
     if unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24:
-        fused = (*hist_range, bins) if layer_hist and bins else None
+        # (CPU only: on CUDA each bincount reads its maximum back, one sync per chunk)
+        fused = (*hist_range, bins) if layer_hist and bins and x.device.type == "cpu" else None
         fast = _channel_moments(x, band, fused, scratch)  # conv-like outputs: the hot path
         if fast is not None:
             count, mean_b, m2_b, mn, mx, n_pos, n_sat, hist = fast
