@@ -21,6 +21,7 @@ import netxray
 from netxray import cli
 from netxray.serve import Limits
 from netxray.serve.runs import RunNotFound, list_runs, resolve_run, valid_name
+from watch_helpers import train_steps
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -36,12 +37,7 @@ def _train(path: Path, steps: int, *, close: bool = True):
     model = netxray.mlp([2, 6, 2], seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     w = netxray.watch(model, path, every=1, alarms=lambda f, s: None, config={"dataset": "toy"}).__enter__()
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(model(X), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        w.step(loss=loss)
+    train_steps(model, X, y, opt, w, steps)
     w.flush()
     if close:
         w.close()

@@ -19,6 +19,7 @@ from netxray import cli
 from netxray.report import training as section
 from netxray.report.packing import tolerance, unpack
 from netxray.run_analysis import death_steps, read_run
+from watch_helpers import train_steps
 
 
 def run_cli(capsys, *argv):
@@ -284,12 +285,7 @@ def test_a_run_still_being_written_is_read_as_committed(tmp_path):
     model = netxray.mlp([2, 8, 2], seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with netxray.watch(model, tmp_path / "live", every=2, alarms=lambda f, s: None) as w:
-        for _ in range(9):
-            loss = torch.nn.functional.cross_entropy(model(X), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss=loss)
+        train_steps(model, X, y, opt, w, 9)
         w.flush()
         tr = read_run(tmp_path / "live")  # the writer is still open
         out = section.write_run_report(tr, tmp_path / "live.html")

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import netxray
+from watch_helpers import train_steps
 
 from ._page import Page, assert_all_cards_rendered
 
@@ -36,11 +37,7 @@ def _trainer(path, go: threading.Event, stop: threading.Event, errors: list):
                 if steps >= 3 and not go.wait(0.05):
                     continue
                 go.clear()
-                loss = torch.nn.functional.cross_entropy(model(X), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                w.step(loss=loss)
+                train_steps(model, X, y, opt, w)
                 w.flush()
                 steps += 1
     except BaseException as e:  # reported by the test

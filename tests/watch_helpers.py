@@ -1,0 +1,18 @@
+"""Training a tiny model under a watch, for the tests that need a recorded run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def train_steps(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
+                opt: torch.optim.Optimizer, w: Any, steps: int = 1) -> None:
+    """``steps`` full-batch steps of cross-entropy training, each closed with ``w.step``."""
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(X), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        w.step(loss=loss)
