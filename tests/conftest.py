@@ -18,3 +18,12 @@ def _hook_count(model: torch.nn.Module) -> int:
 def hook_count():
     """Count every hook registered on a model's modules (0 means netxray left nothing)."""
     return _hook_count
+
+
+@pytest.fixture
+def one_thread():
+    """PyTorch on one thread for the test, as `netxray serve` runs it; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
