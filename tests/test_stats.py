@@ -617,21 +617,28 @@ def _layer_ref(x: torch.Tensor, lo: float, hi: float, bins: int) -> np.ndarray:
 
 @pytest.mark.parametrize("chunk", [1 << 20, 3 * 20, 7 * 20])  # ragged chunks, odd sizes
 @pytest.mark.parametrize("shape", [(37, 5, 4, 5), (6, 3, 17), (40, 9)])
-def test_layer_histogram_counts_every_value_once(monkeypatch, chunk, shape):
+@pytest.mark.parametrize("rng_h", [(-4.0, 4.0), (0.0, 8.0)])
+def test_layer_histogram_counts_every_value_once(monkeypatch, chunk, shape, rng_h):
     """The layer histogram (fused into the channel path's chunks, interleaved copies) equals
-    numpy's histogram of all values, and the per-unit histograms summed."""
+    numpy's histogram of all values, and the per-unit histograms summed. (0, 8) on ReLU
+    values keeps every chunk inside the range: the path that skips floor and clamp."""
     import netxray.stats._kernels as stats_mod
 
     monkeypatch.setattr(stats_mod, "_CHUNK_ELEMS", chunk)
     g = torch.Generator().manual_seed(5)
+    lo, hi = rng_h
     x = torch.randn(*shape, generator=g) * 3
-    x.view(-1)[::7] = torch.linspace(-4.0, 4.0, 9).repeat(x.numel() // 63 + 1)[: x[0::1].numel()][
-        : x.view(-1)[::7].numel()]  # values exactly on the edges, and at hi (overflow)
-    rng_h = (-4.0, 4.0)
+    if lo == 0.0:
+        x = x.relu().clamp(max=7.9)
+        edges = torch.linspace(lo, hi, 9)[:-1]  # on every edge, all inside [lo, hi)
+    else:
+        edges = torch.linspace(lo, hi, 9)  # on every edge, and at hi (overflow)
+    k = x.view(-1)[::7].numel()
+    x.view(-1)[::7] = edges.repeat(k // len(edges) + 1)[:k]
     layer = UnitStats(hist_range=rng_h, bins=8, layer_hist=True).update(x).compute()
     units = UnitStats(hist_range=rng_h, bins=8).update(x).compute()
     assert layer["hist"].shape == (1, 10)
-    np.testing.assert_array_equal(layer["hist"], _layer_ref(x, -4.0, 4.0, 8))
+    np.testing.assert_array_equal(layer["hist"], _layer_ref(x, lo, hi, 8))
     np.testing.assert_array_equal(layer["hist"][0], units["hist"].sum(0))
     for k in ("mean", "var", "min", "max", "frac_active", "count"):
         np.testing.assert_array_equal(layer[k], units[k])

@@ -164,10 +164,12 @@ class Watch:
         if self.closed:
             return
         self.closed = True
-        if self._stack is not None and (_deliver or not self._distributed):
-            self._send_pending()  # (after an error, other ranks may never reach this)
         if self._stack is not None:
-            self._stack.close()
+            try:  # (after an error, other ranks may never reach the batch's collective)
+                if _deliver or not self._distributed:
+                    self._send_pending()
+            finally:  # hooks come off whatever happened
+                self._stack.close()
         if _deliver:
             self._deliver()
 
