@@ -98,3 +98,10 @@ def test_share_stores_each_distinct_array_once() -> None:
     once = json.dumps(data, separators=(",", ":"))
     assert len(inline) - len(once) > len(a["probs"]["data"]) + 4 * len(a["x"]["data"])
     assert share({"title": "no arrays"}) == {"title": "no arrays"}
+
+
+def test_f2_packs_subnormal_values() -> None:
+    """The scale exponent of a subnormal maximum (hypothesis found 5e-324): log2 of the
+    quotient by 2**14 underflowed to log2(0)."""
+    for a in (np.array([5e-324]), np.array([1e-310, -3e-320, 0.0])):
+        _check(pack(a, "f2"), a)

@@ -84,7 +84,8 @@ def pack(values: Any, encoding: str = "f4", *, lo: Any = None, step: Any = None)
         raw = a.astype("<f4" if encoding == "f4" else "<f8")
     elif encoding == "f2":
         top = float(np.abs(a[finite]).max()) if finite.any() else 0.0
-        exp = math.ceil(math.log2(top / _F2_TOP)) if top > 0 else 0
+        # log2(top) - 14, not log2(top / 2**14): that quotient underflows for subnormal tops
+        exp = math.ceil(math.log2(top)) - round(math.log2(_F2_TOP)) if top > 0 else 0
         out["exp"] = exp
         scaled = np.ldexp(np.where(finite, a, 0.0), -exp)  # exact, no overflow of 2**-exp
         raw = np.where(finite, scaled, a).astype("<f2")
