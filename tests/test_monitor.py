@@ -18,6 +18,14 @@ from netxray.monitor import TrainingAlarm, watch
 from netxray.store import open_run
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["inline", "stats-thread"])
+def stats_thread(request, monkeypatch):
+    """Every test here runs twice: the statistics on the training thread, and on a thread
+    of their own from copies (what a watch does when PyTorch's threads leave a core idle)."""
+    monkeypatch.setattr("netxray.monitor.spare_core", lambda: request.param)
+    return request.param
+
+
 def _data(n: int = 200, d: int = 6, classes: int = 3, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=g, dtype=torch.float64)

@@ -49,6 +49,16 @@ class LayerMeta:
         return UnitStats(unit_dim=self.unit_dim, saturation=self.saturation,
                          hist_range=self.hist_range, bins=self.bins, layer_hist=True)
 
+    def check_units(self, x: torch.Tensor) -> None:
+        """Raise if ``x`` (a later output of this layer) has another number of units: the
+        store's per-unit rows have the width of the first."""
+        units = int(x.shape[self.unit_dim]) if x.ndim >= 2 else 1
+        if units != self.units:
+            raise ValueError(
+                f"watched layer {self.name!r} output {units} units (dimension {self.unit_dim} of "
+                f"shape {tuple(x.shape)}) where its first output had {self.units}; a watched "
+                "layer must keep its width: leave it out (layers=...)")
+
     @functools.cached_property
     def hist_edges(self) -> np.ndarray:
         return self.unit_stats().hist_edges

@@ -1,14 +1,50 @@
-"""The training thread's parameter reductions for a recorded step, batched: weight,
-gradient, update and previous-weight norms in four ``torch._foreach_norm`` calls and one
-stack, instead of several small kernels per parameter (runs inside ``w.step()``).
+"""A recorded step's parameter reductions, batched: weight, gradient, update and
+previous-weight norms in four ``torch._foreach_norm`` calls and one stack, instead of
+several small kernels per parameter; and the previous weights they need.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
+
+
+class PreviousWeights:
+    """The weights before a recorded step's update, for its update ratios: copied at the
+    end of the step before it (``keep``), handed over at the recorded step (``take``)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.step = -2
+
+    @torch.no_grad()
+    def keep(self, step: int, weights: Mapping[str, torch.Tensor],
+             copies: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None) -> None:
+        """Copy ``weights`` as those of ``step``: into ``copies``' buffers if given, else into
+        the last ones when they fit (one fused copy, no allocation)."""
+        old, ws = self.buffers, [w.detach() for w in weights.values()]
+        if not ws:  # (a model without parameters)
+            self.buffers = {}
+        elif copies is not None:
+            self.buffers = dict(zip(weights, copies(ws), strict=True))
+        elif old.keys() == weights.keys() and all(
+                old[n].shape == w.shape and old[n].dtype == w.dtype and old[n].device == w.device
+                for n, w in zip(weights, ws, strict=True)):
+            torch._foreach_copy_(list(old.values()), ws)
+        else:
+            self.buffers = {n: w.clone() for n, w in zip(weights, ws, strict=True)}
+        self.step = step
+
+    def take(self, step: int, *, give_away: bool = False) -> dict[str, torch.Tensor]:
+        """The weights of ``step - 1`` if kept (else ``{}``), for :func:`param_norms`, which
+        overwrites them; ``give_away``: forget the buffers (another thread owns them now)."""
+        prev = self.buffers if self.step == step - 1 else {}
+        self.step = -2
+        if give_away:
+            self.buffers = {}
+        return prev
 
 
 def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],

@@ -28,6 +28,30 @@ def detach_value(v: Any) -> Any:
     return v
 
 
+def _tensor(a: Any) -> torch.Tensor:
+    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+
+
+def logged_tensors(activations: Mapping[str, Any] | None, gradients: Mapping[str, Any] | None,
+                   weights: Mapping[str, Any] | None) -> tuple[dict[str, torch.Tensor], ...]:
+    """``Watch.log``'s arrays as tensors: ``(activations, weights, layer gradients, weight
+    gradients)``, each gradient matched by name to a logged layer or weight."""
+    acts = {n: _tensor(a) for n, a in (activations or {}).items()}
+    ws = {n: _tensor(w) for n, w in (weights or {}).items()}
+    layer_grads, param_grads = {}, {}
+    for n, g in (gradients or {}).items():
+        if n in acts and n in ws:
+            raise ValueError(f"{n!r} names both a layer and a weight; give them distinct names")
+        if n in acts:
+            layer_grads[n] = _tensor(g)
+        elif n in ws:
+            param_grads[n] = _tensor(g)
+        else:
+            raise ValueError(f"gradient {n!r} matches no activation ({', '.join(acts) or 'none'}) "
+                             f"and no weight ({', '.join(ws) or 'none'}) logged at this step")
+    return acts, ws, layer_grads, param_grads
+
+
 def distributed() -> tuple[bool, int, int]:
     """``(initialized, rank, world size)`` of ``torch.distributed``."""
     import torch.distributed as dist

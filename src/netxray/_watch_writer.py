@@ -15,6 +15,7 @@ import collections
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,18 @@ class Writer:
     # ----------------------------------------------------------------- training thread
     def put(self, msg: StepMsg | StepBatch) -> None:
         self._q.put(msg)
+
+    def snapshot(self, step: int, take: Callable[[], list[tuple[str, str, Any]]]) -> None:
+        """Queue ``take()``'s snapshots ``(kind, name, result)`` of ``step``, if a slot is
+        free (see :meth:`take_snapshot`); ``take`` is not called otherwise."""
+        if not self.take_snapshot():
+            return
+        try:
+            results = take()
+        except BaseException:
+            self.release_snapshot()
+            raise
+        self.put_snapshot(step, results)
 
     def take_snapshot(self) -> bool:
         """Whether a snapshot may be queued now; if not, it is counted as dropped. Without

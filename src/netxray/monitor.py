@@ -11,9 +11,10 @@ call of ``step``) they reduce each layer's output with :class:`netxray.stats.Uni
 (per-unit activity and saturation, one layer histogram) and hook the output's gradient; on
 the other steps they take one sum per layer output, which is enough to name the layer where
 NaN/Inf start. ``step()`` adds parameter norms and update ratios, and hands everything to a
-background writer: no ``.item()`` or GPU sync on the training thread. Unrecorded steps go
-to the writer in batches (every 32 steps, at a recorded step, or after 0.25 s), so they
-cost a sum per layer and a list append. Models that are not ``nn.Module``s log arrays with
+background writer: no ``.item()`` or GPU sync on the training thread. When a CPU core is
+idle, a recorded step's reductions run there instead, from copies (``_watch_worker``).
+Unrecorded steps go to the writer in batches (every 32 steps, at a recorded step, or after
+0.25 s), so they cost a sum per layer and a list append. Models that are not ``nn.Module``s log arrays with
 :meth:`Watch.log`.
 """
 
@@ -27,28 +28,29 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from netxray._outputs import align, has_seq, tokens
 from netxray._warnings import NetxrayWarning
-from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepMsg
-from netxray._watch_reduce import param_norms
+from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
+from netxray._watch_reduce import PreviousWeights, param_norms
 from netxray._watch_snapshot import probe_snapshot
 from netxray._watch_transfer import (
     PendingSteps,
     detach_value,
     distributed,
+    logged_tensors,
     reduce_across_ranks,
     reduce_batch_across_ranks,
     to_host,
 )
+from netxray._watch_worker import StatsWorker, spare_core
 from netxray._watch_writer import Writer
 from netxray.families import DEFAULT_HIST_RANGES
 from netxray.health import Finding, Thresholds
 from netxray.layers import _CALL_NAME, unit_dims
-from netxray.stats import UnitStats, activation_family, saturation_band
+from netxray.stats import Scratch, UnitStats, activation_family, saturation_band
 from netxray.store import RunDB, run_file
 
 Alarm = Callable[[Finding, int], Any]
@@ -75,7 +77,7 @@ class Watch:
                  alarms: str | Alarm, bins: int, thresholds: Thresholds | None,
                  alarm_severity: str, config: Mapping[str, Any] | None, overwrite: bool,
                  snapshot_resolution: int, commit_interval: float,
-                 drop_snapshots: bool = True) -> None:
+                 drop_snapshots: bool = True, stats_thread: bool | None = None) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         if snapshot_every is not None and snapshot_every < 1:
@@ -95,7 +97,7 @@ class Watch:
         self.snapshot_every, self.probe = snapshot_every, probe
         self.alarms, self.thresholds, self.alarm_severity = alarms, thresholds, alarm_severity
         self.snapshot_resolution, self.commit_interval = snapshot_resolution, commit_interval
-        self.drop_snapshots = drop_snapshots
+        self.drop_snapshots, self.stats_thread = drop_snapshots, stats_thread
         self.chosen = select_layers(model, layers) if model is not None else {}
         self._dims = unit_dims(model, self.chosen) if model is not None else {}
         self._config = {"every": every, "gradients": gradients, "bins": bins,
@@ -105,6 +107,7 @@ class Watch:
         self._overwrite = overwrite
         self._stack: contextlib.ExitStack | None = None
         self._writer: Writer | None = None
+        self._worker: StatsWorker | None = None
         self._distributed, self._rank, self._world = False, 0, 1
         self._metas: dict[str, LayerMeta] = {}
         self._new: list[LayerMeta] = []
@@ -118,23 +121,20 @@ class Watch:
         self._pending = PendingSteps()
         self._sent = time.monotonic()
         self._mask: torch.Tensor | None = None
-        self._prev: dict[str, torch.Tensor] = {}
-        self._prev_step = -2
+        self._prev = PreviousWeights()
         self._last_log = -1
         self._step = 0
         self._recording = True
         self._paused = False
-        self._scratch: Any = None
+        self._scratch: Scratch | None = None
         self.closed = False
 
     # ------------------------------------------------------------------- lifecycle
     def __enter__(self) -> Watch:
-        import netxray.stats
         from netxray.capture import call_hooks
 
         self._distributed, self._rank, self._world = distributed()
-        scratch = getattr(netxray.stats, "Scratch", None)  # reused work buffers, if offered
-        self._scratch = scratch() if scratch is not None else None
+        self._scratch = Scratch()  # work buffers, reused by every inline reduction
         stack = contextlib.ExitStack()
         try:
             if self._rank == 0:
@@ -144,6 +144,10 @@ class Watch:
                 analysis = StepAnalysis(db, thresholds=self.thresholds, level=self.alarm_severity)
                 self._writer = Writer(db, analysis, commit_interval=self.commit_interval,
                                       drop_snapshots=self.drop_snapshots)
+                if self.model is not None and not self._distributed and (
+                        spare_core() if self.stats_thread is None else self.stats_thread):
+                    self._worker = StatsWorker(self._writer.put)
+                    stack.callback(self._worker.close)  # (before the writer's: its errors too)
             if self.model is not None:
                 handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
                 stack.callback(handle.remove)
@@ -181,6 +185,8 @@ class Watch:
     def flush(self) -> None:
         """Wait until every step so far is committed to the store, then fire its alarms."""
         self._send_pending()
+        if self._worker is not None:
+            self._worker.flush()
         if self._writer is not None:
             self._writer.flush()
         self._check()
@@ -196,13 +202,16 @@ class Watch:
             self._paused = was
 
     @property
-    def dropped_snapshots(self) -> int:
+    def dropped_snapshots(self) -> int:  # (see Writer.take_snapshot)
         return 0 if self._writer is None else self._writer.dropped
 
     # --------------------------------------------------------------------- hooks
-    def _meta(self, name: str, t: torch.Tensor, family: str | None = None) -> LayerMeta:
+    def _module(self, name: str) -> nn.Module | None:
         call = _CALL_NAME.fullmatch(name)  # a later call of a shared module: that module
-        module = self.chosen.get(name) or (self.chosen.get(call[1]) if call else None)
+        return self.chosen.get(name) or (self.chosen.get(call[1]) if call else None)
+
+    def _meta(self, name: str, t: torch.Tensor, family: str | None = None) -> LayerMeta:
+        module = self._module(name)
         fam = family or (activation_family(module) if module is not None else "linear")
         if fam not in DEFAULT_HIST_RANGES:
             raise ValueError(
@@ -228,6 +237,8 @@ class Watch:
         a per-token output keeps its real tokens only."""
         if self._paused or not out.is_floating_point():
             return
+        if own is None and self._mask is None and out._base is None:
+            return self._on_output(name, out)  # a plain tensor: nothing to align or pick
         seq_first = self._seq_first(name, out)
         out, mask = align(name, out, own, self._mask)
         # the gradient reaches the module's own output, never the batch-first view made of it
@@ -240,8 +251,7 @@ class Watch:
 
     def _seq_first(self, name: str, out: torch.Tensor) -> bool:
         """Whether ``out`` is the batch-first view of a sequence-first RNN's output."""
-        call = _CALL_NAME.fullmatch(name)
-        module = self.chosen.get(name) or (self.chosen.get(call[1]) if call else None)
+        module = self._module(name)
         return (isinstance(module, nn.RNNBase) and not module.batch_first
                 and out._base is not None and out._base.shape == out.transpose(0, 1).shape)
 
@@ -250,17 +260,20 @@ class Watch:
                    ) -> None:
         if self._paused or not out.is_floating_point():
             return
-        d = out.detach()
-        half = d.dtype in (torch.float16, torch.bfloat16)
+        d = out.detach()  # (so the sum below builds no graph, without no_grad's cost)
         if not self._recording:  # a recorded step counts NaN/Inf per unit: no sum needed
-            with torch.no_grad():
-                self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+            half = d.dtype in (torch.float16, torch.bfloat16)
+            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
-        us = self._units.get(name)
-        if us is None:
-            us = self._units[name] = meta.unit_stats()
-        us.update(d, scratch=self._scratch)
+        meta.check_units(d)
+        if self._offload((d,)):
+            self._worker.update(meta, d)  # type: ignore[union-attr]  # a copy, reduced on the spare core
+        else:
+            us = self._units.get(name)
+            if us is None:
+                us = self._units[name] = meta.unit_stats()
+            us.update(d, scratch=self._scratch)
         if not self._calls:
             self._batch = int(d.shape[0]) if d.ndim else 1
         self._calls[name] = self._calls.get(name, 0) + 1
@@ -296,20 +309,17 @@ class Watch:
         return [(n, p.detach(), p.grad) for n, p in self.model.named_parameters()
                 if p.is_floating_point()]
 
-    @torch.no_grad()
     def _copy_weights(self, step: int, weights: Mapping[str, torch.Tensor] | None = None) -> None:
         if weights is None:
             if self.model is None:
                 return
             weights = {n: w for n, w, _ in self._params()}
-        old = self._prev
-        if old.keys() == weights.keys() and all(
-                old[n].shape == w.shape and old[n].dtype == w.dtype and old[n].device == w.device
-                for n, w in weights.items()):  # reuse the buffers: one fused copy, no allocation
-            torch._foreach_copy_(list(old.values()), [w.detach() for w in weights.values()])
-        else:
-            self._prev = {n: w.detach().clone() for n, w in weights.items()}
-        self._prev_step = step
+        self._prev.keep(step, weights, copies=self._worker.buffers.copies if self._offload(
+            weights.values()) else None)
+
+    def _offload(self, tensors: Any) -> bool:
+        """Whether the statistics thread reduces these (CPU tensors, when it runs)."""
+        return self._worker is not None and all(t.device.type == "cpu" for t in tensors)
 
     def step(self, loss: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
         """Close the current training step: call it once per step, after ``optimizer.step()``.
@@ -321,8 +331,9 @@ class Watch:
         if self.model is None:
             raise TypeError("this watch has no model: log arrays with w.log(step, ...)")
         self._finish(self._step, loss, metrics, params=self._params() if self._recording else None)
-        if self.snapshot_every and self.probe is not None and self._step % self.snapshot_every == 0:
-            self._snapshot(self._step)
+        if (self.snapshot_every and self.probe is not None and self._writer is not None
+                and self._step % self.snapshot_every == 0):
+            self._writer.snapshot(self._step, self._snapshot)
         self._advance(self._step + 1)
         if self._recording:
             self._copy_weights(self._step - 1)
@@ -345,22 +356,7 @@ class Watch:
             raise ValueError(f"steps must increase: got {step} after {self._last_log}")
         self._last_log = step
         self._advance(step)
-        acts = {n: torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
-                for n, a in (activations or {}).items()}
-        ws = {n: torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
-              for n, w in (weights or {}).items()}
-        layer_grads, param_grads = {}, {}
-        for n, g in (gradients or {}).items():
-            g = torch.as_tensor(np.asarray(g) if not isinstance(g, torch.Tensor) else g)
-            if n in acts and n in ws:
-                raise ValueError(f"{n!r} names both a layer and a weight; give them distinct names")
-            if n in acts:
-                layer_grads[n] = g
-            elif n in ws:
-                param_grads[n] = g
-            else:
-                raise ValueError(f"gradient {n!r} matches no activation ({', '.join(acts) or 'none'}) "
-                                 f"and no weight ({', '.join(ws) or 'none'}) logged at this step")
+        acts, ws, layer_grads, param_grads = logged_tensors(activations, gradients, weights)
         for n, a in acts.items():
             self._on_output(n, a, (families or {}).get(n))
         if self._recording:
@@ -382,7 +378,6 @@ class Watch:
         self._step = step
         self._recording = step % self.every == 0
 
-    @torch.no_grad()  # small kernels only: autograd's checks would cost more than they do
     def _finish(self, step: int, loss: Any, metrics: Mapping[str, Any] | None,
                 params: list[tuple[str, torch.Tensor, torch.Tensor | None]] | None) -> None:
         loss = detach_value(loss)
@@ -395,13 +390,20 @@ class Watch:
                 self._send_pending()
             return
         self._send_pending()
-        msg = StepMsg(step=step, time=time.time(), loss=loss, metrics=metrics,
-                      record=self._take_record(step, params))
+        with torch.no_grad():  # small kernels: autograd's checks would cost more than they do
+            record = self._take_record(step, params)
+        msg = StepMsg(step=step, time=time.time(), loss=loss, metrics=metrics, record=record)
         msg.new_layers, self._new = self._new, []
         if self._distributed:
             reduce_across_ranks(msg, self._world)
-        if self._writer is not None:
-            self._writer.put(to_host(msg))
+        self._put(to_host(msg))
+
+    def _put(self, msg: StepMsg | StepBatch) -> None:
+        """To the writer (through the statistics thread, if any, which keeps the order)."""
+        if self._worker is not None:
+            self._worker.put(msg)
+        elif self._writer is not None:
+            self._writer.put(msg)
 
     def _send_pending(self) -> None:
         """Hand the unrecorded steps so far to the writer, as one batch."""
@@ -411,14 +413,13 @@ class Watch:
         batch = self._pending.take()
         if self._distributed:
             reduce_batch_across_ranks(batch, self._world)
-        if self._writer is not None:
-            self._writer.put(to_host(batch))
+        self._put(to_host(batch))
 
     def _take_record(self, step: int, params: list[Any] | None) -> Recorded:
         states = {}
         for name in list(self._calls):
-            us = self._units[name]
-            if us.state is not None:
+            us = self._units.get(name)  # (None: reduced on the statistics thread)
+            if us is not None and us.state is not None:
                 if self._distributed:
                     us.sync()
                 states[name] = us.state
@@ -428,31 +429,27 @@ class Watch:
         self._calls, self._grad_sq, self._grad_n = {}, {}, {}
         self._remove_tensor_hooks()
         if params:
-            prev = self._prev if self._prev_step == step - 1 else {}
-            rec.norms = param_norms(params, prev)
-            self._prev_step = -2  # the buffers now hold W_prev - W
+            if self._offload(w for _, w, _ in params):  # copies now, norms there
+                assert self._worker is not None
+                self._worker.param_norms(rec, params, self._prev.take(step, give_away=True))
+            else:
+                rec.norms = param_norms(params, self._prev.take(step))
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
         return rec
 
-    def _snapshot(self, step: int) -> None:
-        if self._writer is None or not self._writer.take_snapshot():
-            return
+    def _snapshot(self) -> list[tuple[str, str, Any]]:
         assert self.model is not None
-        try:
-            with self.paused():
-                out = probe_snapshot(self.model, self.probe, list(self.chosen),
-                                     self.snapshot_resolution)
-        except BaseException:
-            self._writer.release_snapshot()
-            raise
-        self._writer.put_snapshot(step, out)
+        with self.paused():
+            return probe_snapshot(self.model, self.probe, list(self.chosen),
+                                  self.snapshot_resolution)
 
     # --------------------------------------------------------------------- alarms
     def _check(self) -> None:
-        if self._writer is not None and self._writer.error is not None:
-            err, self._writer.error = self._writer.error, None
-            raise RuntimeError(f"netxray watch: the run store writer failed ({type(err).__name__}: "
-                               f"{err}); statistics after this point are not recorded") from err
+        for part, what in ((self._worker, "statistics thread"), (self._writer, "run store writer")):
+            if part is not None and part.error is not None:  # (raised once)
+                err, part.error = part.error, None
+                raise RuntimeError(f"netxray watch: the {what} failed ({type(err).__name__}: "
+                                   f"{err}); statistics after this point are not recorded") from err
 
     def _deliver(self) -> None:
         if self._writer is None:
@@ -476,7 +473,7 @@ def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int =
           thresholds: Thresholds | None = None, alarm_severity: str = "warning",
           config: Mapping[str, Any] | None = None, overwrite: bool = False,
           snapshot_resolution: int = 64, commit_interval: float = 0.5,
-          drop_snapshots: bool = True) -> Watch:
+          drop_snapshots: bool = True, stats_thread: bool | None = None) -> Watch:
     """Watch ``model`` while you train it; write a run store at ``path`` (``runs/exp1`` ->
     ``runs/exp1/run.sqlite``; a path ending in ``.sqlite`` is the file itself).
 
@@ -490,10 +487,14 @@ def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int =
     ``bins``: layer histogram bins (0: none); ``config``: anything JSON-able to store with
     the run; ``drop_snapshots``: skip (and count) a snapshot while two are still being
     written, so a slow disk never stalls training; ``False`` waits instead and keeps them all.
+    ``stats_thread``: reduce a recorded step's CPU activations on a thread of their own, from
+    a copy (same numbers; default: when PyTorch's threads leave a core idle, not with
+    ``torch.distributed``).
     ``model=None``: log arrays with :meth:`Watch.log`.
     """
     return Watch(model, path, every=every, gradients=gradients, layers=layers,
                  snapshot_every=snapshot_every, probe=probe, alarms=alarms, bins=bins,
                  thresholds=thresholds, alarm_severity=alarm_severity, config=config,
                  overwrite=overwrite, snapshot_resolution=snapshot_resolution,
-                 commit_interval=commit_interval, drop_snapshots=drop_snapshots)
+                 commit_interval=commit_interval, drop_snapshots=drop_snapshots,
+                 stats_thread=stats_thread)

@@ -1,0 +1,179 @@
+"""The watch's statistics thread: a recorded step's reductions, computed on a spare CPU
+core instead of the training thread.
+
+With ``torch.set_num_threads(n)`` below the cores the process may use, one core sits idle
+while PyTorch trains. On a recorded step the training thread then only copies what the
+reductions read (each watched output, and the weights and their gradients: one memory copy
+each, a fraction of what reducing them costs) into reused buffers and queues the copies;
+this thread folds them into each layer's :class:`~netxray.stats.UnitStats` and the
+parameter norms and, when the step's message arrives, puts the results into it and passes
+it on to the writer. Every message reaches the writer through here, so their order is
+kept. At most ``max_steps`` recorded steps wait here; beyond that the training thread
+waits: statistics are never dropped, and the copies held stay bounded. Results are the same
+kernels on the same values, so they equal the inline ones (to the last bit with the same
+thread count).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from netxray._watch_analysis import LayerMeta, Recorded, StepMsg
+from netxray._watch_reduce import param_norms
+from netxray.stats import Scratch, UnitStats
+
+
+def spare_core() -> bool:
+    """Whether PyTorch's threads leave at least one of this process's cores idle."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    return torch.get_num_threads() < cores
+
+
+class _Buffers:
+    """Copy buffers handed back and forth between the threads: a fresh activation-sized
+    tensor per copy would pay its page faults every time (about twice the copy)."""
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[Any, ...], list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    def copies(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Contiguous copies of ``tensors`` (one fused copy)."""
+        out = []
+        with self._lock:
+            for t in tensors:
+                free = self._free.get((t.shape, t.dtype, t.device))
+                out.append(free.pop() if free else None)
+        out = [torch.empty(t.shape, dtype=t.dtype, device=t.device) if b is None else b
+               for t, b in zip(tensors, out, strict=True)]
+        if out:
+            torch._foreach_copy_(out, tensors)
+        return out
+
+    def give(self, tensors: list[torch.Tensor]) -> None:
+        with self._lock:
+            for t in tensors:
+                self._free.setdefault((t.shape, t.dtype, t.device), []).append(t)
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_CLOSE = object()
+
+
+class StatsWorker:
+    """Per-layer statistics of queued copies; every method here is for the training thread."""
+
+    def __init__(self, forward: Callable[[Any], None], *, max_steps: int = 2) -> None:
+        self._forward = forward
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.BoundedSemaphore(max_steps)
+        self._units: dict[str, UnitStats] = {}
+        self.buffers = _Buffers()
+        self._scratch = Scratch()  # this thread's own work buffers
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="netxray-watch-stats",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def update(self, meta: LayerMeta, x: torch.Tensor) -> None:
+        """Queue a copy of ``x`` (one call of layer ``meta.name`` in a recorded step)."""
+        self._q.put((meta, self.buffers.copies([x.detach()])[0]))
+
+    def param_norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
+                    prev: dict[str, torch.Tensor]) -> None:
+        """Set ``rec.norms`` (see :func:`param_norms`) from copies of the weights and their
+        gradients taken now. ``prev``'s buffers (from :meth:`buffers`) become this thread's."""
+        weights = self.buffers.copies([w for _, w, _ in params])
+        grads = iter(self.buffers.copies([g for _, _, g in params if g is not None]))
+        copied = [(n, w, None if g is None else next(grads))
+                  for (n, _, g), w in zip(params, weights, strict=True)]
+        self._q.put((rec, copied, prev))
+
+    def put(self, msg: Any) -> None:
+        """Pass ``msg`` on to the writer after everything queued before it. A recorded
+        step's message gets the states of the layers updated here since the last one."""
+        if isinstance(msg, StepMsg) and msg.record is not None:
+            while not self._slots.acquire(timeout=0.1):  # (wait while max_steps are queued)
+                if not self._thread.is_alive():
+                    return
+        self._q.put(msg)
+
+    def flush(self) -> None:
+        """Block until everything queued so far has been passed on."""
+        f = _Flush()
+        self._q.put(f)
+        while not f.done.wait(0.1):
+            if not self._thread.is_alive():
+                return
+
+    def close(self) -> None:
+        """Pass on everything queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._q.put(_CLOSE)
+            self._thread.join()
+
+    # ---------------------------------------------------------------- this thread
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._q.get()
+                if item is _CLOSE:
+                    return
+                if isinstance(item, _Flush):
+                    item.done.set()
+                elif isinstance(item, tuple) and len(item) == 2:
+                    meta, x = item
+                    us = self._units.get(meta.name)
+                    if us is None:
+                        us = self._units[meta.name] = meta.unit_stats()
+                    us.update(x, scratch=self._scratch)
+                    self.buffers.give([x])
+                elif isinstance(item, tuple):
+                    rec, params, prev = item
+                    with torch.no_grad():
+                        rec.norms = param_norms(params, prev)
+                    self.buffers.give([t for _, w, g in params for t in (w, g) if t is not None])
+                    self.buffers.give(list(prev.values()))
+                else:
+                    self._pass_on(item)
+        except BaseException as e:  # surfaced on the training thread at its next step()
+            self.error = e
+            while True:  # nobody may wait on what will never be passed on
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    return
+                if isinstance(item, _Flush):
+                    item.done.set()
+
+    def _pass_on(self, msg: Any) -> None:
+        rec = msg.record if isinstance(msg, StepMsg) else None
+        if rec is not None:
+            states = {}
+            for name in rec.calls:  # forward order of first call, as the inline states
+                us = self._units.get(name)
+                if name in rec.states:
+                    states[name] = rec.states[name]
+                elif us is not None and us.state is not None:
+                    states[name] = us.state
+                    us.reset()
+            rec.states = states
+            self._slots.release()
+        self._forward(msg)

@@ -1,0 +1,171 @@
+"""The watch's statistics thread: on when a core is spare, the same store as the training
+thread to the last bit, bounded (the training thread waits, nothing is dropped), and its
+failures surface on the training thread. (Every test of ``test_monitor.py`` also runs with
+it, against NumPy.)"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+import torch
+from torch import nn
+
+import netxray
+from netxray._watch_analysis import Recorded, StepMsg
+from netxray._watch_worker import StatsWorker, spare_core
+from netxray.monitor import watch
+from netxray.store import run_file
+
+_THREAD = "netxray-watch-stats"
+
+
+class SharedReluNet(nn.Module):
+    """Conv channels, a ReLU called twice (two layers), a tanh: every reduction path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc1 = nn.Linear(4 * 6 * 6, 12)
+        self.fc2 = nn.Linear(12, 12)
+        self.tanh = nn.Tanh()
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv(x)).flatten(1)
+        h = self.act(self.fc1(h))
+        return self.out(self.tanh(self.fc2(h)))
+
+
+def _train(path, stats_thread: bool, every: int, steps: int = 7) -> None:
+    model = SharedReluNet()
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(32, 1, 6, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with watch(model, path, every=every, stats_thread=stats_thread,
+               alarms=lambda f, s: None) as w:
+        assert (w._worker is not None) == stats_thread
+        for _ in range(steps):
+            loss = nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss=loss)
+
+
+def _rows(path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(run_file(path))
+    try:
+        return {
+            "steps": con.execute("SELECT step, loss FROM steps ORDER BY step").fetchall(),
+            "layers": con.execute("SELECT * FROM layers ORDER BY layer_id").fetchall(),
+            "layer_stats": con.execute("SELECT * FROM layer_stats ORDER BY layer_id, step").fetchall(),
+            "unit_stats": con.execute("SELECT * FROM unit_stats ORDER BY layer_id, step").fetchall(),
+            "param_stats": con.execute("SELECT * FROM param_stats ORDER BY param_id, step").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_stats_thread_stores_exactly_what_the_training_thread_does(tmp_path, one_thread,
+                                                                        every):
+    _train(tmp_path / "inline", False, every)
+    _train(tmp_path / "thread", True, every)
+    inline, thread = _rows(tmp_path / "inline"), _rows(tmp_path / "thread")
+    assert [r[1] for r in inline["layers"]] == ["act", "act#1", "tanh"]
+    assert len(inline["layer_stats"]) == 3 * len(range(0, 7, every))
+    assert len(inline["param_stats"]) == 8 * len(range(0, 7, every))
+    assert inline == thread  # same kernels on identical copies, one thread each: bit for bit
+
+
+def test_spare_core_compares_torch_threads_with_the_cores_this_process_may_use(
+        monkeypatch, one_thread):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert spare_core()
+    torch.set_num_threads(2)  # (one_thread restores the count)
+    assert not spare_core()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert spare_core()
+
+
+@pytest.mark.parametrize(("spare", "option", "expected"), [
+    (True, None, True), (False, None, False), (True, False, False), (False, True, True)])
+def test_the_thread_runs_when_asked_or_when_a_core_is_spare_and_never_outlives_the_watch(
+        tmp_path, monkeypatch, spare, option, expected):
+    monkeypatch.setattr("netxray.monitor.spare_core", lambda: spare)
+    model = netxray.mlp([4, 8, 2], seed=0)
+    with watch(model, tmp_path / "run", stats_thread=option) as w:
+        assert (w._worker is not None) is expected
+        assert (_THREAD in {t.name for t in threading.enumerate()}) is expected
+    assert _THREAD not in {t.name for t in threading.enumerate()}
+    with watch(None, tmp_path / "arrays", stats_thread=True) as w:  # nothing to copy
+        assert w._worker is None
+
+
+def test_a_layer_that_changes_width_is_named_at_its_forward_pass(tmp_path):
+    for st in (False, True):
+        model = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+        with pytest.raises(ValueError, match=r"watched layer '1' output 5 units .* first output had 3"):
+            with watch(model, tmp_path / f"run{st}", every=1, stats_thread=st) as w:
+                model(torch.randn(4, 3))
+                w.step()
+                model[0] = nn.Linear(3, 5)
+                model(torch.randn(4, 3))
+        assert not model[1]._forward_hooks
+
+
+def test_a_failing_stats_thread_stops_the_watch_with_a_clear_error(tmp_path, monkeypatch):
+    def broken(self, x, *, scratch=None):
+        raise MemoryError("no room for the histogram")
+
+    model = netxray.mlp([4, 8, 2], seed=0)
+    X, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    with pytest.raises(RuntimeError, match=r"statistics thread failed \(MemoryError: no room"):
+        with watch(model, tmp_path / "run", every=1, stats_thread=True) as w:
+            monkeypatch.setattr("netxray.stats.UnitStats.update", broken)
+            for _ in range(3):
+                loss = nn.functional.cross_entropy(model(X), y)
+                loss.backward()
+                w.step(loss=loss)
+                w.flush()
+    assert all(not m._forward_hooks for m in model.modules())
+    assert _THREAD not in {t.name for t in threading.enumerate()}
+
+
+def test_the_training_thread_waits_for_a_full_queue_and_nothing_is_dropped():
+    passed: list[int] = []
+    gate = threading.Event()
+
+    def forward(msg):
+        gate.wait()
+        passed.append(msg.step)
+
+    worker = StatsWorker(forward, max_steps=2)
+
+    def recorded(step: int) -> StepMsg:
+        rec = Recorded(batch=1, states={}, calls={}, grad_sq={}, grad_n={})
+        return StepMsg(step=step, time=0.0, loss=None, metrics={}, record=rec)
+
+    done: list[int] = []
+
+    def producer() -> None:
+        for step in range(5):
+            worker.put(recorded(step))
+            done.append(step)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    time.sleep(0.3)
+    # one message is held in forward(), two more fill the slots: the fourth put waits
+    assert done == [0, 1, 2]
+    gate.set()
+    t.join(5)
+    worker.flush()
+    worker.close()
+    assert passed == [0, 1, 2, 3, 4]
