@@ -6,7 +6,9 @@ pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum:
 - plain training steps (forward, loss, backward, optimizer step);
 - ``netxray.watch(every=10)`` and ``watch(every=1)`` (activation statistics with 32-bin layer
   histograms, output-gradient RMS, parameter norms and update ratios, the every-step NaN
-  check, the writer thread and its SQLite commits, closing included);
+  check, the writer thread and its SQLite commits, closing included); with 1 thread of 2
+  cores the watch reduces on the idle core, and ``stats_thread=False`` rows show the cost
+  of reducing on the training thread instead;
 - a ``wandb.watch(log="all")``-style hook set, written here (wandb is not installed):
   a 64-bin histogram of every parameter's gradient (a tensor hook) and of every parameter
   after every step, each read back to the CPU as wandb does to log it.
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 import netxray
+from netxray._watch_worker import spare_core
 from netxray.models import mlp
 
 try:
@@ -100,10 +103,11 @@ class Variant:
             self.hooks = WandbStyle(self.model)
             self.after = lambda loss: self.hooks.step()  # type: ignore[union-attr]
         elif kind.startswith("every="):
+            every, _, inline = kind.removeprefix("every=").partition(" ")
             t = time.perf_counter()
             self.watch = netxray.watch(self.model, tmp / f"{kind}-{next(_RUNS)}.sqlite",
-                                       every=int(kind.split("=")[1]),
-                                       alarms=lambda f, s: None).__enter__()
+                                       every=int(every), alarms=lambda f, s: None,
+                                       stats_thread=False if inline else None).__enter__()
             self.fixed = time.perf_counter() - t
             self.after = lambda loss: self.watch.step(loss=loss)  # type: ignore[union-attr]
 
@@ -134,6 +138,9 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps
     so load changes on this shared machine hit neighbouring rounds of every variant alike."""
     names = {"plain": "plain training", "every=10": "watch(every=10)",
              "every=1": "watch(every=1)", "wandb": "wandb.watch-style hooks (hand-written)"}
+    if spare_core():  # the watch reduces on the idle core: show the training thread's cost too
+        names["every=10 inline"] = "watch(every=10, stats_thread=False)"
+        names["every=1 inline"] = "watch(every=1, stats_thread=False)"
     variants = {v: Variant(v, model, x, y, tmp) for v in names}
     times: dict[str, list[float]] = {v: [] for v in variants}
     try:

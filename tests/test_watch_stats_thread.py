@@ -9,12 +9,14 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 
 import pytest
 import torch
 from torch import nn
 
 import netxray
+from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import Recorded, StepMsg
 from netxray._watch_worker import StatsWorker, spare_core
 from netxray.monitor import watch
@@ -169,3 +171,69 @@ def test_the_training_thread_waits_for_a_full_queue_and_nothing_is_dropped():
     worker.flush()
     worker.close()
     assert passed == [0, 1, 2, 3, 4]
+
+
+class ChangesItsOutput(nn.Module):
+    """A GELU output scaled in place after its forward call: allowed by autograd (GELU's
+    backward reads its input), and enough to make a deferred read see other values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc, self.act, self.out = nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(x))
+        h.mul_(2.0)
+        return self.out(h)
+
+
+def test_an_output_changed_in_place_before_its_check_is_warned_and_checked_inline(
+        tmp_path, monkeypatch):
+    gate = threading.Event()
+    original = StatsWorker._sum
+
+    def after_the_forward(self, *args):  # the thread reads the output only once it changed
+        gate.wait(5)
+        original(self, *args)
+
+    monkeypatch.setattr(StatsWorker, "_sum", after_the_forward)
+    model = ChangesItsOutput()
+    X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+
+    def step(w) -> None:
+        loss = nn.functional.cross_entropy(model(X), y)
+        loss.backward()
+        gate.set()
+        w.step(loss=loss)
+        w.flush()
+
+    with watch(model, tmp_path / "run", every=100, layers=["act"], stats_thread=True) as w:
+        step(w)  # recorded: reduced from a copy taken at the call
+        gate.clear()
+        step(w)  # unrecorded: the sum is read after h.mul_(2.0)
+        assert w._worker is not None and "act" in w._worker._in_place
+        with pytest.warns(NetxrayWarning, match=r"layer 'act'.s output is changed in place"):
+            step(w)
+        assert w._worker.sum("act", torch.ones(2), torch.float32) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            step(w)  # checked on the training thread now, and no second warning
+    with netxray.open_run(tmp_path / "run") as run:
+        assert list(run.steps.step) == [0, 1, 2, 3]
+        assert run.first_nonfinite is None
+
+
+def test_outputs_waiting_for_their_sum_hold_bounded_memory_then_the_caller_sums():
+    gate = threading.Event()
+    worker = StatsWorker(lambda msg: None, max_held=2 * 4 * 1000)
+    worker._q.put((gate.wait, 5))  # the thread is busy until the gate opens
+    x = torch.ones(1000)
+    first, second = (worker.sum("a", x, torch.float32) for _ in range(2))
+    assert first is not None and second is not None
+    assert worker.sum("a", x, torch.float32) is None  # 8000 bytes wait already: sum it here
+    gate.set()
+    worker.flush()
+    assert float(first) == float(second) == 1000.0
+    assert worker.sum("a", x, torch.float32) is not None  # room again
+    worker.close()

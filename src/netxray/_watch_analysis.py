@@ -102,7 +102,8 @@ class StepBatch:
 
     ``losses``: a ``(steps,)`` tensor when every loss was a tensor, else a list;
     ``sums``: every step's layer-output sums (for the non-finite check) in one flat
-    tensor, step ``i`` owning the next ``len(sum_layers[i])`` of them, in forward order.
+    tensor, step ``i`` owning the next ``len(sum_layers[i])`` of them, in forward order
+    (a list of 0-d tensors on the way through the statistics thread, which stacks them).
     """
 
     steps: list[int]

@@ -61,6 +61,10 @@ def distributed() -> tuple[bool, int, int]:
     return False, 0, 1
 
 
+def stack_sums(sums: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([t.float() for t in sums])
+
+
 class PendingSteps:
     """Unrecorded steps waiting to be sent: their number, time, loss, metrics, layer sums."""
 
@@ -85,8 +89,9 @@ class PendingSteps:
         self.metrics.append(metrics)
         self.sums.append(sums)
 
-    def take(self) -> StepBatch:
-        """The steps so far as one batch (two stacks at most); empties this."""
+    def take(self, *, stack: bool = True) -> StepBatch:
+        """The steps so far as one batch (two stacks at most); empties this. ``stack=False``
+        leaves the layer sums a list (the statistics thread fills and stacks them)."""
         losses: Any = self.losses
         kinds = {(t.device, t.dtype) if isinstance(t, torch.Tensor) and t.ndim == 0 else None
                  for t in losses}
@@ -96,7 +101,7 @@ class PendingSteps:
         batch = StepBatch(steps=self.steps, times=self.times, losses=losses,
                           metrics=[dict(m) for m in self.metrics],
                           sum_layers=[[n for n, _ in step] for step in self.sums],
-                          sums=torch.stack([t.float() for t in flat]) if flat else None)
+                          sums=(stack_sums(flat) if stack else flat) if flat else None)
         self.clear()
         return batch
 

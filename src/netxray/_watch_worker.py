@@ -7,7 +7,10 @@ reductions read (each watched output, and the weights and their gradients: one m
 each, a fraction of what reducing them costs) into reused buffers and queues the copies;
 this thread folds them into each layer's :class:`~netxray.stats.UnitStats` and the
 parameter norms and, when the step's message arrives, puts the results into it and passes
-it on to the writer. Every message reaches the writer through here, so their order is
+it on to the writer. On the other steps it takes the sum of each watched output (the
+NaN/Inf check) from the output itself: an output changed in place before it is read is
+detected (its version counter moved) and warned about, and that layer's sums go back to
+the training thread. Every message reaches the writer through here, so their order is
 kept. At most ``max_steps`` recorded steps wait here; beyond that the training thread
 waits: statistics are never dropped, and the copies held stay bounded. Results are the same
 kernels on the same values, so they equal the inline ones (to the last bit with the same
@@ -19,13 +22,16 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from netxray._watch_analysis import LayerMeta, Recorded, StepMsg
+from netxray._warnings import NetxrayWarning
+from netxray._watch_analysis import LayerMeta, Recorded, StepBatch, StepMsg
 from netxray._watch_reduce import param_norms
+from netxray._watch_transfer import stack_sums
 from netxray.stats import Scratch, UnitStats
 
 
@@ -76,11 +82,16 @@ _CLOSE = object()
 class StatsWorker:
     """Per-layer statistics of queued copies; every method here is for the training thread."""
 
-    def __init__(self, forward: Callable[[Any], None], *, max_steps: int = 2) -> None:
+    def __init__(self, forward: Callable[[Any], None], *, max_steps: int = 2,
+                 max_held: int = 64 << 20) -> None:
         self._forward = forward
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(max_steps)
         self._units: dict[str, UnitStats] = {}
+        self._in_place: set[str] = set()  # layers whose output changed before _sum read it
+        self._warned: set[str] = set()
+        self._held, self.max_held = 0, max_held  # bytes of outputs waiting for their sum
+        self._lock = threading.Lock()
         self.buffers = _Buffers()
         self._scratch = Scratch()  # this thread's own work buffers
         self.error: BaseException | None = None
@@ -88,13 +99,32 @@ class StatsWorker:
                                         daemon=True)
         self._thread.start()
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def update(self, meta: LayerMeta, x: torch.Tensor) -> None:
         """Queue a copy of ``x`` (one call of layer ``meta.name`` in a recorded step)."""
-        self._q.put((meta, self.buffers.copies([x.detach()])[0]))
+        self._q.put((self._update, meta, self.buffers.copies([x.detach()])[0]))
+
+    def sum(self, name: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """A 0-d tensor that will hold ``x.sum(dtype=dtype)`` (an unrecorded step's check
+        of layer ``name`` for NaN/Inf) once this thread gets to it; ``x`` itself is read
+        there, not a copy. None (the caller sums) while outputs waiting here hold more than
+        ``max_held`` bytes, and, after a warning, for a layer whose output was changed in
+        place before it was read: its sums are the caller's from then on."""
+        size = x.numel() * x.element_size()
+        with self._lock:
+            if name not in self._in_place and self._held + size <= self.max_held:
+                self._held += size
+                slot = torch.empty((), dtype=dtype)
+                self._q.put((self._sum, name, x, x._version, slot))
+                return slot
+        if name in self._in_place:
+            if name not in self._warned:
+                self._warned.add(name)
+                warnings.warn(
+                    f"netxray watch: layer {name!r}'s output is changed in place after its "
+                    "forward call (an in-place op on it); its NaN/Inf check on unrecorded steps "
+                    "runs on the training thread from now on, and may have read the changed "
+                    "values once", NetxrayWarning, stacklevel=4)
+        return None
 
     def param_norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
                     prev: dict[str, torch.Tensor]) -> None:
@@ -104,7 +134,7 @@ class StatsWorker:
         grads = iter(self.buffers.copies([g for _, _, g in params if g is not None]))
         copied = [(n, w, None if g is None else next(grads))
                   for (n, _, g), w in zip(params, weights, strict=True)]
-        self._q.put((rec, copied, prev))
+        self._q.put((self._norms, rec, copied, prev))
 
     def put(self, msg: Any) -> None:
         """Pass ``msg`` on to the writer after everything queued before it. A recorded
@@ -138,19 +168,9 @@ class StatsWorker:
                     return
                 if isinstance(item, _Flush):
                     item.done.set()
-                elif isinstance(item, tuple) and len(item) == 2:
-                    meta, x = item
-                    us = self._units.get(meta.name)
-                    if us is None:
-                        us = self._units[meta.name] = meta.unit_stats()
-                    us.update(x, scratch=self._scratch)
-                    self.buffers.give([x])
-                elif isinstance(item, tuple):
-                    rec, params, prev = item
+                elif isinstance(item, tuple):  # (work, *its arguments)
                     with torch.no_grad():
-                        rec.norms = param_norms(params, prev)
-                    self.buffers.give([t for _, w, g in params for t in (w, g) if t is not None])
-                    self.buffers.give(list(prev.values()))
+                        item[0](*item[1:])
                 else:
                     self._pass_on(item)
         except BaseException as e:  # surfaced on the training thread at its next step()
@@ -162,6 +182,26 @@ class StatsWorker:
                     return
                 if isinstance(item, _Flush):
                     item.done.set()
+
+    def _update(self, meta: LayerMeta, x: torch.Tensor) -> None:
+        us = self._units.get(meta.name)
+        if us is None:
+            us = self._units[meta.name] = meta.unit_stats()
+        us.update(x, scratch=self._scratch)
+        self.buffers.give([x])
+
+    def _norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
+               prev: dict[str, torch.Tensor]) -> None:
+        rec.norms = param_norms(params, prev)
+        self.buffers.give([t for _, w, g in params for t in (w, g) if t is not None])
+        self.buffers.give(list(prev.values()))
+
+    def _sum(self, name: str, x: torch.Tensor, version: int, slot: torch.Tensor) -> None:
+        slot.copy_(x.sum(dtype=slot.dtype))
+        with self._lock:
+            self._held -= x.numel() * x.element_size()
+            if x._version != version:  # changed in place since its forward call: warn, stop
+                self._in_place.add(name)
 
     def _pass_on(self, msg: Any) -> None:
         rec = msg.record if isinstance(msg, StepMsg) else None
@@ -176,4 +216,6 @@ class StatsWorker:
                     us.reset()
             rec.states = states
             self._slots.release()
+        if isinstance(msg, StepBatch) and isinstance(msg.sums, list):
+            msg.sums = stack_sums(msg.sums)  # (each filled by _sum, queued before this)
         self._forward(msg)

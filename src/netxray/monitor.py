@@ -262,8 +262,9 @@ class Watch:
             return
         d = out.detach()  # (so the sum below builds no graph, without no_grad's cost)
         if not self._recording:  # a recorded step counts NaN/Inf per unit: no sum needed
-            half = d.dtype in (torch.float16, torch.bfloat16)
-            self._sums.append((name, d.sum(dtype=torch.float32) if half else d.sum()))
+            dtype = torch.float32 if d.dtype in (torch.float16, torch.bfloat16) else d.dtype
+            slot = self._worker.sum(name, d, dtype) if self._offload((d,)) else None  # type: ignore[union-attr]
+            self._sums.append((name, d.sum(dtype=dtype) if slot is None else slot))
             return
         meta = self._metas.get(name) or self._meta(name, d, family)
         meta.check_units(d)
@@ -400,17 +401,16 @@ class Watch:
 
     def _put(self, msg: StepMsg | StepBatch) -> None:
         """To the writer (through the statistics thread, if any, which keeps the order)."""
-        if self._worker is not None:
-            self._worker.put(msg)
-        elif self._writer is not None:
-            self._writer.put(msg)
+        sink = self._worker or self._writer
+        if sink is not None:
+            sink.put(msg)
 
     def _send_pending(self) -> None:
         """Hand the unrecorded steps so far to the writer, as one batch."""
         self._sent = time.monotonic()
         if not len(self._pending):
             return
-        batch = self._pending.take()
+        batch = self._pending.take(stack=self._worker is None)  # (else the worker stacks)
         if self._distributed:
             reduce_batch_across_ranks(batch, self._world)
         self._put(to_host(batch))
