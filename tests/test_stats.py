@@ -22,6 +22,15 @@ from netxray.stats import (
 )
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["host", "sync-free"])
+def sync_free(request, monkeypatch):
+    """Every test here runs twice: the CPU's kernels, and the ones an accelerator takes
+    (never waiting for the device: the masked path always, index_add_ histograms)."""
+    if request.param:
+        monkeypatch.setattr("netxray.stats._kernels._sync_free", lambda device: True)
+    return request.param
+
+
 def ref_hist(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
     """Per-unit counts: below lo, np.histogram's bins (last one half-open here), >= hi."""
     out = []

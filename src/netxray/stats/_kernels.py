@@ -29,6 +29,15 @@ import torch
 
 State = dict[str, torch.Tensor]
 
+
+def _sync_free(device: torch.device) -> bool:
+    """Whether reductions on ``device`` must never wait for it: on an accelerator a
+    ``bool()`` of a tensor, ``bincount`` (it reads its maximum back) and boolean indexing
+    (it reads its count back) stall the host until the device catches up. There the
+    NaN-safe masked path runs always (exact for finite data too), and histograms count
+    with ``index_add_``."""
+    return device.type != "cpu"
+
 _KEYS = ("count", "mean", "m2", "min", "max", "n_pos", "n_sat", "nan", "inf", "hist")
 
 
@@ -240,7 +249,9 @@ def _batch(
     hist_shape = [1] * x.ndim if layer_hist else shape
 
     length = n // max(x.shape[0], 1)  # positions per sample and unit
-    if unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24:
+    sync_free = _sync_free(x.device)
+    if (unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24
+            and not sync_free):
         # (CPU only: on CUDA each bincount reads its maximum back, one sync per chunk)
         fused = (*hist_range, bins) if layer_hist and bins and x.device.type == "cpu" else None
         fast = _channel_moments(x, band, fused, scratch)  # conv-like outputs: the hot path
@@ -257,15 +268,17 @@ def _batch(
     if not x.is_contiguous():
         x = x.contiguous()
     buf = scratch.get(x.shape, x.dtype, x.device)  # one work tensor reused by every pass
-    mean_b = x.mean(dims)
-    # a NaN or Inf anywhere makes the mean, hence every centred value, non-finite: one
-    # check of the sum of squares covers both (and overflow of the squares)
-    centred = torch.sub(x, mean_b.view(shape), out=buf)
-    m2_b = centred.square_().sum(dims, dtype=acc)
-    finite = bool(torch.isfinite(m2_b).all())
-    if not finite and bool(torch.isfinite(mean_b).all()):  # squares overflowed: float64
-        m2_b = (x.double() - mean_b.double().view(shape)).square_().sum(dims)
-        finite = True
+    finite = False  # (sync-free: the masked path, whatever the data)
+    if not sync_free:
+        mean_b = x.mean(dims)
+        # a NaN or Inf anywhere makes the mean, hence every centred value, non-finite: one
+        # check of the sum of squares covers both (and overflow of the squares)
+        centred = torch.sub(x, mean_b.view(shape), out=buf)
+        m2_b = centred.square_().sum(dims, dtype=acc)
+        finite = bool(torch.isfinite(m2_b).all())
+        if not finite and bool(torch.isfinite(mean_b).all()):  # squares overflowed: float64
+            m2_b = (x.double() - mean_b.double().view(shape)).square_().sum(dims)
+            finite = True
     if finite:
         mn, mx = x.amin(dims), x.amax(dims)  # (torch.aminmax over dim 0: ~10x slower)
         count = torch.full((units,), n, dtype=torch.int64, device=x.device)
@@ -333,6 +346,17 @@ def _hist(
     lo, hi = hist_range
     nbins = units * (bins + 2)
     q = torch.sub(valid, lo, out=buf).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins)
+    if _sync_free(valid.device):  # int64 indices, masked values into a spare last bin
+        idx = q.add_(1).to(torch.int64)
+        if units > 1:
+            offset = torch.arange(units, device=valid.device).mul_(bins + 2)
+            idx += offset.view(shape)
+        if mask is not None:
+            idx = torch.where(mask, idx, nbins)
+        idx = idx.reshape(-1)
+        counts = torch.zeros(nbins + 1, dtype=torch.int64, device=valid.device)
+        counts.index_add_(0, idx, torch.ones_like(idx))
+        return counts[:nbins].view(units, bins + 2)
     if units == 1:  # one histogram of the layer: no unit offsets
         idx = scratch.get(q.shape, torch.int32, q.device)
         idx.copy_(q.add_(1))
