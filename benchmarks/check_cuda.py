@@ -7,7 +7,8 @@
 3. the run store of a float64 run on CUDA equals the same run's on the CPU;
 4. the main APIs (activations, statistics, saliency, integrated gradients, decision
    boundary) give on a CUDA model what they give on the CPU;
-5. what a watch costs on the GPU: ``bench_watch``'s MLP and CNN, batch 256.
+5. what a watch costs on the GPU: ``bench_watch``'s MLP and CNN, batch 256 (steps that
+   Python's kernel launches pace), and a CIFAR-sized CNN (steps the GPU's work paces).
 
 Run: ``python -m benchmarks.check_cuda`` (writes ``benchmarks/results/cuda.md``, and a copy
 to ``$OUT`` when set). ``--device cpu`` runs the same comparisons CPU against CPU, as a
@@ -107,6 +108,52 @@ def no_sync(dev: str) -> str:
     return "MLP and CNN, 8 steps at every=3: no synchronising call on the training thread"
 
 
+class _Tokens(nn.Module):
+    """Per-token layers under an attention mask, called as a transformers model is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.fc, self.act, self.out = (nn.Embedding(50, 16), nn.Linear(16, 16),
+                                                 nn.GELU(), nn.Linear(16, 3))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(self.emb(input_ids)))
+        m = attention_mask[..., None].to(h.dtype)
+        return self.out((h * m).sum(1) / m.sum(1))
+
+
+def token_syncs(dev: str) -> str:
+    """How many synchronising calls a watched step makes with per-token layers (picking the
+    real tokens out of a padded batch reads their count back)."""
+    import warnings
+
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, 50, (16, 12), generator=g).to(dev)
+    mask = (torch.arange(12)[None, :] < torch.randint(4, 13, (16, 1), generator=g)).to(dev)
+    y = torch.randint(0, 3, (16,), generator=g).to(dev)
+    model = _Tokens().to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    counts: dict[bool, list[int]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as d, netxray.watch(model, Path(d) / "run", every=2,
+                                                           alarms=lambda f, s: None) as w:
+        for step in range(6):
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    loss = nn.functional.cross_entropy(model(ids, attention_mask=mask), y)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    w.step(loss=loss)
+                finally:
+                    torch.cuda.set_sync_debug_mode(0)
+            counts[step % 2 == 0].append(sum("synchroniz" in str(x.message) for x in seen))
+    return (f"per-token layers under an attention mask: {max(counts[True])} synchronising "
+            f"calls per recorded step, {max(counts[False])} per unrecorded step")
+
+
 def _rows(path: Path) -> dict[str, list[tuple]]:
     con = sqlite3.connect(run_file(path))
     try:
@@ -178,7 +225,22 @@ def cost(dev: str, rounds: int) -> list[list[object]]:
         rows = compare("MLP 784-512-256-10", netxray.mlp([784, 512, 256, 10], seed=0).to(dev),
                        x, y, 10, rounds, Path(d))
         rows += compare("CNN 1x28x28 c16 c32 fc", cnn().to(dev), xc, y, 10, rounds // 2, Path(d))
+        xl = torch.randn(256, 3, 32, 32, generator=g).to(dev)
+        rows += compare("CNN 3x32x32 c64 c64 c128 c128 fc (CIFAR-sized)", _cifar_cnn().to(dev),
+                        xl, y, 10, rounds // 2, Path(d))
     return rows
+
+
+def _cifar_cnn() -> nn.Module:
+    """A step long enough for the GPU's work, not Python's launches, to set its pace."""
+    torch.manual_seed(0)
+
+    def block(i: int, o: int) -> list[nn.Module]:
+        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+
+    return nn.Sequential(*block(3, 64), *block(64, 64), nn.MaxPool2d(2), *block(64, 128),
+                         *block(128, 128), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(128 * 8 * 8, 10))
 
 
 def main() -> None:
@@ -190,7 +252,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if dev.startswith("cuda") else "CPU (dry run)"
     results = []
     for title, check in [("statistics", unit_stats), ("no host sync in a watched step", no_sync),
-                         ("run store CUDA = CPU", same_store), ("APIs CUDA = CPU", apis)]:
+                         ("run store CUDA = CPU", same_store), ("APIs CUDA = CPU", apis),
+                         ("host syncs with padded tokens (information)", token_syncs)]:
         try:
             results.append([title, "pass", check(dev)])
         except Exception as e:  # every check runs; the table says which failed and why
