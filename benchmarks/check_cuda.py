@@ -274,6 +274,7 @@ def main() -> None:
         markdown_table(["model", "what", "ms per step (median)", "ratio of medians",
                         "median of per-round ratios"], rows),
         "",
+        "",
     ])
     out = os.environ.get("OUT")
     if out:

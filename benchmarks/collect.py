@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["demo", "stats", "memory", "attribution", "projection", "boundary", "watch", "serve"]
+ORDER = ["demo", "stats", "memory", "attribution", "projection", "boundary", "watch", "cuda",
+         "serve"]
 
 PREFACE = """# Benchmarks
 
-Side-by-side timings, each made in one run on this project's 2-core CPU machine (no GPU).
+Side-by-side timings, each made in one run on this project's 2-core CPU machine, except
+the CUDA section, made on a GPU machine lent for a session (`benchmarks/check_cuda.py`).
 Machines here are shared and noisy: every table quotes medians and, above all, ratios
 between rows measured in the same run. Each section names the command that produced it;
 rerun it to refresh that section, then `python -m benchmarks.collect` to rebuild this file

@@ -11,11 +11,11 @@ call of ``step``) they reduce each layer's output with :class:`netxray.stats.Uni
 (per-unit activity and saturation, one layer histogram) and hook the output's gradient; on
 the other steps they take one sum per layer output, which is enough to name the layer where
 NaN/Inf start. ``step()`` adds parameter norms and update ratios, and hands everything to a
-background writer: no ``.item()`` or GPU sync on the training thread. When a CPU core is
-idle, a recorded step's reductions run there instead, from copies (``_watch_worker``).
+background writer: no GPU sync on the training thread (but to pick real tokens out of a
+padded batch). When a CPU core is idle, the reductions run there instead (``_watch_worker``).
 Unrecorded steps go to the writer in batches (every 32 steps, at a recorded step, or after
-0.25 s), so they cost a sum per layer and a list append. Models that are not ``nn.Module``s log arrays with
-:meth:`Watch.log`.
+0.25 s), so they cost a sum per layer and a list append. Models that are not
+``nn.Module``s log arrays with :meth:`Watch.log`.
 """
 
 from __future__ import annotations
