@@ -237,3 +237,16 @@ def test_outputs_waiting_for_their_sum_hold_bounded_memory_then_the_caller_sums(
     assert float(first) == float(second) == 1000.0
     assert worker.sum("a", x, torch.float32) is not None  # room again
     worker.close()
+
+
+def test_forward_passes_under_inference_mode_are_watched_too(tmp_path):
+    model = netxray.mlp([4, 8, 2], seed=0)
+    X = torch.randn(16, 4)
+    with watch(model, tmp_path / "run", every=2, stats_thread=True) as w:
+        for _ in range(4):  # recorded and unrecorded steps
+            with torch.inference_mode():
+                model(X)
+            w.step()
+    with netxray.open_run(tmp_path / "run") as run:
+        assert list(run.steps.step) == [0, 1, 2, 3]
+        assert list(run.layer_stats("act1").step) == [0, 2]

@@ -108,7 +108,10 @@ class StatsWorker:
         of layer ``name`` for NaN/Inf) once this thread gets to it; ``x`` itself is read
         there, not a copy. None (the caller sums) while outputs waiting here hold more than
         ``max_held`` bytes, and, after a warning, for a layer whose output was changed in
-        place before it was read: its sums are the caller's from then on."""
+        place before it was read: its sums are the caller's from then on. (None too for an
+        inference tensor: it has no version counter to tell.)"""
+        if x.is_inference():
+            return None
         size = x.numel() * x.element_size()
         with self._lock:
             if name not in self._in_place and self._held + size <= self.max_held:
