@@ -8,7 +8,8 @@
 4. the main APIs (activations, statistics, saliency, integrated gradients, decision
    boundary) give on a CUDA model what they give on the CPU;
 5. what a watch costs on the GPU: ``bench_watch``'s MLP and CNN, batch 256 (steps that
-   Python's kernel launches pace), and a CIFAR-sized CNN (steps the GPU's work paces).
+   Python's kernel launches pace), a CIFAR-sized CNN (steps the GPU's work paces) and
+   BERT-base built from its config (24 watched layers: GELUs and block outputs).
 
 Run: ``python -m benchmarks.check_cuda`` (writes ``benchmarks/results/cuda.md``, and a copy
 to ``$OUT`` when set). ``--device cpu`` runs the same comparisons CPU against CPU, as a
@@ -231,6 +232,34 @@ def cost(dev: str, rounds: int) -> list[list[object]]:
     return rows
 
 
+class _Logits(nn.Module):
+    """A transformers classifier as ``ids -> logits``, for bench_watch's training loop."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids).logits
+
+
+def bert_cost(dev: str, rounds: int) -> list[list[object]]:
+    """A watch on a real architecture's training: BERT-base from its config (random
+    weights, nothing downloaded); a small one for the CPU dry run."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    size = {} if dev.startswith("cuda") else {"hidden_size": 64, "num_hidden_layers": 2,
+                                              "num_attention_heads": 2, "intermediate_size": 128}
+    torch.manual_seed(0)
+    model = _Logits(BertForSequenceClassification(BertConfig(num_labels=2, **size))).to(dev)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 30522, (32, 128), generator=g).to(dev)
+    y = torch.randint(0, 2, (32,), generator=g).to(dev)
+    name = "BERT-base (BertConfig), batch 32 x 128 tokens" if not size else "BERT (tiny)"
+    with tempfile.TemporaryDirectory() as d:
+        return compare(name, model, ids, y, 10, rounds, Path(d))
+
+
 def _cifar_cnn() -> nn.Module:
     """A step long enough for the GPU's work, not Python's launches, to set its pace."""
     torch.manual_seed(0)
@@ -259,7 +288,7 @@ def main() -> None:
         except Exception as e:  # every check runs; the table says which failed and why
             traceback.print_exc()
             results.append([title, "FAIL", f"{type(e).__name__}: {str(e)[:300]}"])
-    rows = cost(dev, args.rounds)
+    rows = cost(dev, args.rounds) + bert_cost(dev, max(2, args.rounds // 10))
     text = "\n".join([
         "# CUDA: results equal the CPU's, no host sync in a watched step, and the cost",
         "",
