@@ -1,4 +1,4 @@
-"""The watch's statistics thread: a recorded step's reductions, computed on a spare CPU
+"""The watch's statistics thread: the reductions of every step, computed on a spare CPU
 core instead of the training thread.
 
 With ``torch.set_num_threads(n)`` below the cores the process may use, one core sits idle
@@ -132,7 +132,7 @@ class StatsWorker:
     def param_norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
                     prev: dict[str, torch.Tensor]) -> None:
         """Set ``rec.norms`` (see :func:`param_norms`) from copies of the weights and their
-        gradients taken now. ``prev``'s buffers (from :meth:`buffers`) become this thread's."""
+        gradients taken now. ``prev``'s buffers (taken from ``buffers``) become this thread's."""
         weights = self.buffers.copies([w for _, w, _ in params])
         grads = iter(self.buffers.copies([g for _, _, g in params if g is not None]))
         copied = [(n, w, None if g is None else next(grads))
