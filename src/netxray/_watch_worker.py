@@ -32,6 +32,7 @@ from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepBatch, StepMsg
 from netxray._watch_reduce import param_norms
 from netxray._watch_transfer import stack_sums
+from netxray._watch_writer import Flush, release_flushes
 from netxray.stats import Scratch, UnitStats
 
 
@@ -69,11 +70,6 @@ class _Buffers:
         with self._lock:
             for t in tensors:
                 self._free.setdefault((t.shape, t.dtype, t.device), []).append(t)
-
-
-class _Flush:
-    def __init__(self) -> None:
-        self.done = threading.Event()
 
 
 _CLOSE = object()
@@ -150,11 +146,9 @@ class StatsWorker:
 
     def flush(self) -> None:
         """Block until everything queued so far has been passed on."""
-        f = _Flush()
+        f = Flush()
         self._q.put(f)
-        while not f.done.wait(0.1):
-            if not self._thread.is_alive():
-                return
+        f.wait(self._thread)
 
     def close(self) -> None:
         """Pass on everything queued, then stop the thread."""
@@ -169,7 +163,7 @@ class StatsWorker:
                 item = self._q.get()
                 if item is _CLOSE:
                     return
-                if isinstance(item, _Flush):
+                if isinstance(item, Flush):
                     item.done.set()
                 elif isinstance(item, tuple):  # (work, *its arguments)
                     with torch.no_grad():
@@ -178,13 +172,7 @@ class StatsWorker:
                     self._pass_on(item)
         except BaseException as e:  # surfaced on the training thread at its next step()
             self.error = e
-            while True:  # nobody may wait on what will never be passed on
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    return
-                if isinstance(item, _Flush):
-                    item.done.set()
+            release_flushes(self._q)  # nobody may wait on what will never be passed on
 
     def _update(self, meta: LayerMeta, x: torch.Tensor) -> None:
         us = self._units.get(meta.name)

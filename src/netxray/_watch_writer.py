@@ -29,9 +29,28 @@ class _Snapshot:
     results: list[tuple[str, str, Any]]  # (kind, name, result)
 
 
-class _Flush:
+class Flush:
+    """A marker in a background thread's queue, done once everything before it is."""
+
     def __init__(self) -> None:
         self.done = threading.Event()
+
+    def wait(self, thread: threading.Thread) -> None:
+        """Block until done, or until ``thread`` has died (it will never be done then)."""
+        while not self.done.wait(0.1):
+            if not thread.is_alive():
+                return
+
+
+def release_flushes(q: queue.SimpleQueue[Any]) -> None:
+    """Empty the queue of a thread that died, so that nobody waits on a Flush in it."""
+    while True:
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, Flush):
+            item.done.set()
 
 
 _CLOSE = object()
@@ -102,12 +121,10 @@ class Writer:
         """Block until everything queued so far is committed."""
         if not self._thread.is_alive():
             return
-        f = _Flush()
+        f = Flush()
         self._q.put(f)
         self._urgent.set()
-        while not f.done.wait(0.1):
-            if not self._thread.is_alive():
-                break
+        f.wait(self._thread)
 
     def close(self, meta: dict[str, Any]) -> None:
         """Flush, write ``meta``, commit and stop the thread."""
@@ -137,7 +154,7 @@ class Writer:
                         self.db.set_meta(**item[1], dropped_snapshots=self.dropped)
                         self.db.close()
                         return
-                    if isinstance(item, _Flush):
+                    if isinstance(item, Flush):
                         self._commit()
                         item.done.set()
                     else:
@@ -156,13 +173,7 @@ class Writer:
     def _release_waiters(self) -> None:
         with self._lock:
             self._lock.notify_all()  # a training thread waiting for a snapshot slot
-        while True:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, _Flush):
-                item.done.set()
+        release_flushes(self._q)
 
     def _handle(self, item: Any) -> None:
         if isinstance(item, _Snapshot):
