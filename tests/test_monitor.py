@@ -555,3 +555,33 @@ def test_a_failing_store_stops_the_watch_with_a_clear_error(tmp_path, monkeypatc
                 w.step(loss=loss)
                 w.flush()
     assert hook_count(model) == 0
+
+
+class _PaddingSafeEncoder(_MaskedEncoder):
+    """Pools with masked_fill: a NaN in padding never reaches the loss."""
+
+    def forward(self, x, attention_mask):
+        h = self.act(self.proj(x)).masked_fill(~attention_mask.bool().unsqueeze(-1), 0.0)
+        return self.head(h.sum(1) / attention_mask.sum(1, keepdim=True))
+
+
+def test_nan_in_padding_is_not_an_alarm_and_nan_in_a_real_token_is_on_unrecorded_steps(tmp_path):
+    torch.manual_seed(0)
+    model = _PaddingSafeEncoder()
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    y = torch.tensor([0, 1, 0])
+    with netxray.watch(model, tmp_path / "run", every=100, layers="act",
+                       alarms=lambda f, s: None) as w:
+        for step in range(4):
+            x = torch.randn(3, 7, 4)
+            if step == 1:
+                x[1, 5] = float("nan")  # padding of sequence 1
+            if step == 3:
+                x[2, 1] = float("nan")  # a real token of sequence 2
+            loss = nn.functional.cross_entropy(model(x, attention_mask=mask), y)
+            loss.backward()
+            w.step(loss=loss)
+    with netxray.open_run(tmp_path / "run") as run:
+        first = run.first_nonfinite
+        assert first is not None and first.step == 3 and first.layer == "act"
+        assert np.isfinite(run.steps.loss[:3]).all()

@@ -152,6 +152,14 @@ def tokens(t: torch.Tensor, mask: torch.Tensor, pool: str | None) -> torch.Tenso
     return (t * w).sum(1) / counts.to(t.dtype).reshape(-1, *([1] * (t.ndim - 2)))
 
 
+def zero_padding(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``t`` ``(batch, seq, ...)`` with its padding set to 0 (a NaN there too): its sum is
+    the real tokens' sum, and unlike picking them out (``tokens``) it never reads their
+    count back from an accelerator."""
+    m = mask.to(t.device).reshape(*mask.shape, *([1] * (t.ndim - 2)))
+    return torch.where(m, t, 0)
+
+
 def token_index(mask: torch.Tensor, offset: int) -> torch.Tensor:
     """``(tokens, 2)`` int64: each real token's sequence (counted over the data) and its
     position among its sequence's real tokens (so padding never shifts it)."""

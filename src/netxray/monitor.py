@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from netxray._outputs import align, has_seq, tokens
+from netxray._outputs import align, has_seq, tokens, zero_padding
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
 from netxray._watch_reduce import PreviousWeights, param_norms
@@ -243,9 +243,9 @@ class Watch:
         out, mask = align(name, out, own, self._mask)
         # the gradient reaches the module's own output, never the batch-first view made of it
         graph = out._base if seq_first else out
-        if has_seq(out, mask):
-            assert mask is not None
-            self._on_output(name, tokens(out, mask, None), grad_of=(graph, mask, seq_first))
+        if has_seq(out, mask):  # (unrecorded: the NaN check sums real tokens, no picking)
+            rows = tokens(out, mask, None) if self._recording else zero_padding(out, mask)  # type: ignore[arg-type]
+            self._on_output(name, rows, grad_of=(graph, mask, seq_first))
         else:
             self._on_output(name, out, grad_of=(graph, None, seq_first))
 
