@@ -62,6 +62,7 @@ def distributed() -> tuple[bool, int, int]:
 
 
 def stack_sums(sums: list[torch.Tensor]) -> torch.Tensor:
+    """Unrecorded steps' layer sums as one float32 tensor (one copy to the host)."""
     return torch.stack([t.float() for t in sums])
 
 

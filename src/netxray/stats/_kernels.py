@@ -35,9 +35,10 @@ def _sync_free(device: torch.device) -> bool:
     ``bool()`` of a tensor, ``bincount`` (it reads its maximum back) and boolean indexing
     (it reads its count back) stall the host until the device catches up. There the
     NaN-safe masked path runs always (exact for finite data too), and histograms count
-    with ``histc`` (``index_add_`` into a few bins would queue millions of atomic adds on
-    the same counters: 30 ms for one 16M-value layer on an H200)."""
+    with ``histc`` (``index_add_`` into a few bins queues millions of atomic adds on the
+    same counters: 34 ms a recorded step of a CIFAR-sized CNN on an H200, 9 with histc)."""
     return device.type != "cpu"
+
 
 _KEYS = ("count", "mean", "m2", "min", "max", "n_pos", "n_sat", "nan", "inf", "hist")
 
@@ -253,8 +254,8 @@ def _batch(
     sync_free = _sync_free(x.device)
     if (unit_dim % x.ndim == 1 and x.ndim >= 3 and x.is_contiguous() and 16 <= length < 2**24
             and not sync_free):
-        # (CPU only: on CUDA each bincount reads its maximum back, one sync per chunk)
-        fused = (*hist_range, bins) if layer_hist and bins and x.device.type == "cpu" else None
+        # (host only: elsewhere each bincount would read its maximum back, once per chunk)
+        fused = (*hist_range, bins) if layer_hist and bins else None
         fast = _channel_moments(x, band, fused, scratch)  # conv-like outputs: the hot path
         if fast is not None:
             count, mean_b, m2_b, mn, mx, n_pos, n_sat, hist = fast
