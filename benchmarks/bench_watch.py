@@ -20,6 +20,8 @@ Watches stay open across rounds (the steady state of a long run: every 10th step
 ``every=10`` is recorded); opening and closing the store (SQLite file, writer thread,
 final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
+Each model and thread count runs in several fresh processes (``--processes``, default 3),
+in turn: the table gives the median of their ratios and the range between them.
 Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results file untouched).
 """
 
@@ -27,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -134,16 +139,23 @@ class Variant:
             self.fixed += time.perf_counter() - t
 
 
-def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
-            rounds: int, tmp: Path) -> list[list[object]]:
-    """Rounds of ``steps`` steps per variant, in turn: a round takes a fraction of a second,
-    so load changes on this shared machine hit neighbouring rounds of every variant alike."""
-    names = {"plain": "plain training", "every=10": "watch(every=10)",
-             "every=1": "watch(every=1)", "wandb": "wandb.watch-style hooks (hand-written)"}
+_NAMES = {"plain": "plain training", "every=10": "watch(every=10)",
+          "every=1": "watch(every=1)", "wandb": "wandb.watch-style hooks (hand-written)",
+          "every=10 inline": "watch(every=10, stats_thread=False)",
+          "every=1 inline": "watch(every=1, stats_thread=False)"}
+_MODELS = {"mlp": "MLP 784-512-256-10", "cnn": "CNN 1x28x28 c16 c32 fc"}
+
+
+def compare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, rounds: int,
+            tmp: Path) -> dict[str, list[float]]:
+    """Seconds per step of each variant, one entry per round: rounds of ``steps`` steps per
+    variant, in turn (a round takes a fraction of a second, so load changes on this shared
+    machine hit neighbouring rounds of every variant alike); ``"fixed"``: the watches' open
+    and close times."""
+    kinds = ["plain", "every=10", "every=1", "wandb"]
     if spare_core():  # the watch reduces on the idle core: show the training thread's cost too
-        names["every=10 inline"] = "watch(every=10, stats_thread=False)"
-        names["every=1 inline"] = "watch(every=1, stats_thread=False)"
-    variants = {v: Variant(v, model, x, y, tmp) for v in names}
+        kinds += ["every=10 inline", "every=1 inline"]
+    variants = {v: Variant(v, model, x, y, tmp) for v in kinds}
     times: dict[str, list[float]] = {v: [] for v in variants}
     try:
         for v in variants.values():
@@ -154,14 +166,45 @@ def compare(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps
     finally:
         for v in variants.values():
             v.close()
-    med = {v: statistics.median(ts) for v, ts in times.items()}
-    # paired: each round's time over the plain loop's time in the same round, so that a load
-    # change between rounds cancels; the median of those ratios is the one to read
-    paired = {v: statistics.median(t / p for t, p in zip(ts, times["plain"], strict=True))
-              for v, ts in times.items()}
-    rows = [[name, names[v], f"{med[v] * 1e3:.2f}", f"{med[v] / med['plain']:.3f}x",
-             f"{paired[v]:.3f}x"] for v in names]
-    once = statistics.median([variants["every=10"].fixed, variants["every=1"].fixed])
+    times["fixed"] = [variants["every=10"].fixed, variants["every=1"].fixed]
+    return times
+
+
+def _part(which: str, threads: int, rounds: int) -> None:
+    """One process's measurement of one model at one thread count, as JSON on stdout."""
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (256,), generator=g)
+    if which == "mlp":
+        model, x = mlp([784, 512, 256, 10], seed=0), torch.randn(256, 784, generator=g)
+    else:
+        model, x = cnn(), torch.randn(256, 1, 28, 28, generator=g)
+    with tempfile.TemporaryDirectory() as d:
+        print(json.dumps(compare(model, x, y, 10, rounds, Path(d))))
+
+
+def _in_process(which: str, threads: int, rounds: int) -> dict[str, list[float]]:
+    """:func:`_part` in a fresh process: its own memory layout, its own model copies."""
+    here = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, str(here / "bench_watch.py"), "--part", which,
+                          str(threads), str(rounds)], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summarize(name: str, runs: list[dict[str, list[float]]]) -> list[list[object]]:
+    """Table rows of one model at one thread count from several processes' rounds: the
+    median ms per step over every round, and the median over processes of each process's
+    median per-round ratio to plain training (its range: the spread between processes)."""
+    rows = []
+    for v in [k for k in _NAMES if k in runs[0]]:
+        ms = statistics.median(t for run in runs for t in run[v])
+        ratios = [statistics.median(t / p for t, p in zip(run[v], run["plain"], strict=True))
+                  for run in runs]
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}" if len(ratios) > 1 else ""
+        rows.append([name, _NAMES[v], f"{ms * 1e3:.2f}", f"{statistics.median(ratios):.3f}x",
+                     spread])
+    once = statistics.median(t for run in runs for t in run["fixed"])
     rows.append([name, "watch: open + close the store (once per run)", f"{once * 1e3:.1f}", "",
                  ""])
     return rows
@@ -206,39 +249,47 @@ def store_read(steps: int, layers: int, tmp: Path) -> list[list[object]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds, a smaller store")
+    ap.add_argument("--processes", type=int, default=3,
+                    help="fresh processes per model and thread count (default 3)")
+    ap.add_argument("--part", nargs=3, metavar=("MODEL", "THREADS", "ROUNDS"),
+                    help=argparse.SUPPRESS)  # (one process's share, run by main)
     args = ap.parse_args()
-    g = torch.Generator().manual_seed(0)
-    rounds = 5 if args.quick else 60
-    rows = []
+    if args.part:
+        return _part(args.part[0], int(args.part[1]), int(args.part[2]))
+    rounds = 5 if args.quick else 20
+    procs = 1 if args.quick else args.processes
+    configs = [(which, threads, rounds if which == "mlp" else rounds // 2)
+               for threads in (1, 2) for which in _MODELS]
     load = os.getloadavg()[0]
+    runs: dict[tuple[str, int, int], list[dict[str, list[float]]]] = {c: [] for c in configs}
+    for _ in range(procs):  # each configuration once per pass: a slow spell hits them all
+        for c in configs:
+            runs[c].append(_in_process(*c))
+    rows = []
+    for (which, threads, _), got in runs.items():
+        rows += summarize(f"{_MODELS[which]}, {threads} thread(s)", got)
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        x, y = torch.randn(256, 784, generator=g), torch.randint(0, 10, (256,), generator=g)
-        xc = torch.randn(256, 1, 28, 28, generator=g)
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            rows += compare(f"MLP 784-512-256-10, {threads} thread(s)",
-                            mlp([784, 512, 256, 10], seed=0), x, y,
-                            10, rounds, tmp)
-            rows += compare(f"CNN 1x28x28 c16 c32 fc, {threads} thread(s)", cnn(), xc, y,
-                            10, rounds // 2, tmp)
-        store = store_read(10_000 if args.quick else 100_000, 50, tmp)
+        store = store_read(10_000 if args.quick else 100_000, 50, Path(d))
+    torch.set_num_threads(2)  # (as the other benchmarks' headers: the machine's default)
     load = f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores"
     text = [
         "# Watching training: cost per step, and reading a large run store",
         "",
         "Command: `python -m benchmarks.bench_watch`" + (" --quick" if args.quick else "")
-        + f" ({machine()}, batch 256; rounds of 10 steps per variant in turn, {rounds} (MLP) "
-        f"and {rounds // 2} (CNN), medians; {load})",
+        + f" ({machine()}, batch 256; {procs} fresh process(es) per model and thread count, "
+        f"each running rounds of 10 steps per variant in turn, {rounds} rounds (MLP) and "
+        f"{rounds // 2} (CNN); {load})",
         "",
         "ms per step: the training loop alone, the store already open (steady state); opening "
         "and closing the store is a fixed cost per run, in its own row. Each round runs every "
-        "variant for 10 steps, in turn, each on its own copy of the model; the last column "
-        "pairs each round with that round's plain steps, so a change of load between rounds "
-        "cancels out.",
+        "variant for 10 steps, in turn, each on its own copy of the model; each round is "
+        "paired with that round's plain steps, so a change of load between rounds cancels "
+        "out. Each process gives the median of its per-round ratios; the table shows the "
+        "median of the processes' ratios and their range: fresh processes place the models "
+        "and buffers anew in memory, and on this VM that alone moves a ratio by 1-3%.",
         "",
-        markdown_table(["model", "what", "ms per step (median)", "ratio of medians",
-                        "median of per-round ratios"], rows),
+        markdown_table(["model", "what", "ms per step (median)", "ratio to plain (median)",
+                        "range over processes"], rows),
         "",
         markdown_table(["run store", "what", "median ms"], store),
         "",

@@ -74,9 +74,13 @@ def _rows(path) -> dict[str, list[tuple]]:
         con.close()
 
 
+@pytest.mark.parametrize("handed", [0, None])  # every output's NaN/Inf sum handed over, or none
 @pytest.mark.parametrize("every", [1, 3])
 def test_the_stats_thread_stores_exactly_what_the_training_thread_does(tmp_path, one_thread,
-                                                                        every):
+                                                                        monkeypatch, every,
+                                                                        handed):
+    if handed is not None:
+        monkeypatch.setattr("netxray._watch_worker.MIN_HANDED_BYTES", handed)
     _train(tmp_path / "inline", False, every)
     _train(tmp_path / "thread", True, every)
     inline, thread = _rows(tmp_path / "inline"), _rows(tmp_path / "thread")
@@ -201,6 +205,7 @@ def test_an_output_changed_in_place_before_its_check_is_warned_and_checked_inlin
         original(self, *args)
 
     monkeypatch.setattr(StatsWorker, "_sum", after_the_forward)
+    monkeypatch.setattr("netxray._watch_worker.MIN_HANDED_BYTES", 0)  # (a small output)
     model = ChangesItsOutput()
     X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
 
@@ -229,7 +234,7 @@ def test_an_output_changed_in_place_before_its_check_is_warned_and_checked_inlin
 
 def test_outputs_waiting_for_their_sum_hold_bounded_memory_then_the_caller_sums():
     gate = threading.Event()
-    worker = StatsWorker(lambda msg: None, max_held=2 * 4 * 1000)
+    worker = StatsWorker(lambda msg: None, max_held=2 * 4 * 1000, min_handed=0)
     worker._q.put((gate.wait, 5))  # the thread is busy until the gate opens
     x = torch.ones(1000)
     first, second = (worker.sum("a", x, torch.float32) for _ in range(2))
@@ -239,6 +244,16 @@ def test_outputs_waiting_for_their_sum_hold_bounded_memory_then_the_caller_sums(
     worker.flush()
     assert float(first) == float(second) == 1000.0
     assert worker.sum("a", x, torch.float32) is not None  # room again
+    worker.close()
+
+
+def test_only_outputs_worth_a_hand_over_are_summed_on_the_stats_thread():
+    worker = StatsWorker(lambda msg: None, min_handed=4000)
+    small, large = torch.full((999,), 2.0), torch.full((1000,), 2.0)  # 3996 and 4000 bytes
+    assert worker.sum("small", small, torch.float32) is None  # cheaper to sum it here
+    slot = worker.sum("large", large, torch.float32)
+    worker.flush()
+    assert slot is not None and float(slot) == 2000.0
     worker.close()
 
 
