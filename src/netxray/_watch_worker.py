@@ -10,11 +10,11 @@ parameter norms and, when the step's message arrives, puts the results into it a
 it on to the writer. On the other steps it takes the sum of each watched output of
 ``MIN_HANDED_BYTES`` or more (the NaN/Inf check) from the output itself: an output changed
 in place before it is read is detected (its version counter moved) and warned about, and
-that layer's sums go back to the training thread. Every message reaches the writer through here, so their order is
-kept. At most ``max_steps`` recorded steps wait here; beyond that the training thread
-waits: statistics are never dropped, and the copies held stay bounded. Results are the same
-kernels on the same values, so they equal the inline ones (to the last bit with the same
-thread count).
+that layer's sums go back to the training thread. Every message reaches the writer through
+here, so their order is kept. At most ``max_steps`` recorded steps wait here; beyond that
+the training thread waits: statistics are never dropped, and the copies held stay bounded.
+Results are the same kernels on the same values, so they equal the inline ones (to the last
+bit with the same thread count).
 """
 
 from __future__ import annotations
