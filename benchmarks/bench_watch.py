@@ -172,6 +172,8 @@ def compare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, roun
 
 def _part(which: str, threads: int, rounds: int) -> None:
     """One process's measurement of one model at one thread count, as JSON on stdout."""
+    if which not in _MODELS:
+        raise ValueError(f"model must be one of {tuple(_MODELS)}, got {which!r}")
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 10, (256,), generator=g)
@@ -187,8 +189,9 @@ def _in_process(which: str, threads: int, rounds: int) -> dict[str, list[float]]
     """:func:`_part` in a fresh process: its own memory layout, its own model copies."""
     here = Path(__file__).resolve().parent
     out = subprocess.run([sys.executable, str(here / "bench_watch.py"), "--part", which,
-                          str(threads), str(rounds)], check=True, capture_output=True,
-                         text=True)
+                          str(threads), str(rounds)], capture_output=True, text=True)
+    if out.returncode != 0:  # (its traceback, not just an exit status)
+        raise RuntimeError(f"bench_watch --part {which} {threads} {rounds} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -270,7 +273,6 @@ def main() -> None:
         rows += summarize(f"{_MODELS[which]}, {threads} thread(s)", got)
     with tempfile.TemporaryDirectory() as d:
         store = store_read(10_000 if args.quick else 100_000, 50, Path(d))
-    torch.set_num_threads(2)  # (as the other benchmarks' headers: the machine's default)
     load = f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores"
     text = [
         "# Watching training: cost per step, and reading a large run store",
