@@ -6,6 +6,7 @@ it, against NumPy.)"""
 from __future__ import annotations
 
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -268,3 +269,37 @@ def test_forward_passes_under_inference_mode_are_watched_too(tmp_path):
     with netxray.open_run(tmp_path / "run") as run:
         assert list(run.steps.step) == [0, 1, 2, 3]
         assert list(run.layer_stats("act1").step) == [0, 2]
+
+
+def test_each_step_reaches_the_stats_thread_in_one_hand_off(tmp_path, monkeypatch):
+    """Every wake-up of the thread takes the GIL from the training thread: a step's work
+    (three layers' copies or sums, the parameter norms, the step's message, a batch of
+    unrecorded steps) is queued together, at ``w.step()``."""
+    monkeypatch.setattr("netxray._watch_worker.MIN_HANDED_BYTES", 0)  # (sums handed over too)
+    monkeypatch.setattr("netxray.monitor._SEND_SECONDS", 1e9)  # (steps sent at recorded ones)
+    puts: list[object] = []
+
+    class CountingQueue(queue.SimpleQueue):
+        def put(self, item, block=True, timeout=None):
+            puts.append(item)
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr("netxray._watch_worker.queue.SimpleQueue", CountingQueue)
+    model = SharedReluNet()
+    X, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, tmp_path / "run", every=3, stats_thread=True,
+               alarms=lambda f, s: None) as w:
+        for step in range(7):
+            before = len([p for p in puts if isinstance(p, list)])
+            loss = nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            assert [p for p in puts if isinstance(p, list)][before:] == []  # nothing yet
+            w.step(loss=loss)
+            handed = [p for p in puts if isinstance(p, list)][before:]
+            assert len(handed) == 1, step
+            assert len(handed[0]) == (5 if step % 3 == 0 else 3) + (step == 3 or step == 6)
+    with netxray.open_run(tmp_path / "run") as run:
+        assert list(run.steps.step) == list(range(7))

@@ -95,6 +95,7 @@ class StatsWorker:
         self._held, self.max_held = 0, max_held  # bytes of outputs waiting for their sum
         self.min_handed = MIN_HANDED_BYTES if min_handed is None else min_handed
         self._lock = threading.Lock()
+        self._staged: list[Any] = []  # this step's work, queued in one put (one wake-up)
         self.buffers = _Buffers()
         self._scratch = Scratch()  # this thread's own work buffers
         self.error: BaseException | None = None
@@ -103,8 +104,8 @@ class StatsWorker:
         self._thread.start()
 
     def update(self, meta: LayerMeta, x: torch.Tensor) -> None:
-        """Queue a copy of ``x`` (one call of layer ``meta.name`` in a recorded step)."""
-        self._q.put((self._update, meta, self.buffers.copies([x.detach()])[0]))
+        """Stage a copy of ``x`` (one call of layer ``meta.name`` in a recorded step)."""
+        self._staged.append((self._update, meta, self.buffers.copies([x.detach()])[0]))
 
     def sum(self, name: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
         """A 0-d tensor that will hold ``x.sum(dtype=dtype)`` (an unrecorded step's check
@@ -121,7 +122,7 @@ class StatsWorker:
             if name not in self._in_place and self._held + size <= self.max_held:
                 self._held += size
                 slot = torch.empty((), dtype=dtype)
-                self._q.put((self._sum, name, x, x._version, slot))
+                self._staged.append((self._sum, name, x, x._version, slot))
                 return slot
         if name in self._in_place:
             if name not in self._warned:
@@ -141,19 +142,32 @@ class StatsWorker:
         grads = iter(self.buffers.copies([g for _, _, g in params if g is not None]))
         copied = [(n, w, None if g is None else next(grads))
                   for (n, _, g), w in zip(params, weights, strict=True)]
-        self._q.put((self._norms, rec, copied, prev))
+        self._staged.append((self._norms, rec, copied, prev))
+
+    def dispatch(self) -> None:
+        """Queue what was staged since the last call, as one item: the thread wakes once
+        a step, not once per layer (each wake-up takes the GIL from the training thread)."""
+        if self._staged:
+            self._q.put(self._staged)
+            self._staged = []
 
     def put(self, msg: Any) -> None:
-        """Pass ``msg`` on to the writer after everything queued before it. A recorded
-        step's message gets the states of the layers updated here since the last one."""
-        if isinstance(msg, StepMsg) and msg.record is not None:
+        """Pass ``msg`` on to the writer after everything staged before it. A recorded
+        step's message gets the states of the layers updated here since the last one, and
+        is queued at once with the step's work; anything else waits for the next
+        :meth:`dispatch`."""
+        recorded = isinstance(msg, StepMsg) and msg.record is not None
+        if recorded:
             while not self._slots.acquire(timeout=0.1):  # (wait while max_steps are queued)
                 if not self._thread.is_alive():
                     return
-        self._q.put(msg)
+        self._staged.append(msg)
+        if recorded:
+            self.dispatch()
 
     def flush(self) -> None:
         """Block until everything queued so far has been passed on."""
+        self.dispatch()
         f = Flush()
         self._q.put(f)
         f.wait(self._thread)
@@ -161,6 +175,7 @@ class StatsWorker:
     def close(self) -> None:
         """Pass on everything queued, then stop the thread."""
         if self._thread.is_alive():
+            self.dispatch()
             self._q.put(_CLOSE)
             self._thread.join()
 
@@ -171,13 +186,14 @@ class StatsWorker:
                 item = self._q.get()
                 if item is _CLOSE:
                     return
-                if isinstance(item, Flush):
-                    item.done.set()
-                elif isinstance(item, tuple):  # (work, *its arguments)
-                    with torch.no_grad():
-                        item[0](*item[1:])
-                else:
-                    self._pass_on(item)
+                for one in item if isinstance(item, list) else (item,):  # (a staged step)
+                    if isinstance(one, Flush):
+                        one.done.set()
+                    elif isinstance(one, tuple):  # (work, *its arguments)
+                        with torch.no_grad():
+                            one[0](*one[1:])
+                    else:
+                        self._pass_on(one)
         except BaseException as e:  # surfaced on the training thread at its next step()
             self.error = e
             release_flushes(self._q)  # nobody may wait on what will never be passed on

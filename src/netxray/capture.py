@@ -140,7 +140,11 @@ def call_hooks(
         base, only = wanted[key]
         if only is not None and k not in only:
             return
-        name = call_name(base, k)
+        name = base if k == 0 else call_name(base, k)
+        if type(output) is torch.Tensor and not output.is_nested and not isinstance(
+                module, nn.RNNBase):  # (batch-first as it is: no call for every step)
+            fn(name, output, None)
+            return
         got = batch_first(name, module, output)
         if got is not None:
             fn(name, got[0], got[1])

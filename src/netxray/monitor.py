@@ -24,15 +24,15 @@ import contextlib
 import functools
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from netxray._outputs import align, has_seq, tokens, zero_padding
-from netxray._warnings import NetxrayWarning
+from netxray._watch_alarms import Alarm, deliver, raise_failure
+from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
 from netxray._watch_reduce import PreviousWeights, param_norms
 from netxray._watch_snapshot import probe_snapshot
@@ -48,25 +48,17 @@ from netxray._watch_transfer import (
 from netxray._watch_worker import StatsWorker, spare_core
 from netxray._watch_writer import Writer
 from netxray.families import DEFAULT_HIST_RANGES
-from netxray.health import Finding, Thresholds
+from netxray.health import Thresholds
 from netxray.layers import _CALL_NAME, unit_dims
 from netxray.stats import Scratch, UnitStats, activation_family, saturation_band
 from netxray.store import RunDB, run_file
 
-Alarm = Callable[[Finding, int], Any]
-
 #: Unrecorded steps go to the writer together: after this many, at the next recorded step,
 #: or (single process) after this many seconds, so that a NaN alarm is never late for long.
 _SEND_STEPS, _SEND_SECONDS = 32, 0.25
-
-
-class TrainingAlarm(RuntimeError):
-    """Raised by ``watch(..., alarms="raise")``: ``finding`` appeared at ``step``."""
-
-    def __init__(self, finding: Finding, step: int) -> None:
-        super().__init__(f"netxray watch: step {step}: {finding}")
-        self.finding = finding
-        self.step = step
+#: The dtype an output is summed in for the NaN/Inf check (half types overflow at 65504).
+_SUM_DTYPE = {torch.float16: torch.float32, torch.bfloat16: torch.float32,
+              torch.float32: torch.float32, torch.float64: torch.float64}
 
 
 class Watch:
@@ -235,7 +227,13 @@ class Watch:
     def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
         """One call of a watched module (``relu``, ``relu#1`` for a shared one), batch-first;
         a per-token output keeps its real tokens only."""
-        if self._paused or not out.is_floating_point():
+        if self._paused:
+            return
+        if own is None and self._mask is None:  # (then a view needs no aligning for a sum)
+            acc = _SUM_DTYPE.get(out.dtype)
+            if not self._recording and acc is not None:
+                return self._check_finite(name, out.detach(), acc)
+        if not out.is_floating_point():
             return
         if own is None and self._mask is None and out._base is None:
             return self._on_output(name, out)  # a plain tensor: nothing to align or pick
@@ -262,10 +260,7 @@ class Watch:
             return
         d = out.detach()  # (so the sum below builds no graph, without no_grad's cost)
         if not self._recording:  # a recorded step counts NaN/Inf per unit: no sum needed
-            dtype = torch.float32 if d.dtype in (torch.float16, torch.bfloat16) else d.dtype
-            slot = self._worker.sum(name, d, dtype) if self._offload((d,)) else None  # type: ignore[union-attr]
-            self._sums.append((name, d.sum(dtype=dtype) if slot is None else slot))
-            return
+            return self._check_finite(name, d, _SUM_DTYPE.get(d.dtype, d.dtype))
         meta = self._metas.get(name) or self._meta(name, d, family)
         meta.check_units(d)
         if self._offload((d,)):
@@ -282,6 +277,14 @@ class Watch:
         if self.gradients and source.requires_grad:
             self._handles.append(source.register_hook(
                 functools.partial(self._on_grad, name, mask, seq_first)))
+
+    def _check_finite(self, name: str, d: torch.Tensor, acc: torch.dtype) -> None:
+        """An unrecorded step's NaN/Inf check of one output: its sum (few ops: on every step
+        each costs microseconds, its code cold after the layers' kernels)."""
+        w = self._worker
+        slot = (w.sum(name, d, acc) if w is not None and d.nbytes >= w.min_handed
+                and d.device.type == "cpu" else None)
+        self._sums.append((name, d.sum(dtype=acc) if slot is None else slot))
 
     def _on_grad(self, name: str, mask: torch.Tensor | None, seq_first: bool,
                  g: torch.Tensor) -> None:
@@ -389,6 +392,8 @@ class Watch:
             if len(self._pending) >= _SEND_STEPS or (
                     not self._distributed and time.monotonic() - self._sent > _SEND_SECONDS):
                 self._send_pending()
+            if self._worker is not None:  # the step's sums (and steps to send): one hand-off
+                self._worker.dispatch()
             return
         self._send_pending()
         with torch.no_grad():  # small kernels: autograd's checks would cost more than they do
@@ -445,26 +450,11 @@ class Watch:
 
     # --------------------------------------------------------------------- alarms
     def _check(self) -> None:
-        for part, what in ((self._worker, "statistics thread"), (self._writer, "run store writer")):
-            if part is not None and part.error is not None:  # (raised once)
-                err, part.error = part.error, None
-                raise RuntimeError(f"netxray watch: the {what} failed ({type(err).__name__}: "
-                                   f"{err}); statistics after this point are not recorded") from err
+        raise_failure(self._worker, self._writer)
 
     def _deliver(self) -> None:
-        if self._writer is None:
-            return
-        while self._writer.alarms:
-            ev, finding = self._writer.alarms.popleft()
-            if ev.event != "raised":
-                continue
-            if callable(self.alarms):
-                self.alarms(finding, ev.step)
-            elif self.alarms == "raise":
-                raise TrainingAlarm(finding, ev.step)
-            else:
-                warnings.warn(f"netxray watch: step {ev.step}: {finding}", NetxrayWarning,
-                              stacklevel=3)
+        if self._writer is not None:
+            deliver(self._writer, self.alarms, stacklevel=4)
 
 
 def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int = 10,
