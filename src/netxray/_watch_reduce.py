@@ -37,6 +37,10 @@ class PreviousWeights:
             self.buffers = {n: w.clone() for n, w in zip(weights, ws, strict=True)}
         self.step = step
 
+    def hold(self, step: int, copies: dict[str, torch.Tensor]) -> None:
+        """Keep ``copies`` (made elsewhere, of the weights at the end of ``step``) as is."""
+        self.buffers, self.step = copies, step
+
     def take(self, step: int, *, give_away: bool = False) -> dict[str, torch.Tensor]:
         """The weights of ``step - 1`` if kept (else ``{}``), for :func:`param_norms`, which
         overwrites them; ``give_away``: forget the buffers (another thread owns them now)."""
@@ -47,13 +51,25 @@ class PreviousWeights:
         return prev
 
 
+def grad_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]]
+               ) -> list[torch.Tensor | None]:
+    """Each parameter's gradient norm (None: no gradient), in one ``_foreach_norm``."""
+    grads = [g.detach() for _, _, g in params if g is not None]
+    norms = iter(torch._foreach_norm(grads) if grads else [])
+    return [None if g is None else next(norms) for _, _, g in params]
+
+
 def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
-                prev: Mapping[str, torch.Tensor]) -> torch.Tensor:
+                prev: Mapping[str, torch.Tensor],
+                gradients: list[torch.Tensor | None] | None = None) -> torch.Tensor:
     """``(params, 4)`` float64: weight, gradient, update (``W - W_prev``) and previous weight
     norms, NaN where missing (no gradient, no previous weight). ``prev``'s tensors are
-    overwritten (they hold ``W_prev - W`` after)."""
+    overwritten (they hold ``W_prev - W`` after). ``gradients``: the :func:`grad_norms`
+    taken already (then ``params``' gradients are not read)."""
     weights = [w.detach() for _, w, _ in params]
-    gi = [i for i, (_, _, g) in enumerate(params) if g is not None]
+    if gradients is None:
+        gradients = grad_norms(params)
+    gi = [i for i, n in enumerate(gradients) if n is not None]
     pi = [i for i, (n, w, _) in enumerate(params)
           if n in prev and prev[n].shape == w.shape and prev[n].dtype == w.dtype
           and prev[n].device == w.device]
@@ -62,7 +78,7 @@ def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
     if before:  # in place: W_prev - W has the update's norm, and no new memory
         torch._foreach_sub_(before, [weights[i] for i in pi])
     columns = [(range(len(params)), torch._foreach_norm(weights)),
-               (gi, torch._foreach_norm([params[i][2].detach() for i in gi]) if gi else []),  # type: ignore[union-attr]
+               (gi, [gradients[i] for i in gi]),
                (pi, torch._foreach_norm(before) if before else []), (pi, prev_norms)]
     devices = {w.device for w in weights}
     dev = weights[0].device if len(devices) == 1 else torch.device("cpu")

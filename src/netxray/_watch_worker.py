@@ -30,7 +30,7 @@ import torch
 
 from netxray._warnings import NetxrayWarning
 from netxray._watch_analysis import LayerMeta, Recorded, StepBatch, StepMsg
-from netxray._watch_reduce import param_norms
+from netxray._watch_reduce import grad_norms, param_norms
 from netxray._watch_transfer import stack_sums
 from netxray._watch_writer import Flush, release_flushes
 from netxray.stats import Scratch, UnitStats
@@ -135,14 +135,18 @@ class StatsWorker:
         return None
 
     def param_norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
-                    prev: dict[str, torch.Tensor]) -> None:
-        """Set ``rec.norms`` (see :func:`param_norms`) from copies of the weights and their
-        gradients taken now. ``prev``'s buffers (taken from ``buffers``) become this thread's."""
+                    prev: dict[str, torch.Tensor], *, keep_weights: bool = False
+                    ) -> dict[str, torch.Tensor] | None:
+        """Set ``rec.norms`` (see :func:`param_norms`) from copies of the weights taken now,
+        and the gradients' norms, taken now too (reading a gradient once costs less than
+        copying it). ``prev``'s buffers (taken from ``buffers``) become this thread's.
+        ``keep_weights``: return the weight copies instead of reusing them (the next step's
+        previous weights: this thread only reads them first)."""
         weights = self.buffers.copies([w for _, w, _ in params])
-        grads = iter(self.buffers.copies([g for _, _, g in params if g is not None]))
-        copied = [(n, w, None if g is None else next(grads))
-                  for (n, _, g), w in zip(params, weights, strict=True)]
-        self._staged.append((self._norms, rec, copied, prev))
+        gradients = grad_norms(params)
+        copied = [(n, w, None) for (n, _, _), w in zip(params, weights, strict=True)]
+        self._staged.append((self._norms, rec, copied, prev, gradients, keep_weights))
+        return {n: w for (n, _, _), w in zip(params, weights, strict=True)} if keep_weights else None
 
     def dispatch(self) -> None:
         """Queue what was staged since the last call, as one item: the thread wakes once
@@ -206,9 +210,11 @@ class StatsWorker:
         self.buffers.give([x])
 
     def _norms(self, rec: Recorded, params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
-               prev: dict[str, torch.Tensor]) -> None:
-        rec.norms = param_norms(params, prev)
-        self.buffers.give([t for _, w, g in params for t in (w, g) if t is not None])
+               prev: dict[str, torch.Tensor], gradients: list[torch.Tensor | None],
+               kept: bool) -> None:
+        rec.norms = param_norms(params, prev, gradients)
+        if not kept:
+            self.buffers.give([w for _, w, _ in params])
         self.buffers.give(list(prev.values()))
 
     def _sum(self, name: str, x: torch.Tensor, version: int, slot: torch.Tensor) -> None:

@@ -310,10 +310,12 @@ class Watch:
     # ---------------------------------------------------------------------- steps
     def _params(self) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
         assert self.model is not None
-        return [(n, p.detach(), p.grad) for n, p in self.model.named_parameters()
+        return [(n, p, p.grad) for n, p in self.model.named_parameters()  # (read in no_grad)
                 if p.is_floating_point()]
 
     def _copy_weights(self, step: int, weights: Mapping[str, torch.Tensor] | None = None) -> None:
+        if self._prev.step == step:  # (every=1: the statistics thread's copies of this step)
+            return
         if weights is None:
             if self.model is None:
                 return
@@ -436,7 +438,10 @@ class Watch:
         if params:
             if self._offload(w for _, w, _ in params):  # copies now, norms there
                 assert self._worker is not None
-                self._worker.param_norms(rec, params, self._prev.take(step, give_away=True))
+                kept = self._worker.param_norms(rec, params, self._prev.take(step, give_away=True),
+                                                keep_weights=self.every == 1)
+                if kept is not None:  # they are the next step's previous weights too
+                    self._prev.hold(step, kept)
             else:
                 rec.norms = param_norms(params, self._prev.take(step))
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
