@@ -20,7 +20,7 @@ Watches stay open across rounds (the steady state of a long run: every 10th step
 ``every=10`` is recorded); opening and closing the store (SQLite file, writer thread,
 final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
-Each model and thread count runs in several fresh processes (``--processes``, default 3),
+Each model and thread count runs in several fresh processes (``--processes``, default 5),
 in turn: the table gives the median of their ratios and the range between them.
 Run: ``python -m benchmarks.bench_watch`` (``--quick``: fewer steps, results file untouched).
 """
@@ -252,8 +252,8 @@ def store_read(steps: int, layers: int, tmp: Path) -> list[list[object]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds, a smaller store")
-    ap.add_argument("--processes", type=int, default=3,
-                    help="fresh processes per model and thread count (default 3)")
+    ap.add_argument("--processes", type=int, default=5,
+                    help="fresh processes per model and thread count (default 5)")
     ap.add_argument("--part", nargs=3, metavar=("MODEL", "THREADS", "ROUNDS"),
                     help=argparse.SUPPRESS)  # (one process's share, run by main)
     args = ap.parse_args()
@@ -288,7 +288,7 @@ def main() -> None:
         "paired with that round's plain steps, so a change of load between rounds cancels "
         "out. Each process gives the median of its per-round ratios; the table shows the "
         "median of the processes' ratios and their range: fresh processes place the models "
-        "and buffers anew in memory, and on this VM that alone moves a ratio by 1-3%.",
+        "and buffers anew in memory, and on this VM that alone moves a ratio by 1-4%.",
         "",
         markdown_table(["model", "what", "ms per step (median)", "ratio to plain (median)",
                         "range over processes"], rows),

@@ -263,8 +263,8 @@ class Watch:
             return self._check_finite(name, d, _SUM_DTYPE.get(d.dtype, d.dtype))
         meta = self._metas.get(name) or self._meta(name, d, family)
         meta.check_units(d)
-        if self._offload((d,)):
-            self._worker.update(meta, d)  # type: ignore[union-attr]  # a copy, reduced on the spare core
+        if self._worker is not None and d.device.type == "cpu":  # (as _offload, fewer ops)
+            self._worker.update(meta, d)  # a copy, reduced on the spare core
         else:
             us = self._units.get(name)
             if us is None:
