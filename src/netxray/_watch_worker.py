@@ -3,11 +3,15 @@ core instead of the training thread.
 
 With ``torch.set_num_threads(n)`` below the cores the process may use, one core sits idle
 while PyTorch trains. On a recorded step the training thread then only copies what the
-reductions read (each watched output, and the weights and their gradients: one memory copy
-each, a fraction of what reducing them costs) into reused buffers and queues the copies;
-this thread folds them into each layer's :class:`~netxray.stats.UnitStats` and the
-parameter norms and, when the step's message arrives, puts the results into it and passes
-it on to the writer. On the other steps it takes the sum of each watched output of
+reductions read (each watched output and the weights: one memory copy each, a fraction of
+what reducing them costs; of each gradient it takes the norm, one read) into reused
+buffers and stages the copies; at ``w.step()`` the step's work goes into the queue as one
+item (each wake-up of this thread takes the GIL from the training thread; a sum, below,
+goes at once). This thread
+folds the copies into each layer's :class:`~netxray.stats.UnitStats` and the parameter
+norms, puts the results into the step's message and passes it on to the writer. At
+``every=1`` the weight copies, once read, become the next step's previous weights (no
+second copy). On the other steps it takes the sum of each watched output of
 ``MIN_HANDED_BYTES`` or more (the NaN/Inf check) from the output itself: an output changed
 in place before it is read is detected (its version counter moved) and warned about, and
 that layer's sums go back to the training thread. Every message reaches the writer through
@@ -75,9 +79,10 @@ class _Buffers:
 _CLOSE = object()
 
 #: Outputs smaller than this are summed on the training thread: handing one over costs the
-#: training thread more than the sum (measured on this project's 2-core VM, MLP 784-512-256-10,
-#: batch 256, 1 thread: 1.036x of plain training with every sum handed over, 1.018x with none;
-#: the small CNN's 6-13 MB outputs: 1.045x handed over, 1.069x summed inline).
+#: training thread about as much as the sum (measured on this project's 2-core VM, MLP
+#: 784-512-256-10, batch 256, 1 thread, a queue item per output: 1.036x of plain training
+#: with every sum handed over, 1.018x with none; with one item per step, no difference; the
+#: small CNN's 6-13 MB outputs: 1.045x handed over, 1.069x summed inline).
 MIN_HANDED_BYTES = 2 << 20
 
 
@@ -123,6 +128,10 @@ class StatsWorker:
                 self._held += size
                 slot = torch.empty((), dtype=dtype)
                 self._staged.append((self._sum, name, x, x._version, slot))
+                # at once, not at w.step(): a large output held past its backward keeps the
+                # next forward from reusing its memory (fresh pages, each faulted in):
+                # measured 1.12x against 1.01x of plain training on the small CNN
+                self.dispatch()
                 return slot
         if name in self._in_place:
             if name not in self._warned:
