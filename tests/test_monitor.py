@@ -585,3 +585,24 @@ def test_nan_in_padding_is_not_an_alarm_and_nan_in_a_real_token_is_on_unrecorded
         first = run.first_nonfinite
         assert first is not None and first.step == 3 and first.layer == "act"
         assert np.isfinite(run.steps.loss[:3]).all()
+
+
+def test_half_precision_outputs_are_summed_in_float32_for_the_nan_check(tmp_path):
+    """Each float16 value is finite, but their sum (3.3e6) is not a float16: summed in
+    float16 it would be Inf, and an unrecorded step would report a non-finite layer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4096), nn.ReLU()).half()
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.fill_(100.0)
+    x = torch.ones(8, 4, dtype=torch.float16)
+    assert float(model(x).detach().sum()) == float("inf")  # (what a float16 sum gives)
+    with watch(model, tmp_path / "run", every=100, gradients=False,
+               alarms=lambda f, s: None) as w:
+        for _ in range(3):  # step 0 recorded, steps 1 and 2 take the sum
+            model(x)
+            w.step()
+    with open_run(tmp_path / "run") as run:
+        assert list(run.steps.step) == [0, 1, 2]
+        assert run.first_nonfinite is None
+        assert not [f for f in run.findings if f.kind == "nonfinite"]
