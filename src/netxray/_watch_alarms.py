@@ -35,7 +35,8 @@ def raise_failure(worker: Any, writer: Any) -> None:
 
 
 def deliver(writer: Any, alarms: str | Alarm, stacklevel: int) -> None:
-    """Fire the alarms the writer raised since the last call: warn, raise or call back."""
+    """Fire the alarms the writer raised since the last call: warn, raise or call back.
+    ``stacklevel``: as the caller's own ``warnings.warn`` would take it."""
     while writer.alarms:
         ev, finding = writer.alarms.popleft()
         if ev.event != "raised":

@@ -78,11 +78,11 @@ class _Buffers:
 
 _CLOSE = object()
 
-#: Outputs smaller than this are summed on the training thread: handing one over costs the
-#: training thread about as much as the sum (measured on this project's 2-core VM, MLP
-#: 784-512-256-10, batch 256, 1 thread, a queue item per output: 1.036x of plain training
-#: with every sum handed over, 1.018x with none; with one item per step, no difference; the
-#: small CNN's 6-13 MB outputs: 1.045x handed over, 1.069x summed inline).
+#: Outputs smaller than this are summed on the training thread: handing one over (a queue
+#: item, a wake-up) costs the training thread more than the sum (measured on this project's
+#: 2-core VM, MLP 784-512-256-10, batch 256, 1 thread: 1.036x of plain training with every
+#: sum handed over, 1.018x with none; the small CNN's 6-13 MB outputs: 1.045x handed over,
+#: 1.069x summed inline).
 MIN_HANDED_BYTES = 2 << 20
 
 

@@ -229,9 +229,9 @@ class Watch:
         a per-token output keeps its real tokens only."""
         if self._paused:
             return
-        if own is None and self._mask is None:  # (then a view needs no aligning for a sum)
-            acc = _SUM_DTYPE.get(out.dtype)
-            if not self._recording and acc is not None:
+        if not self._recording and own is None and self._mask is None:
+            acc = _SUM_DTYPE.get(out.dtype)  # (a view needs no aligning for a sum)
+            if acc is not None:
                 return self._check_finite(name, out.detach(), acc)
         if not out.is_floating_point():
             return
@@ -459,7 +459,7 @@ class Watch:
 
     def _deliver(self) -> None:
         if self._writer is not None:
-            deliver(self._writer, self.alarms, stacklevel=4)
+            deliver(self._writer, self.alarms, stacklevel=3)  # (as when it warned itself)
 
 
 def watch(model: nn.Module | None, path: str | os.PathLike[str], *, every: int = 10,
