@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["demo", "stats", "memory", "attribution", "projection", "boundary", "watch", "cuda",
+ORDER = ["demo", "stats", "kernels", "memory", "attribution", "projection", "boundary", "watch", "cuda",
          "serve"]
 
 PREFACE = """# Benchmarks

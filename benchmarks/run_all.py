@@ -11,10 +11,10 @@ import sys
 
 from benchmarks import collect
 
-BENCHMARKS = ["bench_demo", "bench_stats", "bench_memory", "bench_attribution",
+BENCHMARKS = ["bench_demo", "bench_stats", "bench_kernels", "bench_memory", "bench_attribution",
               "bench_token_attribution", "bench_projection", "bench_boundary", "bench_watch",
               "bench_serve"]
-HAS_QUICK = {"bench_stats", "bench_memory", "bench_attribution", "bench_token_attribution",
+HAS_QUICK = {"bench_stats", "bench_kernels", "bench_memory", "bench_attribution", "bench_token_attribution",
              "bench_projection", "bench_boundary", "bench_watch", "bench_serve"}
 
 

@@ -20,13 +20,18 @@ from netxray.stats import (
     collect_stats,
     saturation_band,
 )
+from netxray.stats._fused import fused_applies
 
 
-@pytest.fixture(autouse=True, params=[False, True], ids=["host", "sync-free"])
-def sync_free(request, monkeypatch):
-    """Every test here runs twice: the CPU's kernels, and the ones an accelerator takes
-    (never waiting for the device: the masked path always, index_add_ histograms)."""
-    if request.param:
+@pytest.fixture(autouse=True, params=["fused", "host", "sync-free"])
+def kernels(request, monkeypatch):
+    """Every test here runs three times: the CPU's compiled loops, PyTorch's kernels on the
+    CPU, and the ones an accelerator takes (never waiting for the device: the masked path
+    always, histc histograms)."""
+    fused = request.param == "fused"  # (whatever a UnitStats asks for)
+    monkeypatch.setattr("netxray.stats._kernels._fused_applies",
+                        lambda x, compiled: fused and fused_applies(x))
+    if request.param == "sync-free":
         monkeypatch.setattr("netxray.stats._kernels._sync_free", lambda device: True)
     return request.param
 

@@ -45,9 +45,11 @@ class LayerMeta:
     bins: int
 
     def unit_stats(self) -> UnitStats:
-        """Per-unit statistics with one layer histogram: the run store keeps no other."""
+        """Per-unit statistics with one layer histogram (the run store keeps no other), in
+        the compiled loops on the CPU (a training run pays their loading back)."""
         return UnitStats(unit_dim=self.unit_dim, saturation=self.saturation,
-                         hist_range=self.hist_range, bins=self.bins, layer_hist=True)
+                         hist_range=self.hist_range, bins=self.bins, layer_hist=True,
+                         compiled=True)
 
     def check_units(self, x: torch.Tensor) -> None:
         """Raise if ``x`` (a later output of this layer) has another number of units: the

@@ -34,7 +34,7 @@ from netxray._outputs import align, has_seq, tokens, zero_padding
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
-from netxray._watch_reduce import PreviousWeights, param_norms
+from netxray._watch_reduce import PreviousWeights, fit_all, param_norms
 from netxray._watch_snapshot import probe_snapshot
 from netxray._watch_transfer import (
     PendingSteps,
@@ -442,8 +442,11 @@ class Watch:
                                                 keep_weights=self.every == 1)
                 if kept is not None:  # they are the next step's previous weights too
                     self._prev.hold(step, kept)
-            else:
-                rec.norms = param_norms(params, self._prev.take(step))
+            else:  # at every=1 the previous weights' buffers take these weights on the way
+                prev, keep = self._prev.take(step), self.every == 1
+                rec.norms = param_norms(params, prev, keep=keep)
+                if keep and fit_all(params, prev):
+                    self._prev.hold(step, prev)
             rec.params = [(n, tuple(w.shape)) for n, w, _ in params]
         return rec
 
