@@ -169,6 +169,7 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
                                                           p[6], p[7])
     z = x[0, 0] * zero
     b1, b2, bpos, bsat, bmin, bmax = z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
+    cast = z[:1].copy()  # (storing into it casts the float64 shift to the batch's dtype)
     idx = np.empty(length, np.int32)
     copies = np.zeros((COPIES, hist.shape[2]), np.int64)
     finite = True
@@ -176,7 +177,8 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         for j in range(length):  # shift: the unit's mean over the first run
             shift[u] += x[0, u, j]
         shift[u] /= length
-        k = z[0] + shift[u]
+        cast[0] = shift[u]
+        k = cast[0]
         for start in range(0, n, _BLOCK):
             b1[:] = zero
             b2[:] = zero
