@@ -115,11 +115,14 @@ def test_squares_beyond_float32_are_counted_again_in_float64():
     assert got["nan_count"][0] == 0 and got["inf_count"][0] == 0 and got["count"][0] == 160
 
 
-def test_a_large_mean_with_a_small_spread_keeps_its_variance():
+@pytest.mark.parametrize("shape", [(300, 3), (100, 3, 49)])
+def test_a_large_mean_with_a_small_spread_keeps_its_mean_and_variance(shape):
     rng = np.random.default_rng(1)
-    x = (1e4 + rng.normal(0, 1e-2, size=(300, 3))).astype(np.float32)
+    x = (1e4 + rng.normal(0, 1e-2, size=shape)).astype(np.float32)
     got = _compute(fused_batch(torch.from_numpy(x), 1, None, (-8.0, 8.0), 4, True))
-    np.testing.assert_allclose(got["var"], x.astype(np.float64).var(0), rtol=1e-3)
+    x64 = np.moveaxis(x.astype(np.float64), 1, 0).reshape(3, -1)
+    np.testing.assert_allclose(got["mean"], x64.mean(1), rtol=1e-12)  # float64 accumulators
+    np.testing.assert_allclose(got["var"], x64.var(1), rtol=1e-3)
 
 
 def test_only_a_unit_stats_that_asks_takes_the_compiled_loops(monkeypatch):

@@ -114,8 +114,8 @@ def _rows(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
             shift[u] += x[i, u]
     k = x[0] * zero
     for u in range(units):
-        shift[u] /= first
-        k[u] = shift[u]
+        k[u] = shift[u] / first
+        shift[u] = k[u]  # (the shift the sums are taken from: in the batch's dtype)
     b1, b2, bpos, bsat, bmin, bmax = k * zero, k * zero, k * zero, k * zero, k * zero, k * zero
     idx = np.empty(units, np.int32)
     finite = True
@@ -179,6 +179,7 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         shift[u] /= length
         cast[0] = shift[u]
         k = cast[0]
+        shift[u] = k  # (the shift the sums are taken from: in the batch's dtype)
         for start in range(0, n, _BLOCK):
             b1[:] = zero
             b2[:] = zero
