@@ -4,7 +4,8 @@ The PyTorch kernels of :mod:`._kernels` take a dozen passes over a batch (mean, 
 squares, min, max, counts, quantisation, conversion, ``bincount``), each a kernel call: on
 the batches a training step records (256 x 512 float32) the calls, not the arithmetic, are
 the cost. The loops of :mod:`._fused_loops` read each value once for all the statistics.
-The PyTorch kernels stay for accelerators (and the tests run them on the CPU too).
+Only a ``UnitStats(compiled=True)`` takes them (a training watch, which pays their loading
+back); one-shot analyses and accelerators keep the PyTorch kernels.
 
 numba is imported and the loops compiled (then loaded from numba's on-disk cache) on first
 use only. The loops release the GIL, so a watch's statistics thread runs them beside the
