@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -31,9 +28,14 @@ from netxray.stats import UnitStats
 from netxray.stats._kernels import Scratch
 
 try:
-    from benchmarks._common import emit, machine, markdown_table
+    from benchmarks._common import emit, machine, markdown_table, run_interleaved
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
-    from _common import emit, machine, markdown_table  # type: ignore[no-redef]
+    from _common import (  # type: ignore[no-redef]
+        emit,
+        machine,
+        markdown_table,
+        run_interleaved,
+    )
 
 SHAPES = [("MLP layer 1 (256 x 512)", (256, 512)), ("MLP layer 2 (256 x 256)", (256, 256)),
           ("CNN conv1 ReLU (256 x 16 x 28 x 28)", (256, 16, 28, 28)),
@@ -41,25 +43,12 @@ SHAPES = [("MLP layer 1 (256 x 512)", (256, 512)), ("MLP layer 2 (256 x 256)", (
           ("4096 x 512", (4096, 512))]
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, called in turn (load changes hit all alike)."""
-    for fn in fns.values():
-        fn()  # warm-up (and the compiled loops' loading)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def unit_stats_rows(threads: int, repeats: int) -> list[list[str]]:
     rows = []
     for name, shape in SHAPES:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).relu_()
         scratch = Scratch()  # (the PyTorch kernels' work buffers, reused as a watch does)
-        t = interleaved({
+        t = run_interleaved({
             compiled: (lambda c=compiled, x=x, s=scratch: UnitStats(
                 hist_range=(0.0, 8.0), layer_hist=True, compiled=c).update(x, scratch=s))
             for compiled in (False, True)}, repeats)
@@ -83,7 +72,7 @@ def norms_rows(threads: int, repeats: int) -> list[list[str]]:
         finally:
             reduce._fused = fused
 
-    t = interleaved({c: (lambda c=c: run(c)) for c in (False, True)}, repeats)
+    t = run_interleaved({c: (lambda c=c: run(c)) for c in (False, True)}, repeats)
     return [[f"parameter norms, MLP 784-512-256-10 ({sum(p.numel() for p in model.parameters())}"
              " parameters)", str(threads), f"{t[False] * 1e3:.3f}", f"{t[True] * 1e3:.3f}",
              f"{t[True] / t[False]:.2f}x"]]

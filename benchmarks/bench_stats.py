@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import torch
 from torch import nn
@@ -35,9 +33,9 @@ from netxray.models import mlp
 from netxray.stats import collect_stats
 
 try:
-    from benchmarks._common import emit
+    from benchmarks._common import emit, run_interleaved
 except ModuleNotFoundError:  # run as a script: benchmarks/ itself is on sys.path
-    from _common import emit  # type: ignore[no-redef]
+    from _common import emit, run_interleaved  # type: ignore[no-redef]
 
 ACT = (nn.ReLU,)
 
@@ -49,20 +47,6 @@ def cnn() -> nn.Module:
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
     ).eval()  # fmt: skip
-
-
-def run_interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median wall time per function, running them round-robin so that load changes on a
-    shared machine hit every variant alike."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def with_hooks(model: nn.Module, hook) -> None:

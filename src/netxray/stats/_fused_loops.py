@@ -66,6 +66,28 @@ def _bin(v, lo, scale, top, minus_one):
     return np.int32(q) + 1
 
 
+@numba.njit(inline="always")
+def _add_row(row, k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx):
+    """Add one row of values (its shifts ``k``, one per value) to the block's accumulators,
+    and put each value's histogram index in ``idx``."""
+    centre, half, lo, scale, top, minus_one, one, zero = (p[0], p[1], p[2], p[3], p[4], p[5],
+                                                          p[6], p[7])
+    for c in range(row.size):
+        v = row[c]
+        d = v - k[c]
+        b1[c] += d
+        b2[c] += d * d
+        bmin[c] = min(bmin[c], v)
+        bmax[c] = max(bmax[c], v)
+        bpos[c] += one if v > zero else zero
+    if banded:
+        for c in range(row.size):
+            bsat[c] += one if abs(row[c] - centre) > half else zero
+    if bins:
+        for c in range(row.size):
+            idx[c] = _bin(row[c], lo, scale, top, minus_one)
+
+
 @_jit
 def batch(x, p, banded, bins, layer_hist):
     """The statistics of ``x`` (before, units, after), C-contiguous: ``(floats, counts,
@@ -106,8 +128,7 @@ def _rows(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
     """``x`` (rows, units): units are the inner loop (a sample's or a token's features).
     Leaves the shifted sums in ``floats[:2]``; returns whether every value was finite."""
     r, units = x.shape
-    centre, half, lo, scale, top, minus_one, one, zero = (p[0], p[1], p[2], p[3], p[4], p[5],
-                                                          p[6], p[7])
+    zero = p[7]
     first = min(r, _BLOCK)
     for i in range(first):
         for u in range(units):
@@ -127,21 +148,8 @@ def _rows(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         bmin[:] = x[start]
         bmax[:] = x[start]
         for i in range(start, min(r, start + _BLOCK)):
-            row = x[i]
-            for u in range(units):
-                v = row[u]
-                d = v - k[u]
-                b1[u] += d
-                b2[u] += d * d
-                bmin[u] = min(bmin[u], v)
-                bmax[u] = max(bmax[u], v)
-                bpos[u] += one if v > zero else zero
-            if banded:
-                for u in range(units):
-                    bsat[u] += one if abs(row[u] - centre) > half else zero
+            _add_row(x[i], k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx)
             if bins:
-                for u in range(units):
-                    idx[u] = _bin(row[u], lo, scale, top, minus_one)
                 if layer_hist:
                     for u in range(units):
                         hist[0, u & (COPIES - 1), idx[u]] += 1
@@ -165,11 +173,10 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
     ``after`` (a channel's positions), accumulated position by position across a block of
     runs, then summed per unit. As :func:`_rows` otherwise."""
     n, units, length = x.shape
-    centre, half, lo, scale, top, minus_one, one, zero = (p[0], p[1], p[2], p[3], p[4], p[5],
-                                                          p[6], p[7])
+    zero = p[7]
     z = x[0, 0] * zero
     b1, b2, bpos, bsat, bmin, bmax = z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
-    cast = z[:1].copy()  # (storing into it casts the float64 shift to the batch's dtype)
+    ks = z.copy()  # the unit's shift, once per position
     idx = np.empty(length, np.int32)
     copies = np.zeros((COPIES, hist.shape[2]), np.int64)
     finite = True
@@ -177,9 +184,8 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         for j in range(length):  # shift: the unit's mean over the first run
             shift[u] += x[0, u, j]
         shift[u] /= length
-        cast[0] = shift[u]
-        k = cast[0]
-        shift[u] = k  # (the shift the sums are taken from: in the batch's dtype)
+        ks[:] = shift[u]  # (storing casts the float64 shift to the batch's dtype)
+        shift[u] = ks[0]  # (the shift the sums are taken from)
         for start in range(0, n, _BLOCK):
             b1[:] = zero
             b2[:] = zero
@@ -188,21 +194,8 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
             bmin[:] = x[start, u]
             bmax[:] = x[start, u]
             for a in range(start, min(n, start + _BLOCK)):
-                run = x[a, u]
-                for j in range(length):
-                    v = run[j]
-                    d = v - k
-                    b1[j] += d
-                    b2[j] += d * d
-                    bmin[j] = min(bmin[j], v)
-                    bmax[j] = max(bmax[j], v)
-                    bpos[j] += one if v > zero else zero
-                if banded:
-                    for j in range(length):
-                        bsat[j] += one if abs(run[j] - centre) > half else zero
+                _add_row(x[a, u], ks, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx)
                 if bins:
-                    for j in range(length):
-                        idx[j] = _bin(run[j], lo, scale, top, minus_one)
                     for j in range(length):
                         copies[j & (COPIES - 1), idx[j]] += 1
             t1, t2, tpos, tsat = 0.0, 0.0, 0.0, 0.0
