@@ -69,7 +69,8 @@ def check(x: np.ndarray, band=(-0.9, 0.9), lo=-4.0, hi=4.0, bins=8, layer_hist=F
     np.testing.assert_array_equal(got["max"], want["max"])
     with np.errstate(invalid="ignore", divide="ignore"):
         count = want["count"].astype(np.float64)
-        np.testing.assert_array_equal(got["frac_active"], np.where(count > 0, want["n_pos"] / count, 0))
+        np.testing.assert_array_equal(got["frac_active"],
+                                      np.where(count > 0, want["n_pos"] / count, 0))
         if band is not None:
             np.testing.assert_array_equal(got["frac_saturated"],
                                           np.where(count > 0, want["n_sat"] / count, 0))
@@ -143,7 +144,8 @@ def test_only_a_unit_stats_that_asks_takes_the_compiled_loops(monkeypatch):
 
 
 def test_which_tensors_the_loops_take():
-    assert fused_applies(torch.zeros(2, 3)) and fused_applies(torch.zeros(2, 3, dtype=torch.float16))
+    assert fused_applies(torch.zeros(2, 3))
+    assert fused_applies(torch.zeros(2, 3, dtype=torch.float16))
     assert not fused_applies(torch.zeros(0, 3))  # empty: the PyTorch kernels say what it means
     assert not fused_applies(torch.zeros(2, 3, dtype=torch.int64))
 
