@@ -109,6 +109,19 @@ def test_features_last_and_channels_of_images():
     check(rng.normal(size=(9,)).astype(np.float64))  # one value per sample: one unit
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_bin_index_stays_in_its_histogram_for_any_value(dtype):
+    """NaN goes to bin 0 (its counts are discarded), infinities to the two outer bins: an
+    index out of range would write outside the counts."""
+    lo, scale, bins = dtype(-4.0), dtype(8 / 8.0), 8
+    values = np.array([np.nan, np.inf, -np.inf, -1e30, 1e30, -4.0, -4.0001, 3.999, 4.0, 0.5],
+                      dtype=dtype)
+    got = [loops._bin(v, lo, scale, dtype(bins), dtype(-1)) for v in values]
+    finite = np.floor((values[3:] - lo) * scale)
+    want = [0, bins + 1, 0] + list(np.clip(finite, -1, bins).astype(int) + 1)
+    assert got == want
+
+
 def test_squares_beyond_float32_are_counted_again_in_float64():
     x = np.array([[3e19], [-3e19], [1e19], [-2e19]] * 40, dtype=np.float32)
     got = _compute(fused_batch(torch.from_numpy(x), 1, None, (-8.0, 8.0), 4, True))

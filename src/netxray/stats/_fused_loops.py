@@ -16,7 +16,9 @@ outside its counts.
 :func:`square_sums` and :func:`square_sum` give parameter norms: one read of each array.
 
 Inner loops run over ``range(n)`` of arrays sliced per block: LLVM vectorises those, and
-not the same loops over ``range(start, stop)`` (measured: 5-10x slower sums).
+not the same loops over ``range(start, stop)`` (measured: 5-10x slower sums), nor loops with
+a branch (Python's ``min``/``max``). The histogram's counting is a scatter, which does not
+vectorise: it runs in a loop of its own over indices computed (vectorised) beforehand.
 """
 
 from __future__ import annotations
@@ -59,17 +61,20 @@ _sum_jit = _compiled(fastmath={"reassoc"})  # (sums of squares: any order will d
 @numba.njit(inline="always")
 def _bin(v, lo, scale, top, minus_one):
     """The histogram index of ``v``: 0 below the low edge, ``bins + 1`` at or above the
-    high one (``top = bins``); NaN goes to 0 (the caller discards the counts then)."""
-    q = np.floor((v - lo) * scale)
-    q = q if q > minus_one else minus_one  # (a NaN fails the comparison: -1)
-    q = q if q < top else top
+    high one (``top = bins``); NaN goes to 0 (the caller discards the counts then).
+    ``fmax``/``fmin`` clamp without branches (they vectorise) and return the other operand
+    for a NaN."""
+    q = np.fmin(np.fmax(np.floor((v - lo) * scale), minus_one), top)
     return np.int32(q) + 1
 
 
 @numba.njit(inline="always")
-def _add_row(row, k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx):
+def _add_row(row, k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx, offset):
     """Add one row of values (its shifts ``k``, one per value) to the block's accumulators,
-    and put each value's histogram index in ``idx``."""
+    and put each value's index into the flat histogram in ``idx``: its bin plus
+    ``offset`` (the copy, or the unit, that value counts in). ``np.minimum``/``np.maximum``,
+    not ``min``/``max``: Python's builtins compile to branches that stop the loop
+    vectorising (measured: 1.2 against 0.5 ns per value)."""
     centre, half, lo, scale, top, minus_one, one, zero = (p[0], p[1], p[2], p[3], p[4], p[5],
                                                           p[6], p[7])
     for c in range(row.size):
@@ -77,15 +82,32 @@ def _add_row(row, k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx):
         d = v - k[c]
         b1[c] += d
         b2[c] += d * d
-        bmin[c] = min(bmin[c], v)
-        bmax[c] = max(bmax[c], v)
+        bmin[c] = np.minimum(bmin[c], v)
+        bmax[c] = np.maximum(bmax[c], v)
         bpos[c] += one if v > zero else zero
     if banded:
         for c in range(row.size):
             bsat[c] += one if abs(row[c] - centre) > half else zero
     if bins:
         for c in range(row.size):
-            idx[c] = _bin(row[c], lo, scale, top, minus_one)
+            idx[c] = _bin(row[c], lo, scale, top, minus_one) + offset[c]
+
+
+@numba.njit(inline="always")
+def _count(flat, idx):
+    """One count per index (a scatter: it does not vectorise, so it runs apart)."""
+    for c in range(idx.size):
+        flat[idx[c]] += 1
+
+
+@numba.njit(inline="always")
+def _offsets(size, width, per_value):
+    """Where value ``c`` of a row counts in a flat histogram of rows of ``width``: in row
+    ``c`` (``per_value``: one histogram per value) or in copy ``c % COPIES``."""
+    out = np.empty(size, np.uint32)
+    for c in range(size):
+        out[c] = (c if per_value else c & (COPIES - 1)) * width
+    return out
 
 
 @_jit
@@ -138,7 +160,9 @@ def _rows(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         k[u] = shift[u] / first
         shift[u] = k[u]  # (the shift the sums are taken from: in the batch's dtype)
     b1, b2, bpos, bsat, bmin, bmax = k * zero, k * zero, k * zero, k * zero, k * zero, k * zero
-    idx = np.empty(units, np.int32)
+    idx = np.empty(units, np.uint32)
+    offset = _offsets(units, hist.shape[2], not layer_hist)
+    flat = hist.reshape(-1)  # ((units or 1) x copies x (bins + 2))
     finite = True
     for start in range(0, r, _BLOCK):
         b1[:] = zero
@@ -148,20 +172,15 @@ def _rows(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
         bmin[:] = x[start]
         bmax[:] = x[start]
         for i in range(start, min(r, start + _BLOCK)):
-            _add_row(x[i], k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx)
+            _add_row(x[i], k, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx, offset)
             if bins:
-                if layer_hist:
-                    for u in range(units):
-                        hist[0, u & (COPIES - 1), idx[u]] += 1
-                else:
-                    for u in range(units):
-                        hist[u, 0, idx[u]] += 1
+                _count(flat, idx)
         for u in range(units):
             finite &= abs(b2[u]) < math.inf
             floats[0, u] += b1[u]
             floats[1, u] += b2[u]
-            floats[2, u] = min(floats[2, u], bmin[u])
-            floats[3, u] = max(floats[3, u], bmax[u])
+            floats[2, u] = np.minimum(floats[2, u], bmin[u])
+            floats[3, u] = np.maximum(floats[3, u], bmax[u])
             counts[1, u] += np.int64(bpos[u])
             counts[2, u] += np.int64(bsat[u])
     return finite
@@ -177,8 +196,10 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
     z = x[0, 0] * zero
     b1, b2, bpos, bsat, bmin, bmax = z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
     ks = z.copy()  # the unit's shift, once per position
-    idx = np.empty(length, np.int32)
+    idx = np.empty(length, np.uint32)
     copies = np.zeros((COPIES, hist.shape[2]), np.int64)
+    offset = _offsets(length, hist.shape[2], False)
+    flat = copies.reshape(-1)
     finite = True
     for u in range(units):
         for j in range(length):  # shift: the unit's mean over the first run
@@ -194,18 +215,18 @@ def _channels(x, p, banded, bins, layer_hist, hist, floats, counts, shift):
             bmin[:] = x[start, u]
             bmax[:] = x[start, u]
             for a in range(start, min(n, start + _BLOCK)):
-                _add_row(x[a, u], ks, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx)
+                _add_row(x[a, u], ks, p, banded, bins, b1, b2, bpos, bsat, bmin, bmax, idx,
+                         offset)
                 if bins:
-                    for j in range(length):
-                        copies[j & (COPIES - 1), idx[j]] += 1
+                    _count(flat, idx)
             t1, t2, tpos, tsat = 0.0, 0.0, 0.0, 0.0
             for j in range(length):
                 t1 += b1[j]
                 t2 += b2[j]
                 tpos += bpos[j]
                 tsat += bsat[j]
-                floats[2, u] = min(floats[2, u], bmin[j])
-                floats[3, u] = max(floats[3, u], bmax[j])
+                floats[2, u] = np.minimum(floats[2, u], bmin[j])
+                floats[3, u] = np.maximum(floats[3, u], bmax[j])
             finite &= abs(t2) < math.inf
             floats[0, u] += t1
             floats[1, u] += t2
