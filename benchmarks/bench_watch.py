@@ -13,12 +13,16 @@ pool -> conv32 -> pool -> fc10), batch 256, SGD with momentum:
   a 64-bin histogram of every parameter's gradient (a tensor hook) and of every parameter
   after every step, each read back to the CPU as wandb does to log it.
 
-Each variant trains its own copy of the model; they run in turn, 10 steps each, for many
-rounds, so that the load changes of this shared machine hit neighbouring rounds of every
-variant alike; medians over rounds, ratios to plain training; with 1 and with 2 threads.
-Watches stay open across rounds (the steady state of a long run: every 10th step of
-``every=10`` is recorded); opening and closing the store (SQLite file, writer thread,
-final flush) is reported apart. Then a synthetic run store of
+Each variant trains its own copy of the model; they run in turn, a round each (40 steps of
+the MLP, 10 of the CNN: a few tenths of a second), for many rounds, so that the load
+changes of this shared machine hit neighbouring rounds of every variant alike; medians over
+rounds, ratios to plain training; with 1 and with 2 threads. A watch's round ends with
+``w.flush()``, timed: the round pays for all of its own background work (statistics thread,
+writer, a commit), none of which may spill into another variant's round (it would slow that
+variant instead: measured, without it, a 2-thread MLP's ``every=1`` looked 1.2x where it
+costs 1.5x). Watches stay open across rounds (the steady state of a long run: every 10th
+step of ``every=10`` is recorded); opening and closing the store (SQLite file, writer
+thread, final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
 Each model and thread count runs in several fresh processes (``--processes``, default 5),
 in turn: the table gives the median of their ratios and the range between them.
@@ -126,6 +130,8 @@ class Variant:
             loss.backward()
             opt.step()
             after(loss)
+        if self.watch is not None:  # this round's background work, in this round's time
+            self.watch.flush()
         if x.is_cuda:  # (the GPU's work, not just its launches)
             torch.cuda.synchronize()
         return time.perf_counter() - t
@@ -144,6 +150,7 @@ _NAMES = {"plain": "plain training", "every=10": "watch(every=10)",
           "every=10 inline": "watch(every=10, stats_thread=False)",
           "every=1 inline": "watch(every=1, stats_thread=False)"}
 _MODELS = {"mlp": "MLP 784-512-256-10", "cnn": "CNN 1x28x28 c16 c32 fc"}
+_STEPS = {"mlp": 40, "cnn": 10}  # per round
 
 
 def compare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, rounds: int,
@@ -181,8 +188,8 @@ def _part(which: str, threads: int, rounds: int) -> None:
         model, x = mlp([784, 512, 256, 10], seed=0), torch.randn(256, 784, generator=g)
     else:
         model, x = cnn(), torch.randn(256, 1, 28, 28, generator=g)
-    with tempfile.TemporaryDirectory() as d:
-        print(json.dumps(compare(model, x, y, 10, rounds, Path(d))))
+    with tempfile.TemporaryDirectory() as d:  # (rounds of a few tenths of a second each)
+        print(json.dumps(compare(model, x, y, _STEPS[which], rounds, Path(d))))
 
 
 def _in_process(which: str, threads: int, rounds: int) -> dict[str, list[float]]:
@@ -259,10 +266,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.part:
         return _part(args.part[0], int(args.part[1]), int(args.part[2]))
-    rounds = 5 if args.quick else 20
+    rounds = {"mlp": 3, "cnn": 3} if args.quick else {"mlp": 12, "cnn": 10}
     procs = 1 if args.quick else args.processes
-    configs = [(which, threads, rounds if which == "mlp" else rounds // 2)
-               for threads in (1, 2) for which in _MODELS]
+    configs = [(which, threads, rounds[which]) for threads in (1, 2) for which in _MODELS]
     load = os.getloadavg()[0]
     runs: dict[tuple[str, int, int], list[dict[str, list[float]]]] = {c: [] for c in configs}
     for _ in range(procs):  # each configuration once per pass: a slow spell hits them all
@@ -279,12 +285,15 @@ def main() -> None:
         "",
         "Command: `python -m benchmarks.bench_watch`" + (" --quick" if args.quick else "")
         + f" ({machine()}, batch 256; {procs} fresh process(es) per model and thread count, "
-        f"each running rounds of 10 steps per variant in turn, {rounds} rounds (MLP) and "
-        f"{rounds // 2} (CNN); {load})",
+        f"each running rounds of {_STEPS['mlp']} (MLP) or {_STEPS['cnn']} (CNN) steps per "
+        f"variant in turn, {rounds['mlp']} and {rounds['cnn']} rounds; {load})",
         "",
         "ms per step: the training loop alone, the store already open (steady state); opening "
         "and closing the store is a fixed cost per run, in its own row. Each round runs every "
-        "variant for 10 steps, in turn, each on its own copy of the model; each round is "
+        "variant for a few tenths of a second, in turn, each on its own copy of the model; a "
+        "watch's round ends with a timed w.flush(), so that it pays for its own background "
+        "work (statistics thread, writer, one commit) and none spills into another variant's "
+        "round; each round is "
         "paired with that round's plain steps, so a change of load between rounds cancels "
         "out. Each process gives the median of its per-round ratios; the table shows the "
         "median of the processes' ratios and their range: fresh processes place the models "

@@ -299,13 +299,19 @@ class StepAnalysis:
         count = s.count.astype(np.float64)
         seen = count > 0
         w = count.sum()
+        every = bool(seen.all())  # (the usual case: no picking, plain min and max)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = float((s.mean[seen] * count[seen]).sum() / w) if w else None
-            active = float((s.frac_active * count).sum() / w) if w else None
-            sat = (float((s.frac_saturated * count).sum() / w)
+            mean = (float((s.mean if every else s.mean[seen]) @ (count if every else count[seen]))
+                    / w) if w else None
+            active = float(s.frac_active @ count / w) if w else None
+            sat = (float(s.frac_saturated @ count / w)
                    if w and s.saturation is not None else None)
         dead = int(((s.frac_active == 0) & seen).sum()) if s.family == "relu" else None
         hist = s.hist.sum(0).astype(np.int64).tobytes() if s.hist.size else None
-        return (lid, step, mean, _f(s.scale), _f(np.nanmin(s.min)) if seen.any() else None,
-                _f(np.nanmax(s.max)) if seen.any() else None, active, sat, dead,
+        lo = hi = None
+        if every:
+            lo, hi = _f(s.min.min()), _f(s.max.max())
+        elif seen.any():
+            lo, hi = _f(s.min[seen].min()), _f(s.max[seen].max())
+        return (lid, step, mean, _f(s.scale), lo, hi, active, sat, dead,
                 int(s.nan_count.sum()), int(s.inf_count.sum()), grad_rms, hist)

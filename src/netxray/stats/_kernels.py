@@ -452,18 +452,22 @@ def _compute(state: State) -> dict[str, np.ndarray]:
     ``var`` is the population variance (divides by ``count``); units that saw no finite
     value get NaN mean/var/min/max and zero fractions.
     """
-    s = {k: v.detach().cpu() for k, v in state.items()}
-    count = s["count"].numpy()
+    s = {k: v.detach().cpu().numpy() for k, v in state.items()}
+    count = s["count"]
     seen = count > 0
-    total = count + s["nan"].numpy() + s["inf"].numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(seen, s["mean"].numpy(), np.nan)
-        var = np.where(seen, s["m2"].numpy() / np.maximum(count, 1), np.nan)
-        var = np.maximum(var, 0.0)
-        mn = np.where(seen, s["min"].numpy(), np.nan)
-        mx = np.where(seen, s["max"].numpy(), np.nan)
-        frac_active = np.where(seen, s["n_pos"].numpy() / np.maximum(count, 1), 0.0)
-        frac_sat = np.where(seen, s["n_sat"].numpy() / np.maximum(count, 1), 0.0)
+    total = count + s["nan"] + s["inf"]
+    if seen.all():  # (the usual case: every unit saw a finite value, nothing to mask)
+        mean, mn, mx = s["mean"].copy(), s["min"].copy(), s["max"].copy()
+        var = np.maximum(s["m2"] / count, 0.0)
+        frac_active, frac_sat = s["n_pos"] / count, s["n_sat"] / count
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(seen, s["mean"], np.nan)
+            var = np.maximum(np.where(seen, s["m2"] / np.maximum(count, 1), np.nan), 0.0)
+            mn = np.where(seen, s["min"], np.nan)
+            mx = np.where(seen, s["max"], np.nan)
+            frac_active = np.where(seen, s["n_pos"] / np.maximum(count, 1), 0.0)
+            frac_sat = np.where(seen, s["n_sat"] / np.maximum(count, 1), 0.0)
     return {
         "count": count,
         "total": total,
@@ -473,7 +477,7 @@ def _compute(state: State) -> dict[str, np.ndarray]:
         "max": mx,
         "frac_active": frac_active,
         "frac_saturated": frac_sat,
-        "nan_count": s["nan"].numpy(),
-        "inf_count": s["inf"].numpy(),
-        "hist": s["hist"].numpy(),
+        "nan_count": s["nan"],
+        "inf_count": s["inf"],
+        "hist": s["hist"],
     }
