@@ -269,7 +269,7 @@ class StepAnalysis:
                 calls=rec.calls.get(name, 1), hist_edges=meta.hist_edges,
                 saturation=meta.saturation,
                 grad_norm=None if grad_rms is None else grad_rms * math.sqrt(
-                    max(int(np.prod(meta.shape)), 1)),
+                    max(math.prod(meta.shape), 1)),
                 **a,
             )
             layers[name] = ls

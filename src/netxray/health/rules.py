@@ -57,7 +57,7 @@ def _rows(s: LayerStats) -> str:
 
 def _samples(s: LayerStats) -> int:
     """Inputs seen by a layer (its per-unit count divided by positions per unit)."""
-    positions = max(int(np.prod(s.shape)) // max(s.units, 1), 1) * max(s.calls, 1)
+    positions = max(math.prod(s.shape) // max(s.units, 1), 1) * max(s.calls, 1)
     total = int((s.count + s.nan_count + s.inf_count).max()) if s.units else 0
     return total // positions if positions else total
 

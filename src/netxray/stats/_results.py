@@ -87,7 +87,7 @@ class LayerStats(Result):
         layers): comparable across widths and paddings."""
         if self.grad_norm is None:
             return None
-        return self.grad_norm / math.sqrt(max(int(np.prod(self.shape)), 1))
+        return self.grad_norm / math.sqrt(max(math.prod(self.shape), 1))
 
 
 @dataclass(frozen=True, eq=False)
