@@ -606,3 +606,34 @@ def test_half_precision_outputs_are_summed_in_float32_for_the_nan_check(tmp_path
         assert list(run.steps.step) == [0, 1, 2]
         assert run.first_nonfinite is None
         assert not [f for f in run.findings if f.kind == "nonfinite"]
+
+
+def _layer(count, mean, lo, hi, active):
+    from netxray.stats import LayerStats
+
+    n = len(count)
+    return LayerStats(
+        name="l", module_type="ReLU", family="relu", shape=(n,), calls=1,
+        hist_edges=np.linspace(0.0, 8.0, 33), saturation=None, grad_norm=None,
+        count=np.array(count, dtype=np.int64), mean=np.array(mean, float), var=np.zeros(n),
+        min=np.array(lo, float), max=np.array(hi, float), frac_active=np.array(active, float),
+        frac_saturated=np.zeros(n), nan_count=np.zeros(n, np.int64),
+        inf_count=np.zeros(n, np.int64), hist=np.zeros((1, 34), np.int64))
+
+
+@pytest.mark.parametrize(("layer", "want"), [
+    # every unit seen: count-weighted mean and activity, min and max over units
+    (_layer([1, 3], [1.0, 3.0], [0.5, 2.0], [1.5, 4.0], [1.0, 0.5]), (2.5, 0.5, 4.0, 0.625, 0)),
+    # a unit that saw no finite value counts nowhere (its NaNs included), and is not dead
+    (_layer([2, 0], [1.0, np.nan], [0.5, np.nan], [1.5, np.nan], [0.0, 0.0]),
+     (1.0, 0.5, 1.5, 0.0, 1)),
+    (_layer([], [], [], [], []), (None, None, None, None, 0)),  # no units at all
+])
+def test_a_layer_row_summarises_the_units_that_saw_values(layer, want):
+    from netxray._watch_analysis import StepAnalysis
+
+    row = StepAnalysis._layer_row(7, 3, layer, None)
+    assert row[:2] == (7, 3)
+    mean, lo, hi, active, dead = row[2], row[4], row[5], row[6], row[8]
+    assert [mean, lo, hi, active, dead] == [None if w is None else pytest.approx(w, rel=1e-12)
+                                            for w in want]

@@ -299,10 +299,10 @@ class StepAnalysis:
         count = s.count.astype(np.float64)
         seen = count > 0
         w = count.sum()
-        every = bool(seen.all())  # (the usual case: no picking, plain min and max)
+        every = bool(seen.size and seen.all())  # (the usual case: no picking, plain min, max)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (float((s.mean if every else s.mean[seen]) @ (count if every else count[seen]))
-                    / w) if w else None
+            mean = (float((s.mean if every else s.mean[seen]) @ (count if every else count[seen])
+                          / w) if w else None)
             active = float(s.frac_active @ count / w) if w else None
             sat = (float(s.frac_saturated @ count / w)
                    if w and s.saturation is not None else None)
