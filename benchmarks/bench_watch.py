@@ -22,9 +22,9 @@ writer, a commit), none of which may spill into another variant's round (it woul
 variant instead: measured, without it, a 2-thread MLP's ``every=1`` looked 1.2x where it
 costs 1.5x). With 1 thread that is an upper bound: the writer handles what is queued up to
 0.5 s late, so part of its work runs in the flush, while training waits, where a long run
-would overlap it on the idle core. Watches stay open across rounds (the steady state of a long run: every 10th
-step of ``every=10`` is recorded); opening and closing the store (SQLite file, writer
-thread, final flush) is reported apart. Then a synthetic run store of
+would overlap it on the idle core. Watches stay open across rounds (the steady state of a
+long run: every 10th step of ``every=10`` is recorded); opening and closing the store
+(SQLite file, writer thread, final flush) is reported apart. Then a synthetic run store of
 100,000 steps x 50 layers: time to open it and to read one layer's statistics.
 Each model and thread count runs in several fresh processes (``--processes``, default 5),
 in turn: the table gives the median of their ratios and the range between them.

@@ -624,7 +624,7 @@ def _layer(count, mean, lo, hi, active):
 @pytest.mark.parametrize(("layer", "want"), [
     # every unit seen: count-weighted mean and activity, min and max over units
     (_layer([1, 3], [1.0, 3.0], [0.5, 2.0], [1.5, 4.0], [1.0, 0.5]), (2.5, 0.5, 4.0, 0.625, 0)),
-    # a unit that saw no finite value counts nowhere (its NaNs included), and is not dead
+    # a unit that saw no finite value counts nowhere and is not dead; a silent one is
     (_layer([2, 0], [1.0, np.nan], [0.5, np.nan], [1.5, np.nan], [0.0, 0.0]),
      (1.0, 0.5, 1.5, 0.0, 1)),
     (_layer([], [], [], [], []), (None, None, None, None, 0)),  # no units at all
