@@ -193,3 +193,48 @@ def test_a_huggingface_tokenizer_and_model(tmp_path):
                     for t in r.swapped]
     assert r.pred.tolist() == direct and r.pred_swapped.tolist() == direct_s
     assert r.n_flipped == sum(a != b for a, b in zip(direct, direct_s, strict=True))
+
+
+class _Chars:
+    """A plain tokenizer: one id per character (1 + its code), padded with 0 to the longest
+    text of the batch, and no attention mask."""
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        width = max(len(t) for t in texts)
+        return torch.tensor([[1 + ord(c) for c in t] + [0] * (width - len(t)) for t in texts])
+
+
+class _ReadsPadding(nn.Module):
+    """Class-1 logit: the mean id over every position, padding included, minus 60."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        s = ids.double().mean(1, keepdim=True) - 60.0
+        return torch.cat([torch.zeros_like(s), s], dim=1)
+
+
+def test_a_swap_that_changes_the_padding_without_a_mask_is_warned_about():
+    import warnings
+
+    from netxray._warnings import NetxrayWarning
+
+    # "she said" -> "he said" shortens the batch's longest text: the originals are padded to
+    # 8 positions, the swapped texts to 7, and this model reads its padding
+    texts = ["she said", "he"]
+    with pytest.warns(NetxrayWarning, match="attention_mask") as rec:
+        r = counterfactual(_ReadsPadding(), texts, {"she": "he"}, tokenizer=_Chars())
+    assert "7 against 8 positions" in str(rec[0].message)
+    # the numbers are those of the padded batches, by hand: "he" at 8 positions, "she" at 7
+    z0 = (1 + ord("h") + 1 + ord("e")) / 8 - 60
+    z1 = (1 + ord("s") + 1 + ord("h") + 1 + ord("e")) / 7 - 60
+    assert r.pred[1] == int(z0 > 0) == 0
+    assert r.prob[1] == pytest.approx(1 - _sigmoid(z0)) and r.prob_swapped[1] == pytest.approx(
+        1 - _sigmoid(z1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NetxrayWarning)
+        # one text per batch: no padding
+        counterfactual(_ReadsPadding(), texts, {"she": "he"}, tokenizer=_Chars(), batch_size=1)
+        # the longest text holds no swap word: both batches are padded alike
+        counterfactual(_ReadsPadding(), ["nothing to see", "he"], {"she": "he"},
+                       tokenizer=_Chars())
+        # a mask tells the model where the padding is
+        counterfactual(Votes().eval(), TEXTS, SWAPS, tokenizer=WordTokenizer(VOCAB))

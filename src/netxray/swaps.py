@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from netxray._results import Result
+from netxray._warnings import NetxrayWarning
 
 __all__ = ["CounterfactualResult", "counterfactual", "swap_terms", "wilson_interval"]
 
@@ -164,26 +166,64 @@ def _encode(tokenizer: Any, texts: list[str]) -> Any:
     return tokenizer(texts)
 
 
-def _probabilities(model: nn.Module, tokenizer: Any, texts: list[str], output: Any,
-                   batch_size: int) -> Iterator[torch.Tensor]:
+def _probabilities(model: nn.Module, enc: Any, n: int, output: Any) -> torch.Tensor:
+    """``(n, classes)`` float64 probabilities of one chunk of ``n`` encoded texts."""
     from netxray.batches import BatchFormat, check_output_rows, pick_output, read_batches
 
-    fmt = BatchFormat(labels=None)
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start: start + batch_size]
-        enc = _encode(tokenizer, chunk)
-        if isinstance(enc, Mapping):
-            enc = {k: v for k, v in enc.items() if k != "labels"}
-        for b in read_batches(enc, len(chunk), fmt):
-            b = b.to(model)
-            out = pick_output(b.run(model), output)
-            check_output_rows(b, out)
-            if out.ndim != 2 or out.shape[1] < 2:
-                raise ValueError(
-                    f"the model outputs shape {tuple(out.shape)}; counterfactual needs "
-                    "(texts, classes) scores with at least 2 classes (pick them with output=)"
-                )
-            yield torch.softmax(out.detach().double(), dim=1).cpu()
+    if isinstance(enc, Mapping):
+        enc = {k: v for k, v in enc.items() if k != "labels"}
+    probs = []
+    for b in read_batches(enc, n, BatchFormat(labels=None)):
+        b = b.to(model)
+        out = pick_output(b.run(model), output)
+        check_output_rows(b, out)
+        if out.ndim != 2 or out.shape[1] < 2:
+            raise ValueError(
+                f"the model outputs shape {tuple(out.shape)}; counterfactual needs "
+                "(texts, classes) scores with at least 2 classes (pick them with output=)"
+            )
+        probs.append(torch.softmax(out.detach().double(), dim=1).cpu())
+    return torch.cat(probs)
+
+
+def _unmasked_width(enc: Any) -> int | None:
+    """The padded length of a chunk's encoding when nothing tells the model which positions
+    are padding (no ``attention_mask``); None when there is a mask or no ``(texts, length)``
+    tensor of ids."""
+    if isinstance(enc, Mapping):
+        if "attention_mask" in enc:
+            return None
+        enc = enc.get("input_ids", next(iter(enc.values()), None))
+    return int(enc.shape[1]) if isinstance(enc, torch.Tensor) and enc.ndim >= 2 else None
+
+
+def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: list[str],
+             output: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probabilities of the originals and of the swapped texts, the same chunks of each.
+
+    A chunk is padded to its longest text. When a swap changes that length and the encoding
+    has no attention mask, every text of the chunk is compared at two paddings: a model that
+    reads its padding may flip because of it. That is warned about, never passed over."""
+    p0, p1, widths = [], [], []
+    for start in range(0, len(originals), batch_size):
+        chunk0 = originals[start: start + batch_size]
+        enc0 = _encode(tokenizer, chunk0)
+        enc1 = _encode(tokenizer, swapped[start: start + batch_size])
+        w0, w1 = _unmasked_width(enc0), _unmasked_width(enc1)
+        if len(chunk0) > 1 and w0 is not None and w1 is not None and w0 != w1:  # (one text: no padding)
+            widths.append((w0, w1))
+        p0.append(_probabilities(model, enc0, len(chunk0), output))
+        p1.append(_probabilities(model, enc1, len(chunk0), output))
+    if widths:
+        (w0, w1), n = widths[0], len(widths)
+        warnings.warn(
+            f"counterfactual: in {n} batch{'es' if n > 1 else ''} the swapped texts were padded "
+            f"to another length than the originals (e.g. {w1} against {w0} positions) and the "
+            "tokenizer gives no attention_mask: a model that reads its padding may flip "
+            "because of the padding, not the swapped word. Have the tokenizer return "
+            "{'input_ids': ..., 'attention_mask': ...} (and the model use the mask), or pass "
+            "batch_size=1 (one text per batch: no padding).", NetxrayWarning, stacklevel=3)
+    return torch.cat(p0), torch.cat(p1)
 
 
 def counterfactual(
@@ -207,6 +247,9 @@ def counterfactual(
     swap word are counted in ``n_without_term``, not silently dropped. The model runs under
     ``torch.no_grad`` in the mode it is in; call ``model.eval()`` first (a model with dropout
     in training mode is refused). Memory is bounded by ``batch_size`` texts at a time.
+    Originals and swapped texts run in the same batches; when a swap changes a batch's padded
+    length and the encoding carries no ``attention_mask``, a ``NetxrayWarning`` says so (a
+    model that reads padding could flip because of it).
     """
     from netxray._checks import check_eval_mode, preserved_state
 
@@ -231,8 +274,7 @@ def counterfactual(
     pred_s, prob, prob_s = pred.copy(), np.zeros(0), np.zeros(0)
     if m:
         with preserved_state(model), torch.no_grad():
-            p0 = torch.cat(list(_probabilities(model, tokenizer, originals, output, batch_size)))
-            p1 = torch.cat(list(_probabilities(model, tokenizer, swapped, output, batch_size)))
+            p0, p1 = _compare(model, tokenizer, originals, swapped, output, batch_size)
         if p0.shape != p1.shape:
             raise ValueError(f"the model gave {tuple(p0.shape)} scores for the originals but "
                              f"{tuple(p1.shape)} for the swapped texts")
