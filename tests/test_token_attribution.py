@@ -13,11 +13,13 @@ from torch import nn
 import netxray
 from netxray._warnings import NetxrayWarning
 from netxray.attribution import (
+    FeatureAblation,
     InputXGradient,
     IntegratedGradients,
     LayerGradient,
     LayerGradientXActivation,
     LayerIntegratedGradients,
+    Occlusion,
     Saliency,
     SmoothGrad,
     explain,
@@ -401,6 +403,69 @@ def test_integer_ids_are_refused_with_the_embedding_to_use():
     for method in ("saliency", "integrated_gradients", "input_x_gradient", "smoothgrad"):
         with pytest.raises(ValueError, match=f"layer='{layer}'"):
             explain(model, ids, method=method, additional_forward_args=(mask,))
+
+
+# --------------------------------------------------------------------------- occluding tokens
+
+
+def _drops(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, t: torch.Tensor,
+           spans: list[tuple[int, int]], pad: int) -> torch.Tensor:
+    """By hand: per token, the mean over the spans covering it of F(ids) - F(span set to pad)."""
+    with torch.no_grad():
+        f = model(ids, mask).gather(1, t[:, None])[:, 0]
+        total = torch.zeros(ids.shape, dtype=torch.float32)
+        count = torch.zeros(ids.shape[1])
+        for a, b in spans:
+            cut = ids.clone()
+            cut[:, a:b] = pad
+            total[:, a:b] += (f - model(cut, mask).gather(1, t[:, None])[:, 0])[:, None]
+            count[a:b] += 1
+    return total / count
+
+
+@pytest.mark.parametrize("build", [bert, gpt2])
+def test_occlusion_and_ablation_replace_token_ids_by_a_baseline_id(build):
+    model, _ = build()
+    ids, mask = batch()
+    seq, pad = ids.shape[1], 1
+    t = torch.tensor([0, 2, 1, 0])
+    occ = Occlusion(model).attribute(
+        ids, target=t, window=2, stride=1, baselines=pad, additional_forward_args=(mask,),
+        internal_batch_size=10,
+    )  # fmt: skip
+    by_hand = _drops(model, ids, mask, t, [(a, a + 2) for a in range(seq - 1)], pad)
+    torch.testing.assert_close(occ.values, by_hand, atol=TOL, rtol=0)
+    assert occ.values.dtype == torch.float32 and occ.values.shape == ids.shape
+    ref = ca.Occlusion(model).attribute(
+        ids, target=t, sliding_window_shapes=(2,), strides=(1,), baselines=pad,
+        additional_forward_args=(mask,),
+    )  # fmt: skip
+    torch.testing.assert_close(occ.values, ref, atol=TOL, rtol=0)
+    groups = torch.arange(seq) // 3  # three tokens at a time
+    fa = FeatureAblation(model).attribute(
+        ids, target=t, feature_mask=groups, baselines=pad, additional_forward_args=(mask,)
+    )
+    by_hand = _drops(model, ids, mask, t, [(a, a + 3) for a in range(0, seq, 3)], pad)
+    torch.testing.assert_close(fa.values, by_hand, atol=TOL, rtol=0)
+    ref = ca.FeatureAblation(model).attribute(
+        ids, target=t, feature_mask=groups[None], baselines=pad, additional_forward_args=(mask,)
+    )
+    torch.testing.assert_close(fa.values, ref, atol=TOL, rtol=0)
+    assert _hooks(model) == 0
+
+
+def test_token_occlusion_errors_say_what_to_pass():
+    model, _ = bert()
+    ids, mask = batch()
+    for bad in (0.5, torch.zeros(9)):
+        with pytest.raises(ValueError, match="pad_token_id"):
+            Occlusion(model).attribute(ids, target=0, window=1, baselines=bad)
+    with pytest.raises(ValueError, match=r"int64 inputs .*pass them as floats"):
+        FeatureAblation(nn.Linear(9, 2).eval()).attribute(ids, target=0)
+    with pytest.raises(TypeError, match="integer ids"):
+        Occlusion(model).attribute(ids > 5, target=0, window=1)
+    with pytest.raises(ValueError, match=r"dtype torch.float32 .*token ids as integers"):
+        Occlusion(model).attribute(ids.float(), target=0, window=1, additional_forward_args=(mask,))
 
 
 # --------------------------------------------------------------------------- edges (issue 11)

@@ -137,7 +137,8 @@ def _embedding_advice(model: nn.Module) -> str:
     shown = ", ".join(names[:6]) + (" ..." if len(names) > 6 else "")
     return (
         f"Attribute to the embedding layer instead: LayerIntegratedGradients(model, "
-        f"layer={names[0]!r}) (embedding layers: {shown})"
+        f"layer={names[0]!r}) (embedding layers: {shown}), or occlude tokens with "
+        "Occlusion / FeatureAblation, which take token ids (baselines= the pad or mask id)"
     )
 
 

@@ -44,16 +44,23 @@ _AUTO_CHUNK_ELEMENTS = 1 << 23
 # --------------------------------------------------------------------------- helpers
 
 
+_DTYPE_WORDS = ("scalar type", "same dtype", "Input type")
 _SHAPE_WORDS = ("shape", "size", "dimension", "mat1", "mat2", "expected input", "Expected")
 
 
 def _run(fn: Callable[..., Any], x: torch.Tensor | tuple[torch.Tensor, ...], args: tuple = ()) -> Any:
-    """Call ``fn(*inputs, *args)``; turn a shape mismatch into a ValueError that says what was
-    passed."""
+    """Call ``fn(*inputs, *args)``; turn a dtype or shape mismatch into a ValueError that says
+    what was passed."""
     xs = x if isinstance(x, tuple) else (x,)
     try:
         return fn(*xs, *args)
     except RuntimeError as e:
+        if any(w in str(e) for w in _DTYPE_WORDS):
+            kinds = ", ".join(str(v.dtype) for v in xs)
+            raise ValueError(
+                f"the model cannot take inputs of dtype {kinds} ({e}); pass the dtype it was "
+                "built for (token ids as integers, features as floats)"
+            ) from e
         if any(w in str(e) for w in _SHAPE_WORDS):
             shapes = ", ".join(str(tuple(v.shape)) for v in xs)
             raise ValueError(

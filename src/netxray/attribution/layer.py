@@ -3,8 +3,11 @@
 Neuron methods return ``values`` shaped like the inputs and ``target=None`` (the unit is in
 ``params["unit"]``). A forward hook on the layer records its output and is removed in
 ``finally``; neuron methods stop the forward pass right after the layer, so they cost only
-the layers up to it. Layer methods (attribution to a layer's output, token attributions)
-live in :mod:`netxray.attribution.layer_output` and share the layer lookup here.
+the layers up to it. A module that runs several times in one forward pass (a shared
+activation) is several layers, named as in recordings: ``"relu"`` is its first call,
+``"relu#1"`` its second; the hooks count calls to reach the one named. Layer methods
+(attribution to a layer's output, token attributions) live in
+:mod:`netxray.attribution.layer_output` and share the layer lookup here.
 """
 
 from __future__ import annotations
@@ -28,17 +31,20 @@ from netxray.attribution._engine import (
     _run,
 )
 from netxray.attribution.results import Attribution
+from netxray.layers import _CALL_NAME, _named, call_name
 
 
 class _StopForward(Exception):
     """Raised by our hook to end a forward pass once the layer we need has run."""
 
 
-def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module, int]:
+    """``(name, module, call)``: ``call`` k picks the k-th call of a module that runs several
+    times in one forward pass, named ``"relu#k"`` as in recordings (the bare name is call 0)."""
     if isinstance(layer, nn.Module):
         for name, m in model.named_modules():
             if m is layer and name:
-                return name, m
+                return name, m, 0
         raise ValueError("the layer module given is not a submodule of the model; pass its name")
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a dotted name or a submodule, got {type(layer).__name__}")
@@ -49,50 +55,60 @@ def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mo
         raise ValueError(
             f"layer {layer!r} matches {len(chosen)} layers ({', '.join(chosen)}); name exactly one"
         )
-    return next(iter(chosen.items()))
+    name, module = next(iter(chosen.items()))
+    call = _CALL_NAME.fullmatch(name)
+    return name, module, int(call[2]) if call and name not in _named(model) else 0
+
+
+def _missing_call(name: str, call: int, ran: int) -> ValueError:
+    """The error for a layer (or one call of it) that the forward pass never reached."""
+    if ran == 0:
+        return ValueError(f"layer {name!r} did not run in the forward pass; pick a layer it uses")
+    base = name.rsplit("#", 1)[0]
+    calls = ", ".join(repr(call_name(base, k)) for k in range(ran))
+    return ValueError(
+        f"layer {name!r} is call {call} of module {base!r}, which ran {ran} time(s) in one "
+        f"forward pass: its calls are {calls}"
+    )
 
 
 def _layer_forward(
-    model: nn.Module, module: nn.Module, name: str, x: torch.Tensor, *, stop: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run the model with a hook on ``module``: ``(layer output, model output or None)``.
-
-    With ``stop`` the forward pass ends right after the layer (its output is all we need).
-    """
+    model: nn.Module, module: nn.Module, name: str, x: torch.Tensor, *, call: int = 0
+) -> torch.Tensor:
+    """The output of call ``call`` of ``module`` on ``x``; the forward pass ends right there
+    (nothing after the layer is needed), so it costs only the layers up to it."""
     from netxray.capture import first_tensor
 
     seen: list[torch.Tensor] = []
+    ran = [0]
 
     def hook(_m: nn.Module, _i: Any, output: Any) -> None:
+        k, ran[0] = ran[0], ran[0] + 1
+        if k != call:
+            return
         t = first_tensor(output)
-        if t is not None:
-            seen.append(t)
-        if stop:
-            raise _StopForward
+        if t is None:
+            raise ValueError(f"layer {name!r} outputs no tensor; attribute to one that does")
+        seen.append(t)
+        raise _StopForward
 
     handle = module.register_forward_hook(hook)
-    out = None
     try:
         try:
-            out = _run(model, x)
+            _run(model, x)
         except _StopForward:
             pass
     finally:
         handle.remove()
     if not seen:
-        raise ValueError(f"layer {name!r} did not run (or output no tensor) in the forward pass")
-    if len(seen) > 1:
-        raise ValueError(
-            f"layer {name!r} ran {len(seen)} times in one forward pass; attribute to a layer "
-            "that runs once"
-        )
-    return seen[0], out
+        raise _missing_call(name, call, ran[0])
+    return seen[0]
 
 
 class _LayerMethod(_Method):
     def __init__(self, model: nn.Module, layer: str | nn.Module) -> None:
         super().__init__(model)
-        self.layer, self.module = _resolve_layer(self.model, layer)
+        self.layer, self.module, self.call = _resolve_layer(self.model, layer)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, layer={self.layer!r})"
@@ -127,7 +143,7 @@ class _NeuronMethod(_LayerMethod):
     ) -> tuple[torch.Tensor, tuple[int, ...]]:
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            act, _ = _layer_forward(self.model, self.module, self.layer, xg, stop=True)
+            act = _layer_forward(self.model, self.module, self.layer, xg, call=self.call)
             if idx is None:
                 idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
             sel = act[(slice(None), *idx)].sum()
@@ -141,8 +157,8 @@ class _NeuronMethod(_LayerMethod):
         step = x.shape[0] if rows is None else rows
         with torch.no_grad():
             for s in range(0, x.shape[0], step):
-                act, _ = _layer_forward(
-                    self.model, self.module, self.layer, x[s : s + step], stop=True
+                act = _layer_forward(
+                    self.model, self.module, self.layer, x[s : s + step], call=self.call
                 )
                 outs.append(act[(slice(None), *idx)])
         return torch.cat(outs)
@@ -202,7 +218,7 @@ class NeuronIntegratedGradients(_NeuronMethod):
         rows = _chunk_rows(internal_batch_size, x, x.shape[0] * len(rule), self.name)
         with preserved_state(self.model):
             with torch.no_grad():
-                act, _ = _layer_forward(self.model, self.module, self.layer, x[:1], stop=True)
+                act = _layer_forward(self.model, self.module, self.layer, x[:1], call=self.call)
             idx = _unit_index(unit, tuple(act.shape[1:]), self.layer)
             t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             (values,) = _integrate(

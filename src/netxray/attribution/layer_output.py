@@ -10,9 +10,10 @@ ids included), ``additional_forward_args`` after them (an attention mask), ``bas
 in input space (token ids of a reference, e.g. padding ids). ``values`` are shaped like the
 layer's output ``(batch, ...)``.
 
-How: a forward hook on the layer swaps its output for a leaf tensor that requires grad
-(the layer's own output for the gradient methods, the points between the baseline's and the
-input's layer outputs for integrated gradients), and one gradient of the selected outputs
+How: a forward hook on the layer (on its k-th call for ``"name#k"``) swaps its output for a
+clone of a leaf tensor that requires grad (the layer's own output for the gradient methods,
+the points between the baseline's and the input's layer outputs for integrated gradients;
+a clone, so in-place ops after the layer work), and one gradient of the selected outputs
 (``gather`` and sum, not Captum's one autograd root per row) is taken w.r.t. that leaf;
 nothing upstream of the layer enters the backward pass. The layer outputs at the inputs and
 at the baselines, and the model's outputs there (for the target and ``delta``), come from
@@ -49,7 +50,7 @@ from netxray.attribution._engine import (
     _run,
     _select,
 )
-from netxray.attribution.layer import _LayerMethod
+from netxray.attribution.layer import _LayerMethod, _missing_call
 from netxray.attribution.results import Attribution
 
 
@@ -57,25 +58,27 @@ def _layer_pass(
     model: nn.Module,
     module: nn.Module,
     name: str,
+    call: int,
     xs: tuple[torch.Tensor, ...],
     args: tuple[Any, ...],
     replace: torch.Tensor | None = None,
     grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the model with the layer's output swapped for a leaf that requires grad:
-    ``replace`` if given (same shape as the output), else a detached copy of the output.
+    """Run the model with call ``call`` of the layer differentiated at a leaf that requires
+    grad: ``replace`` if given (same shape as the output), else a detached copy of the output.
 
-    Returns ``(that leaf, the model's output (rows, outputs))``; ``grad=False`` records no
-    graph (the outputs alone are needed).
+    The model goes on with a clone of that leaf, not the leaf: an in-place op after the
+    layer (``ReLU(inplace=True)``, ``out += identity``) then changes the clone, so autograd
+    accepts it and the leaf keeps the layer's output as it was produced. Returns ``(that
+    leaf, the model's output (rows, outputs))``; ``grad=False`` records no graph.
     """
     seen: list[torch.Tensor] = []
+    ran = [0]
 
-    def hook(_m: nn.Module, _i: Any, output: Any) -> torch.Tensor:
-        if seen:
-            raise ValueError(
-                f"layer {name!r} ran more than once in one forward pass; attribute to a layer "
-                "that runs once"
-            )
+    def hook(_m: nn.Module, _i: Any, output: Any) -> torch.Tensor | None:
+        k, ran[0] = ran[0], ran[0] + 1
+        if k != call:
+            return None
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
             kind = type(output).__name__ if not isinstance(output, torch.Tensor) else output.dtype
             raise ValueError(
@@ -91,9 +94,9 @@ def _layer_pass(
                 )
             leaf = replace
         else:
-            leaf = output.detach().requires_grad_(True)
+            leaf = output.detach().requires_grad_(grad)
         seen.append(leaf)
-        return leaf
+        return leaf.clone()
 
     handle = module.register_forward_hook(hook)
     try:
@@ -102,7 +105,7 @@ def _layer_pass(
     finally:
         handle.remove()
     if not seen:
-        raise ValueError(f"layer {name!r} did not run in the forward pass; pick a layer it uses")
+        raise _missing_call(name, call, ran[0])
     return seen[0], out
 
 
@@ -110,6 +113,7 @@ def _layer_grad(
     model: nn.Module,
     module: nn.Module,
     name: str,
+    call: int,
     xs: tuple[torch.Tensor, ...],
     args: tuple[Any, ...],
     t: torch.Tensor | Target,
@@ -117,7 +121,7 @@ def _layer_grad(
     checked: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(d output[t] / d layer output, the layer output used, the targets)`` for these rows."""
-    leaf, out = _layer_pass(model, module, name, xs, args, replace)
+    leaf, out = _layer_pass(model, module, name, call, xs, args, replace)
     tt = t if checked else _resolve_target(t, out)
     sel = out.gather(1, tt.unsqueeze(1)).sum()  # type: ignore[union-attr]
     if not bool(torch.isfinite(sel)):
@@ -169,7 +173,7 @@ class _LayerOutputMethod(_LayerMethod):
             for s in range(0, n, rows):
                 sl = slice(s, min(s + rows, n))
                 g, act, t = _layer_grad(
-                    self.model, self.module, self.layer, tuple(x[sl] for x in xs),
+                    self.model, self.module, self.layer, self.call, tuple(x[sl] for x in xs),
                     _rows_of(args, sl), target if t_all is None else t_all[sl],
                 )  # fmt: skip
                 gs.append(g)
@@ -269,7 +273,7 @@ class LayerIntegratedGradients(_LayerOutputMethod):
             b.expand(n, *b.shape[1:]) if b.shape[0] == 1 else b for b in _baselines_for(baselines, xs)
         )
         rule = _ig_rule(method, n_steps)
-        model, module, name = self.model, self.module, self.layer
+        model, module, name, call = self.model, self.module, self.layer, self.call
         with preserved_state(model):
             act_x, act_b, f_x, f_b = self._ends(xs, bases, args, internal_batch_size)
             t = _resolve_target(target, f_x)
@@ -280,7 +284,7 @@ class LayerIntegratedGradients(_LayerOutputMethod):
                 scaled: tuple[torch.Tensor, ...], ts: torch.Tensor, rest: tuple[Any, ...]
             ) -> tuple[torch.Tensor, ...]:
                 leaf = scaled[0].requires_grad_(True)
-                g, _, _ = _layer_grad(model, module, name, rest[:m], rest[m:], ts, leaf, True)
+                g, _, _ = _layer_grad(model, module, name, call, rest[:m], rest[m:], ts, leaf, True)
                 return (g,)
 
             (values,) = _integrate(grad_fn, (act_x,), (act_b,), t, rule, rows, (*xs, *args))
@@ -309,7 +313,7 @@ class LayerIntegratedGradients(_LayerOutputMethod):
         for s in range(0, 2 * n, rows):
             sl = slice(s, min(s + rows, 2 * n))
             act, out = _layer_pass(
-                self.model, self.module, self.layer, tuple(v[sl] for v in both),
+                self.model, self.module, self.layer, self.call, tuple(v[sl] for v in both),
                 _rows_of(both_args, sl), grad=False,
             )  # fmt: skip
             acts.append(act.detach())

@@ -1,9 +1,10 @@
 """Perturbation methods: change the input and watch the output; no gradient needed.
 
 Occlusion and feature ablation set groups of features (a sliding window, or the groups of a
-feature mask) to a baseline and record how much the target output drops. Finite differences
-nudge each element by +-eps, and take any callable (a NumPy model too), not only an
-``nn.Module``. All the perturbed copies of a chunk of samples go through the model in one
+feature mask) to a baseline and record how much the target output drops; they take token
+ids as they are (replaced by a baseline id) and ``additional_forward_args`` (a mask).
+Finite differences nudge each element by +-eps, and take any callable (a NumPy model too),
+not only an ``nn.Module``. All the perturbed copies of a chunk of samples go through the model in one
 forward pass of at most ``internal_batch_size`` rows.
 """
 
@@ -18,11 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import check_eval_mode, check_finite, preserved_state
+from netxray._checks import as_input_tensor, check_eval_mode, check_finite, preserved_state
 
 # _AUTO_CHUNK_ELEMENTS is read through the module at call time, so lowering it there
 # (as the tests do) reaches the mask cache here too.
 from netxray.attribution import _engine
+from netxray.attribution._call import _forward_args, _interleave, _rows_of
 from netxray.attribution._engine import (
     Baselines,
     Target,
@@ -42,7 +44,38 @@ from netxray.attribution.results import Attribution
 
 
 class _Perturbation(_Method):
-    """Replace groups of features by a baseline and measure how the target output drops."""
+    """Replace groups of features by a baseline and measure how the target output drops.
+
+    Nothing is differentiated, so integer inputs (token ids, category codes) are taken as
+    they are: a group is replaced by the baseline id (``baselines=`` the pad or mask id),
+    which is how one occludes tokens; ``values`` then take the output's dtype.
+    """
+
+    def _perturbed_inputs(
+        self, inputs: Any, baselines: Baselines, additional_forward_args: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, ...]]:
+        """``(inputs, baselines broadcastable to them, the additional args)``, checked."""
+        check_eval_mode(self.model)
+        x = as_input_tensor(inputs, self.model, "inputs")
+        if x.dtype == torch.bool or x.is_complex():
+            raise TypeError(
+                f"inputs are {x.dtype}; pass floating-point features or integer ids (token ids "
+                "are replaced by the baseline id)"
+            )
+        if not x.is_floating_point():
+            b = baselines
+            floating = isinstance(b, float) or (
+                isinstance(b, torch.Tensor | np.ndarray) and not _is_integer(b)
+            )
+            if floating:
+                got = repr(b) if isinstance(b, float) else f"{b.dtype} values"
+                raise ValueError(
+                    f"inputs are {x.dtype} ids (token ids?), so baselines must be an id that "
+                    f"replaces them, got {got}: pass baselines= an int such as the tokenizer's "
+                    "pad_token_id or mask_token_id (None means id 0)"
+                )
+        args = _forward_args(additional_forward_args, self.model, x.shape[0])
+        return x, _baselines(baselines, x), args
 
     def _ablate(
         self,
@@ -50,7 +83,8 @@ class _Perturbation(_Method):
         target: Target,
         n_masks: int,
         masks: Callable[[int, int], torch.Tensor],
-        baselines: Baselines,
+        base: torch.Tensor,
+        args: tuple[Any, ...],
         internal_batch_size: int | None,
         counts: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,27 +93,49 @@ class _Perturbation(_Method):
         the sum over the masks covering it of ``F(x) - F(x with the mask at baseline)``,
         divided by ``counts`` (how many masks cover each element) when given."""
         n, shape = x.shape[0], x.shape[1:]
-        base = _baselines(baselines, x)
         rows = _chunk_rows(internal_batch_size, x)
         d = math.prod(shape)
         cache = masks(0, n_masks) if n_masks * d <= _engine._AUTO_CHUNK_ELEMENTS else None
         model = self.model
-        values = torch.zeros((n, d), dtype=x.dtype, device=x.device)
         with preserved_state(model), torch.no_grad():
-            f_x = _forward_chunks(model, x, rows)
+            try:
+                f_x = _forward_chunks(model, x, rows, args)
+            except (RuntimeError, ValueError) as e:
+                if x.is_floating_point():
+                    raise
+                why = e.__cause__ or e  # the model's own message, not _run's rewording
+                raise ValueError(
+                    f"the model cannot take these {x.dtype} inputs ({why}). Integer inputs are "
+                    "taken as ids (token ids, replaced by a baseline id); if they are numeric "
+                    "features, pass them as floats (inputs.float())"
+                ) from e
             t = _resolve_target(target, f_x)
             init = _select(f_x, t)
+            dtype = x.dtype if x.is_floating_point() else _float_of(f_x.dtype)
+            values = torch.zeros((n, d), dtype=dtype, device=x.device)
             for sl, pl in _plan(n, n_masks, rows):
                 xb, bb = x[sl], _rows(base, sl)
                 b, k = xb.shape[0], pl.stop - pl.start
                 mk = cache[pl] if cache is not None else masks(pl.start, pl.stop)
                 ablated = torch.where(mk.unsqueeze(0), bb.unsqueeze(1), xb.unsqueeze(1))
-                out = _as_2d(_run(model, ablated.reshape(b * k, *shape)), b * k)
+                more = _interleave(_rows_of(args, sl), k)
+                out = _as_2d(_run(model, ablated.reshape(b * k, *shape), more), b * k)
                 diff = init[sl].unsqueeze(1) - _select(out, t[sl].repeat_interleave(k)).view(b, k)
-                values[sl] += diff @ mk.reshape(k, d).to(x.dtype)
+                values[sl] += diff.to(dtype) @ mk.reshape(k, d).to(dtype)
         if counts is not None:
-            values = values / counts.reshape(1, d).to(x.dtype).clamp(min=1)
+            values = values / counts.reshape(1, d).to(dtype).clamp(min=1)
         return values.view(n, *shape), t
+
+
+def _is_integer(b: torch.Tensor | np.ndarray) -> bool:
+    if isinstance(b, np.ndarray):
+        return bool(np.issubdtype(b.dtype, np.integer))
+    return not (b.is_floating_point() or b.is_complex() or b.dtype == torch.bool)
+
+
+def _float_of(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of values for integer inputs: the output's, or float32 for integer outputs."""
+    return dtype if dtype.is_floating_point else torch.float32
 
 
 def _window(
@@ -122,12 +178,14 @@ class Occlusion(_Perturbation):
         window: int | Sequence[int],
         stride: int | Sequence[int] | None = None,
         baselines: Baselines = None,
+        additional_forward_args: Any = None,
         internal_batch_size: int | None = None,
     ) -> Attribution:
         """``window``/``stride``: an int for the last two dims (images ``(C, H, W)``: every
-        channel at once) or sizes for the last dims; ``stride`` defaults to ``window``
-        (non-overlapping). ``values`` ``(batch, ...)``."""
-        x = self._inputs(inputs)
+        channel at once; token ids ``(seq,)``: that many tokens) or sizes for the last dims;
+        ``stride`` defaults to ``window`` (non-overlapping). ``values`` ``(batch, ...)``.
+        ``additional_forward_args`` (an attention mask) go to the model with every copy."""
+        x, base, args = self._perturbed_inputs(inputs, baselines, additional_forward_args)
         shape = tuple(x.shape[1:])
         win = _window(window, shape, "window")
         std = win if stride is None else _window(stride, shape, "stride", lead=win)
@@ -161,7 +219,7 @@ class Occlusion(_Perturbation):
                 cover[p : p + w] += 1
             counts = counts * cover.view(*([1] * dim), d, *([1] * (len(shape) - dim - 1)))
         values, t = self._ablate(
-            x, target, math.prod(n_per_dim), masks, baselines, internal_batch_size, counts
+            x, target, math.prod(n_per_dim), masks, base, args, internal_batch_size, counts
         )
         params = {"window": list(win), "stride": list(std)}
         return Attribution(values, x, t, None, self.name, params=params)
@@ -184,10 +242,12 @@ class FeatureAblation(_Perturbation):
         target: Target,
         feature_mask: torch.Tensor | np.ndarray | None = None,
         baselines: Baselines = None,
+        additional_forward_args: Any = None,
         internal_batch_size: int | None = None,
     ) -> Attribution:
-        """``values`` ``(batch, ...)``: F(x) - F(x with the element's group at baseline)."""
-        x = self._inputs(inputs)
+        """``values`` ``(batch, ...)``: F(x) - F(x with the element's group at baseline).
+        ``additional_forward_args``: as for :class:`Occlusion`."""
+        x, base, args = self._perturbed_inputs(inputs, baselines, additional_forward_args)
         shape = tuple(x.shape[1:])
         d = math.prod(shape)
         if feature_mask is None:
@@ -211,7 +271,7 @@ class FeatureAblation(_Perturbation):
             return fm.unsqueeze(0) == ids[i0:i1].view(-1, *([1] * len(shape)))
 
         values, t = self._ablate(
-            x, target, int(ids.shape[0]), masks, baselines, internal_batch_size, None
+            x, target, int(ids.shape[0]), masks, base, args, internal_batch_size, None
         )
         n_groups = int(ids.shape[0])
         return Attribution(values, x, t, None, self.name, params={"n_groups": n_groups})

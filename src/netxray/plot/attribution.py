@@ -428,7 +428,7 @@ class UnitPatternDisplay:
 
             x1 = _float_inputs(X, model, "unit patterns")[:1]
             with torch.no_grad():
-                act, _ = _layer_forward(model, m.module, m.layer, x1, stop=True)
+                act = _layer_forward(model, m.module, m.layer, x1, call=m.call)
             if act.ndim != 2:
                 raise ValueError(
                     f"layer {layer!r} outputs {tuple(act.shape[1:])} per sample; pass units="
