@@ -26,6 +26,7 @@ from netxray._outputs import (
     tokens,
     widen,
 )
+from netxray._padding import EncoderMasks
 from netxray._progress import count_batches, counted
 from netxray._results import Result
 from netxray.batches import (
@@ -369,17 +370,23 @@ def activations(
     outputs = _Collected(pool)
     targets: list[torch.Tensor] = []
     seen: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    encoders = EncoderMasks(model, chosen)
 
     def keep(name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
+        enc = encoders.mask_for(name)  # inside an encoder given a padding mask: its tokens
+        if own is None and enc is not None and enc[1]:  # (batch-first only)
+            own = enc[0]
         seen[name] = (out, own)
 
     offset = 0
     read = read_batches(data, batch_size, fmt)
     bar = counted(read, desc="activations", total=count_batches(data, batch_size), progress=progress)
-    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep), bar as batches:
+    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep), \
+            encoders.hooks(), bar as batches:
         for raw in batches:
             batch = raw.to(model)
             seen.clear()
+            encoders.begin(batch.mask)
             with explained_shape_errors(model, _call_inputs(batch)):
                 out = pick_output(batch.run(model), output)
             check_output_rows(batch, out)

@@ -26,7 +26,7 @@ from netxray.health.rules import (
     _rule_nonfinite,
     _rule_saturated,
 )
-from netxray.stats import default_loss
+from netxray.stats import default_loss  # noqa: F401  (re-exported: netxray.health.default_loss)
 
 if TYPE_CHECKING:
     from netxray.stats import NetworkStats
@@ -143,8 +143,10 @@ def diagnose(
     arguments); ``labels``/``mask``/``output`` (or one ``batch_format``) say where the
     targets and the attention mask are and which output the loss uses, as in
     :func:`netxray.collect_stats`; padding never counts. With targets, gradients are checked
-    too (``loss_fn`` defaults to cross-entropy for integer targets, MSE for float ones; it
-    must return the batch mean). ``history``: the TrainingHistory (checked for divergence).
+    too (``loss_fn`` must return the batch mean; by default a HuggingFace model given the
+    labels supplies its own loss, next-token for a causal LM, and other models get
+    cross-entropy for integer targets, MSE for float ones). ``history``: the
+    TrainingHistory (checked for divergence).
     ``previous_weights``: an earlier state dict (or model) to measure update ratios against,
     over ``steps`` optimizer steps. ``pretrained``: whether the weights come from
     pre-training, which changes the advice (never "re-initialise"); ``None`` asks the model
@@ -158,9 +160,8 @@ def diagnose(
     fmt = resolve_format(labels, mask, output, batch_format)
     first, batches = _read(data, batch_size, fmt)
     has_y = first.labels is not None
-    fn = loss_fn if loss_fn is not None else default_loss
     stats = _collect(model, batches, fmt, layers, gradients=has_y,
-                     loss_fn=fn if has_y else None, allow_train=allow_train, bins=bins,
+                     loss_fn=loss_fn if has_y else None, allow_train=allow_train, bins=bins,
                      progress=progress, desc="diagnose", total=count_batches(data, batch_size))
     weights = weight_health(model, previous_weights)
     return diagnose_stats(stats, history=history, weights=weights, steps=steps,
@@ -199,9 +200,8 @@ def precheck(
     first, batches = _read(data, batch_size, fmt)
     y0 = first.labels
     has_y = y0 is not None
-    fn = loss_fn if loss_fn is not None else default_loss
     stats = _collect(model, batches, fmt, layers, gradients=has_y,
-                     loss_fn=fn if has_y else None, bins=bins, progress=progress,
+                     loss_fn=loss_fn if has_y else None, bins=bins, progress=progress,
                      desc="precheck", total=count_batches(data, batch_size))
     expected = None
     extra: list[Finding] = []

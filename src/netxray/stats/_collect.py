@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from netxray._outputs import align, has_seq
+from netxray._padding import EncoderMasks
 from netxray.batches import (
     Batch,
     BatchFormat,
@@ -27,6 +28,14 @@ from netxray.batches import (
 from netxray.families import DEFAULT_HIST_RANGES, activation_family, saturation_band
 from netxray.layers import _CALL_NAME, _blocks, unit_dims
 from netxray.stats._kernels import Scratch, _as_units_last
+from netxray.stats._loss import (
+    batch_loss,
+    computes_own_loss,
+    default_loss,
+    loss_items,
+    loss_rows,
+    run_for_loss,
+)
 from netxray.stats._results import LayerStats, NetworkStats, ParamStats
 from netxray.stats._state import UnitStats
 
@@ -36,7 +45,9 @@ class _Collector:
 
     Layers are created as their calls are seen (``relu#1`` when ``relu`` runs twice). Per
     batch, ``begin`` sets the attention mask; layers whose output is ``(batch, seq, ...)``
-    for it are reduced over the real tokens only (one ``index_select`` per layer).
+    for it are reduced over the real tokens only (one ``index_select`` per layer). Layers
+    inside an ``nn.TransformerEncoder`` given a ``src_key_padding_mask`` use that mask
+    (:class:`~netxray._padding.EncoderMasks`), so padding is left out with gradients on too.
     """
 
     def __init__(self, model: nn.Module, chosen: Mapping[str, nn.Module], *, unit_dims: dict[str, int],
@@ -54,7 +65,7 @@ class _Collector:
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.per_token: dict[str, bool] = {}
-        self.outputs: list[tuple[str, torch.Tensor, bool, bool]] = []  # for gradients only
+        self.outputs: list[tuple[str, torch.Tensor, bool, bool, torch.Tensor | None]] = []
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
         self.grad_count: dict[str, torch.Tensor] = {}
@@ -66,6 +77,7 @@ class _Collector:
         self.loss_n = 0
         self.output_shape: tuple[int, ...] = ()
         self.scratch = Scratch()
+        self.encoders = EncoderMasks(model, chosen)
         self.begin(None, 0)
 
     def begin(self, mask: torch.Tensor | None, size: int) -> None:
@@ -75,6 +87,7 @@ class _Collector:
         self.rows: torch.Tensor | None = None  # flat indices of the real tokens, lazily
         self.unmasked: list[tuple[str, tuple[int, ...]]] = []
         self.carried: dict[str, torch.Tensor] = {}
+        self.encoders.begin(mask)
 
     def _layer(self, name: str) -> str:
         """The selected name a call's layer name belongs to (``relu#1`` -> ``relu``)."""
@@ -120,6 +133,11 @@ class _Collector:
     def hook(self, name: str, output: torch.Tensor, own: torch.Tensor | None) -> None:
         st = self._stats(name, output)
         mask = self.mask
+        enc = self.encoders.mask_for(self._layer(name))
+        if enc is not None:  # inside an encoder given a padding mask: its real tokens
+            real, batch_first = enc
+            self.carried[name] = real
+            mask = real if batch_first else real.T  # (seq, batch) for a sequence-first one
         if own is not None:  # a packed or nested output, padded: its own real positions
             self.carried[name] = own
             output, mask = align(name, output, own, mask)
@@ -150,9 +168,9 @@ class _Collector:
         module = self.modules[name]
         seq_first = isinstance(module, nn.RNNBase) and not module.batch_first
         if seq_first and output._base is not None:  # batch_first's transposed view
-            self.outputs.append((name, output._base, token, True))
+            self.outputs.append((name, output._base, token, True, mask))
         elif output.grad_fn is not None or output.is_leaf:
-            self.outputs.append((name, output, token, False))
+            self.outputs.append((name, output, token, False, mask))
 
     def end_batch(self) -> None:
         """Refuse padded sequences that were pooled because the batch carried no mask while
@@ -164,24 +182,26 @@ class _Collector:
             if name not in self.carried and b == carried.shape[0] and s >= carried.shape[1]:
                 raise ValueError(
                     f"layer {name!r} outputs padded sequences (layer "
-                    f"{next(iter(self.carried))!r} outputs packed or nested ones, so the batch "
-                    "is padded) but the batch carries no attention mask, so padding would count "
-                    "in its statistics. Pass the mask (mask=...; for PyTorch's "
-                    "src_key_padding_mask, mask=lambda batch: ~padding_mask), or record only "
-                    "the layers that output packed or nested sequences"
+                    f"{next(iter(self.carried))!r} outputs packed or nested ones, or is inside "
+                    "a transformer encoder given a padding mask, so the batch is padded) but "
+                    "the batch carries no attention mask, so padding would count in its "
+                    "statistics. Pass the mask (mask=...; for PyTorch's src_key_padding_mask, "
+                    "mask=lambda batch: ~padding_mask), or record only the layers that show "
+                    "the padding"
                 )
 
-    def add_grad(self, name: str, g: torch.Tensor, scale: int, token: bool, seq_first: bool) -> None:
-        """``g``: gradient of the batch's mean loss (over ``scale`` rows) w.r.t. the layer
-        output; reduced over the same rows as its statistics."""
+    def add_grad(self, name: str, g: torch.Tensor, scale: int, token: bool, seq_first: bool,
+                 mask: torch.Tensor | None) -> None:
+        """``g``: gradient of the batch's mean loss (over ``scale`` items) w.r.t. the layer
+        output; reduced over the same rows (``mask``'s real tokens) as its statistics."""
         g = g.detach()
         if seq_first:
             g = g.transpose(0, 1)
         ud = self.stats[name].unit_dim % max(g.ndim, 1)
         if token:
-            g, _ = self.select(name, g, self.mask)
+            g, _ = self.select(name, g, mask)
             ud -= 1
-        ps = g * scale  # per-row loss gradients (loss_fn averages over the rows)
+        ps = g * scale  # each row's gradient of the batch's summed loss
         x, dims = _as_units_last(ps, ud)
         absum = x.abs().sum(dims, dtype=torch.float64)
         cnt = torch.full_like(absum, x.numel() / absum.numel())
@@ -276,35 +296,6 @@ def resolve_format(
     return fmt
 
 
-#: cross-entropy's default ``ignore_index``: labels that mark positions without a target
-IGNORE_INDEX = -100
-
-
-def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for integer class targets (checked against the classes the model
-    outputs: "label 7 but the model outputs 3 classes", not torch's "Target 7 is out of
-    bounds"; ``-100`` is ignored, as cross-entropy does), mean squared error for float ones."""
-    from netxray._checks import check_labels, n_classes_of
-
-    if targets.is_floating_point():
-        return nn.functional.mse_loss(outputs, targets.to(outputs.dtype))
-    check_labels(targets[targets != IGNORE_INDEX], n_classes_of(outputs))
-    return nn.functional.cross_entropy(outputs, targets)
-
-
-def _loss_rows(
-    out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs and labels as the loss sees them: real tokens only for per-token outputs
-    ``(batch, seq, ...)`` with per-token labels ``(batch, seq, ...)``."""
-    y = y.to(out.device)
-    if (mask is not None and has_seq(out, mask) and y.ndim >= 2
-            and tuple(y.shape[:2]) == tuple(mask.shape)):
-        m = mask.to(out.device)
-        return out[m], y[m]
-    return out, y
-
-
 def collect_stats(
     model: nn.Module,
     data: Any,
@@ -343,10 +334,13 @@ def collect_stats(
     ``loss_fn(outputs, targets)`` must return the *mean* loss over the batch (like
     ``nn.CrossEntropyLoss()``); the loss is recorded whenever targets are present. Per-token
     outputs with per-token labels (a language model) reach it as real tokens only
-    ``(tokens, ...)``. With ``gradients=True`` (``loss_fn`` defaults to cross-entropy) it also
-    records, per layer, the per-row gradient norm and per-unit mean |gradient| of the loss
-    with respect to the layer output, and per parameter the norm of the full-data gradient --
-    computed with ``torch.autograd.grad``, so parameters' ``.grad`` stay untouched.
+    ``(tokens, ...)``. With ``gradients=True`` it also records, per layer, the per-row
+    gradient norm and per-unit mean |gradient| of the loss with respect to the layer output
+    (per row: the gradient of the batch's summed loss), and per parameter the norm of the
+    full-data gradient -- computed with ``torch.autograd.grad``, so parameters' ``.grad``
+    stay untouched. Without ``loss_fn`` a HuggingFace model that computes its own loss from
+    ``labels=`` is given them and its loss is used (next-token for a causal LM: netxray
+    never shifts labels itself); other models get :func:`default_loss`.
 
     ``unit_dim`` overrides which output dimension indexes units (default: channels, dim 1,
     for conv-like layers and activations after them; the last dimension otherwise). With an
@@ -396,12 +390,14 @@ def _collect(
     dims = unit_dims(model, chosen) if unit_dim is None else dict.fromkeys(chosen, unit_dim)
     col = _Collector(model, chosen, unit_dims=dims, tanh_threshold=tanh_threshold,
                      sigmoid_threshold=sigmoid_threshold, bins=bins, blocks=_blocks(model))
+    own = gradients and loss_fn is None and fmt.labels is not None and computes_own_loss(model)
     if gradients and loss_fn is None:
         loss_fn = default_loss
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
 
     bar = counted(batches, desc=desc, total=total, progress=progress)
-    with preserved_state(model), call_hooks(model, chosen, col.hook), bar as batches:
+    with preserved_state(model), call_hooks(model, chosen, col.hook), col.encoders.hooks(), \
+            bar as batches:
         if gradients:
             for _, p in params:
                 p.requires_grad_(True)
@@ -419,21 +415,19 @@ def _collect(
                     )
                 col.outputs = []
                 with torch.enable_grad(), explained_shape_errors(model, batch.inputs):
-                    out = fmt.output_of(batch.run(model))
+                    result = run_for_loss(model, batch, own)
+                    out = fmt.output_of(result)
                     check_output_rows(batch, out)
                     col.end_batch()
-                    o, t = _loss_rows(out, y, batch.mask)
-                    loss = loss_fn(o, t)
-                    if loss.ndim != 0:
-                        raise ValueError(
-                            f"loss_fn must return a scalar (the batch mean), got shape {tuple(loss.shape)}"
-                        )
-                    wrt = [t for _, t, _, _ in col.outputs] + [p for _, p in params]
-                    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-                rows = int(o.shape[0])
-                for (name, _, token, seq_first), g in zip(col.outputs, grads[: len(col.outputs)], strict=True):
+                    loss, rows = batch_loss(model, result, out, batch, loss_fn, own)
+                    wrt = [t for _, t, *_ in col.outputs] + [p for _, p in params]
+                    # every label ignored (-100, rows == 0): no loss, no gradient
+                    grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if rows
+                             else [None] * len(wrt))
+                for (name, _, token, seq_first, m), g in zip(
+                        col.outputs, grads[: len(col.outputs)], strict=True):
                     if g is not None:
-                        col.add_grad(name, g, rows, token, seq_first)
+                        col.add_grad(name, g, rows, token, seq_first, m)
                 for (pname, _), g in zip(params, grads[len(col.outputs):], strict=True):
                     if g is None:
                         continue
@@ -443,9 +437,9 @@ def _collect(
                     else:
                         col.param_grad[pname] = g64
                 col.outputs = []
-                lv = float(loss.detach())
+                lv = float(loss.detach()) if rows else None
                 out = out.detach()
-                del loss, wrt, grads, o, t  # free this batch's graph before the next forward
+                del loss, wrt, grads, result  # free this batch's graph before the next forward
             else:
                 with torch.no_grad(), explained_shape_errors(model, batch.inputs):
                     out = fmt.output_of(batch.run(model))
@@ -453,8 +447,9 @@ def _collect(
                     col.end_batch()
                     lv = None
                     if loss_fn is not None and y is not None:
-                        o, t = _loss_rows(out, y, batch.mask)
-                        lv, rows = float(loss_fn(o, t)), int(o.shape[0])
+                        o, t = loss_rows(out, y, batch.mask)
+                        lv, rows = float(loss_fn(o, t)), loss_items(loss_fn, o, t)
+                        lv = None if rows == 0 else lv
             token_out = batch.mask is not None and has_seq(out, batch.mask)
             col.output_shape = tuple(out.shape[2:] if token_out else out.shape[1:])
             if lv is not None:
@@ -463,3 +458,4 @@ def _collect(
     if sync:
         col.sync()
     return col.result()
+
