@@ -46,6 +46,7 @@ from netxray.layers import (  # noqa: F401  (re-exported: netxray.capture.select
     _named,
     _unknown_layer,
     call_name,
+    check_ran,
     default_layers,
     is_activation,
     select_layers,
@@ -64,6 +65,16 @@ def first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+def copy_output(output: torch.Tensor) -> torch.Tensor:
+    """A detached copy of a layer's output, taken when the layer runs.
+
+    The model may change the tensor itself afterwards (``nn.ReLU(inplace=True)`` after a
+    batch-norm, ``out += identity`` in a ResNet block): a reference kept past the forward pass
+    would then hold the later values, not the layer's.
+    """
+    return output.detach().clone()
+
+
 @contextlib.contextmanager
 def hooks(
     modules: dict[str, nn.Module], fn: Callable[[str, torch.Tensor], None]
@@ -72,7 +83,8 @@ def hooks(
 
     Every call of a module goes to its one name, as it comes (the behaviour the statistics
     rely on until they read :func:`call_hooks`); a selection of one call (``"relu#1"``) is
-    refused here.
+    refused here. ``fn`` gets the tensor itself: to keep it past the call, keep
+    :func:`copy_output` of it (the model may change it in place afterwards).
     """
     calls = [n for n in modules if _CALL_NAME.fullmatch(n)]
     if calls:
@@ -170,12 +182,14 @@ class Recording:
     ``rec["fc1"]`` concatenates every call's output along the batch dimension;
     ``rec.calls("fc1")`` gives them one by one. A module called k times per forward pass is
     k layers (``relu``, ``relu#1``, ...). Outputs are batch-first (RNNs, packed sequences and
-    nested tensors included) and detached unless ``record(..., detach=False)``, in which case
-    gradients can flow through them.
+    nested tensors included) and detached copies unless ``record(..., detach=False)``, in
+    which case they are the tensors themselves and gradients can flow through them; one the
+    model then changed in place is refused when read (its values are no longer the layer's).
     """
 
     def __init__(self, names: Iterable[str]) -> None:
         self._outputs: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        self._versions: dict[str, list[int | None]] = {n: [] for n in names}
 
     @property
     def layers(self) -> list[str]:
@@ -185,6 +199,16 @@ class Recording:
     def calls(self, name: str) -> list[torch.Tensor]:
         if name not in self._outputs:
             raise _unknown_layer(name, dict.fromkeys(self._outputs), " in this recording")  # type: ignore[arg-type]
+        for i, (t, v) in enumerate(zip(self._outputs[name], self._versions[name], strict=True)):
+            if v is not None and t._version != v:
+                raise ValueError(
+                    f"call {i} of layer {name!r}: the model changed its output in place after "
+                    "the layer ran (nn.ReLU(inplace=True), out += identity, ...), so the tensor "
+                    "recorded with detach=False holds the later values, and gradients with "
+                    "respect to it would be theirs. Record with detach=True (a copy taken when "
+                    "the layer runs) for its values; for gradients, make that operation "
+                    "out-of-place (e.g. relu.inplace = False)"
+                )
         return list(self._outputs[name])
 
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -203,11 +227,14 @@ class Recording:
         return len(self._outputs)
 
     def clear(self) -> None:
-        for outs in self._outputs.values():
+        for outs in (*self._outputs.values(), *self._versions.values()):
             outs.clear()
 
-    def _add(self, name: str, output: torch.Tensor) -> None:
+    def _add(self, name: str, output: torch.Tensor, version: int | None = None) -> None:
+        """One call's output; ``version``: its version counter then, for a tensor kept
+        itself (not a copy), checked when it is read."""
         self._outputs.setdefault(name, []).append(output)
+        self._versions.setdefault(name, []).append(version)
 
 
 def _call_order(names: Iterable[str]) -> list[str]:
@@ -236,12 +263,19 @@ def record(model: nn.Module, layers: Layers = None, *, detach: bool = True) -> I
     >>> with netxray.record(model, layers="act*") as rec:
     ...     model(x)
     >>> rec["act1"].shape  # (batch, units)
+
+    Outputs are copied as each layer runs (:func:`copy_output`), so a later in-place
+    operation of the model cannot change them; ``detach=False`` keeps the tensors themselves
+    (an inference tensor, which has no graph, is still copied).
     """
     chosen = select_layers(model, layers)
     rec = Recording(chosen)
 
     def keep(name: str, output: torch.Tensor, _mask: torch.Tensor | None) -> None:
-        rec._add(name, output.detach() if detach else output)
+        if detach or output.is_inference():  # (an inference tensor has no version counter)
+            rec._add(name, copy_output(output))
+        else:
+            rec._add(name, output, output._version)
 
     with call_hooks(model, chosen, keep):
         yield rec
@@ -298,8 +332,10 @@ class _Collected:
 
     def add(
         self, name: str, t: torch.Tensor, own: torch.Tensor | None, mask: torch.Tensor | None,
-        size: int, carried: bool = False,
+        size: int, carried: bool = False, copied: bool = False,
     ) -> None:
+        """One batch's rows of ``name``; ``copied``: ``t`` is already a copy of ours (on the
+        CPU it is kept as it is)."""
         if carried and own is None and mask is not None and t.ndim >= 3 and t.shape[1] > mask.shape[1]:
             mask = widen(mask, t.shape[1])  # packed/nested masks stop at the longest sequence
         t, mask = align(name, t, own, mask)
@@ -317,7 +353,8 @@ class _Collected:
                 f"{_what(name)} has shape {tuple(t.shape)} for a batch of {size} "
                 "samples; netxray needs (batch, ...). Record a layer whose output is batch-first"
             )
-        self.rows.setdefault(name, []).append(t.detach().to("cpu", copy=t.device.type == "cpu"))
+        copy = t.device.type == "cpu" and not copied
+        self.rows.setdefault(name, []).append(t.detach().to("cpu", copy=copy))
 
     def cat(self, name: str) -> torch.Tensor:
         parts = self.rows[name]
@@ -376,7 +413,7 @@ def activations(
         enc = encoders.mask_for(name)  # inside an encoder given a padding mask: its tokens
         if own is None and enc is not None and enc[1]:  # (batch-first only)
             own = enc[0]
-        seen[name] = (out, own)
+        seen[name] = (copy_output(out), own)  # (the rows' one copy on the CPU, taken now)
 
     offset = 0
     read = read_batches(data, batch_size, fmt)
@@ -398,7 +435,7 @@ def activations(
                 )
             carried = batch.mask is None
             for name, (t, own) in seen.items():
-                got.add(name, t, own, mask, batch.size, carried)
+                got.add(name, t, own, mask, batch.size, carried, copied=True)
             outputs.add(_OUTPUT, out, None, mask, batch.size, carried)
             out_tokens = outputs.per_token[_OUTPUT]
             if mask is not None and pool is None and (any(got.per_token.values()) or out_tokens):
@@ -406,12 +443,7 @@ def activations(
             if batch.labels is not None:
                 targets.append(_targets(batch.labels, mask, out_tokens, pool))
             offset += batch.size
-    missing = [n for n in chosen if n not in got.rows]
-    if missing:
-        raise ValueError(
-            f"layer(s) {', '.join(missing)} never ran during the forward pass; "
-            "are they used by model.forward?"
-        )
+    check_ran(chosen, got.rows)
     names = [n for n in _call_order(dict.fromkeys([*chosen, *got.rows])) if n in got.rows]
     token_outputs = pool is None and outputs.per_token[_OUTPUT]
     return Activations(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from torch import nn
 
@@ -164,6 +164,19 @@ def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Modul
 def call_name(name: str, call: int) -> str:
     """The layer name of call ``call`` (0, 1, ...) of module ``name`` in one forward pass."""
     return name if call == 0 else f"{name}#{call}"
+
+
+def check_ran(chosen: Iterable[str], ran: Collection[str]) -> None:
+    """Refuse layers of the selection that never ran: their statistics or rows would be
+    missing from the result without a word (a report of "no problems" over nothing)."""
+    missing = [n for n in chosen if n not in ran]
+    if missing:
+        raise ValueError(
+            f"layer(s) {', '.join(missing)} never ran during the forward pass; are they used "
+            "by model.forward? Select layers that the forward pass calls (a module defined in "
+            "__init__ but not called in forward never runs; 'name#k' needs a module called "
+            "more than k times per forward pass)"
+        )
 
 
 _CHANNEL_MODULES = (

@@ -85,7 +85,7 @@ def boundary_evolution(
     ``resolution`` squared x 4 bytes per class); the first NaN/Inf frame warns, naming the
     parameters that hold NaN/Inf at that checkpoint.
     """
-    from netxray.capture import hooks, select_layers
+    from netxray.capture import copy_output, hooks, select_layers
     from netxray.projection import align
 
     if not checkpoints:
@@ -121,7 +121,7 @@ def boundary_evolution(
         with torch.no_grad():
             frames.append(_surface(net, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size))
             kept.clear()
-            with hooks(chosen, lambda _n, out: kept.append(out.detach())):
+            with hooks(chosen, lambda _n, out: kept.append(copy_output(out))):
                 outs = [_probabilities(net(Xt[sl])) for sl in _chunks(Xt.shape[0], data_chunk)]
         if not warned and not np.isfinite(frames[-1].sum()):  # once: a diverged run stays NaN
             warned = True

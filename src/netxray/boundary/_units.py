@@ -70,15 +70,6 @@ class UnitMaps(_PlaneResult, Result):
         )
 
 
-def _check_ran(chosen: dict[str, nn.Module], seen: dict[str, Any]) -> None:
-    missing = [n for n in chosen if n not in seen]
-    if missing:
-        raise ValueError(
-            f"layer(s) {', '.join(missing)} never ran during the forward pass; "
-            "are they used by model.forward?"
-        )
-
-
 def unit_maps(
     model: nn.Module,
     X: torch.Tensor | np.ndarray,
@@ -99,7 +90,7 @@ def unit_maps(
     (``resolution`` squared x (32 + 4 * units) bytes); maps that come out NaN/Inf warn,
     naming the parameters that hold NaN/Inf.
     """
-    from netxray.capture import hooks, select_layers
+    from netxray.capture import check_ran, hooks, select_layers
 
     check_eval_mode(model, allow_train=allow_train)
     chosen = select_layers(model, layers)
@@ -107,7 +98,7 @@ def unit_maps(
     widths: dict[str, int] = {}
     with hooks(chosen, lambda name, out: widths.setdefault(name, _unit_view(out).shape[1])):
         probe_model(model, Xt, n=2)  # how many units each layer has, before any grid
-    _check_ran(chosen, widths)
+    check_ran(chosen, widths)
     if _valid_resolution(resolution) is not None:
         units = sum(widths.values())
         _check_memory(
@@ -149,7 +140,7 @@ def unit_maps(
         with hooks(chosen, to_alive):
             for sl in _chunks(Xt.shape[0], chunk):
                 model(Xt[sl])
-    _check_ran(chosen, maps)
+    check_ran(chosen, maps)
     warn_nonfinite(model, list(maps.values()), "unit_maps", "the unit maps contain")
     dead = {}
     for name, module in chosen.items():

@@ -77,6 +77,12 @@ def diagnose_stats(
         findings += _rule_exploding_activations(stats, th, case)
         if any(s.grad_norm is not None for s in stats.values()):
             findings += _rule_gradients(stats, th, case)
+        elif any(p.grad_norm is not None for p in stats.params.values()):  # (targets given)
+            skipped.append(
+                "gradients: no selected layer's output has one (it depends on no parameter, "
+                "as a layer on the inputs, or the loss does not use it); select layers "
+                "between the parameters and the loss to check them"
+            )
         else:
             skipped.append("gradients: pass targets (or a loss_fn) to check them")
     return HealthReport(

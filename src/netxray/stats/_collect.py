@@ -26,7 +26,7 @@ from netxray.batches import (
     read_batches,
 )
 from netxray.families import DEFAULT_HIST_RANGES, activation_family, saturation_band
-from netxray.layers import _CALL_NAME, _blocks, unit_dims
+from netxray.layers import _CALL_NAME, _blocks, check_ran, unit_dims
 from netxray.stats._kernels import Scratch, _as_units_last
 from netxray.stats._loss import (
     batch_loss,
@@ -65,7 +65,7 @@ class _Collector:
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.per_token: dict[str, bool] = {}
-        self.outputs: list[tuple[str, torch.Tensor, bool, bool, torch.Tensor | None]] = []
+        self.outputs: list[tuple[str, Any, bool, bool, torch.Tensor | None]] = []  # (_grad_input)
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
         self.grad_count: dict[str, torch.Tensor] = {}
@@ -168,9 +168,9 @@ class _Collector:
         module = self.modules[name]
         seq_first = isinstance(module, nn.RNNBase) and not module.batch_first
         if seq_first and output._base is not None:  # batch_first's transposed view
-            self.outputs.append((name, output._base, token, True, mask))
+            self.outputs.append((name, _grad_input(output._base), token, True, mask))
         elif output.grad_fn is not None or output.is_leaf:
-            self.outputs.append((name, output, token, False, mask))
+            self.outputs.append((name, _grad_input(output), token, False, mask))
 
     def end_batch(self) -> None:
         """Refuse padded sequences that were pooled because the batch carried no mask while
@@ -274,6 +274,33 @@ class _Collector:
         loss = self.loss_sum / self.loss_n if self.loss_n else None
         return NetworkStats(layers=layers, n_samples=self.n_samples, loss=loss, params=params,
                             output_shape=self.output_shape)
+
+
+_EDGE = getattr(torch.autograd.graph, "get_gradient_edge", None)  # (torch >= 2.2)
+
+
+def _grad_input(output: torch.Tensor) -> Any:
+    """What ``torch.autograd.grad`` differentiates with respect to for a layer output: its
+    gradient edge as the layer produced it. After an in-place operation of the model
+    (``nn.ReLU(inplace=True)``, ``out += identity``) the tensor itself stands for the changed
+    values, and the gradient with respect to it would be theirs, not the layer's. Without
+    gradient edges: the tensor and its version, checked by :func:`_grad_inputs`."""
+    return _EDGE(output) if _EDGE is not None else (output, output._version)
+
+
+def _grad_inputs(kept: list[tuple[str, Any, bool, bool, torch.Tensor | None]]) -> list[Any]:
+    """The inputs for ``torch.autograd.grad``; a tensor changed in place since its layer ran
+    is refused (torch < 2.2, which has no gradient edges)."""
+    if _EDGE is not None:
+        return [x for _, x, *_ in kept]
+    for name, (t, version), *_ in kept:
+        if t._version != version:
+            raise ValueError(
+                f"the model changed the output of layer {name!r} in place after the layer ran "
+                "(nn.ReLU(inplace=True), out += identity, ...); its gradient needs torch >= "
+                "2.2 (gradient edges), or make that operation out-of-place"
+            )
+    return [t for _, (t, _), *_ in kept]
 
 
 def resolve_format(
@@ -420,7 +447,7 @@ def _collect(
                     check_output_rows(batch, out)
                     col.end_batch()
                     loss, rows = batch_loss(model, result, out, batch, loss_fn, own)
-                    wrt = [t for _, t, *_ in col.outputs] + [p for _, p in params]
+                    wrt = _grad_inputs(col.outputs) + [p for _, p in params]
                     # every label ignored (-100, rows == 0): no loss, no gradient
                     grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if rows
                              else [None] * len(wrt))
@@ -455,6 +482,7 @@ def _collect(
             if lv is not None:
                 col.loss_sum += lv * rows
                 col.loss_n += rows
+    check_ran(chosen, col.stats)
     if sync:
         col.sync()
     return col.result()
