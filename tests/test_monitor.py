@@ -637,3 +637,38 @@ def test_a_layer_row_summarises_the_units_that_saw_values(layer, want):
     mean, lo, hi, active, dead = row[2], row[4], row[5], row[6], row[8]
     assert [mean, lo, hi, active, dead] == [None if w is None else pytest.approx(w, rel=1e-12)
                                             for w in want]
+
+
+def test_tensors_given_to_step_are_read_as_they_were_at_that_step(tmp_path):
+    """A reused loss buffer and a running counter, changed in place after w.step(): the
+    writer reads them later, so it must read copies taken at the step."""
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(8, 3)
+    buf, seen = torch.zeros(()), torch.zeros((), dtype=torch.int64)
+    want = []
+    with watch(m, tmp_path / "r", every=3) as w:
+        for step in range(10):
+            buf.copy_(m(x).pow(2).mean().detach() + step)
+            seen += 1
+            want.append(float(buf))
+            w.step(loss=buf, metrics={"seen": seen})
+            buf.zero_()
+            seen.mul_(100)  # (the value stored must be the one at the step, never this)
+            seen.div_(100, rounding_mode="floor")
+    run = open_run(tmp_path / "r")
+    np.testing.assert_allclose(run.steps.loss, want, rtol=1e-6)
+    np.testing.assert_array_equal(run.steps.metrics["seen"], np.arange(1, 11))
+    run.close()
+
+
+def test_a_model_with_lazy_parameters_is_refused_before_a_run_is_created(tmp_path):
+    m = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"uninitialised lazy parameters \(0.weight, 0.bias\)"
+                                         r".*run one batch"):
+        watch(m, tmp_path / "r").__enter__()
+    assert not (tmp_path / "r").exists()
+    m(torch.randn(2, 3))  # initialised: the same path works now
+    with watch(m, tmp_path / "r") as w:
+        m(torch.randn(2, 3)).sum().backward()
+        w.step()
+    assert len(open_run(tmp_path / "r").steps.step) == 1

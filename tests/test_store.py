@@ -44,6 +44,32 @@ def test_schema_is_wal_versioned_and_refuses_to_overwrite(tmp_path):
     RunDB(tmp_path / "r", overwrite=True).close()
 
 
+def test_overwrite_never_replaces_a_file_that_is_not_a_run(tmp_path):
+    own = tmp_path / "mydata.sqlite"  # the user's own database at the path they gave
+    con = sqlite3.connect(own)
+    con.execute("CREATE TABLE results (x REAL)")
+    con.execute("INSERT INTO results VALUES (1.5)")
+    con.commit()
+    con.close()
+    text = tmp_path / "notes.sqlite"
+    text.write_text("not a database")
+    for path in (own, text):
+        before = path.read_bytes()
+        for overwrite in (False, True):
+            with pytest.raises(RunFormatError, match="not a netxray run.*not even with overwrite"):
+                RunDB(path, overwrite=overwrite)
+        assert path.read_bytes() == before
+    folder = tmp_path / "x.sqlite"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder.*pick another path"):
+        RunDB(folder, overwrite=True)
+    assert folder.is_dir()
+    empty = tmp_path / "empty.sqlite"  # (a run killed before its first commit)
+    empty.touch()
+    RunDB(empty, overwrite=True).close()
+    assert open_run(empty).meta["status"] == "running"
+
+
 def test_foreign_truncated_and_newer_files_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run at"):
         open_run(tmp_path / "missing")

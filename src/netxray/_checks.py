@@ -63,6 +63,16 @@ def check_eval_mode(model: nn.Module, *, allow_train: bool = False) -> None:
         )
 
 
+def check_initialised(model: nn.Module | None, what: str) -> None:
+    """Refuse a model with uninitialised lazy parameters (``nn.LazyLinear``...): their shapes,
+    and so anything read from them, are unknown until one batch has run (None: no model)."""
+    lazy = [n for n, p in model.named_parameters() if nn.parameter.is_lazy(p)] if model is not None else []
+    if lazy:
+        more = ", ..." if len(lazy) > 3 else ""
+        raise ValueError(f"the model has uninitialised lazy parameters ({', '.join(lazy[:3])}"
+                         f"{more}); run one batch through it (model(x)) before {what}")
+
+
 def check_finite(x: torch.Tensor | np.ndarray, what: str) -> None:
     """Raise if ``x`` holds NaN or Inf, saying where the first one is."""
     t = torch.as_tensor(x)

@@ -20,11 +20,13 @@ from netxray._watch_analysis import StepBatch, StepMsg
 
 def detach_value(v: Any) -> Any:
     """A loss or metric as the writer takes it: a 0-d tensor off the graph (the mean of a
-    larger one), a float for NumPy values, anything else as is. Never a GPU sync."""
+    larger one), a float for NumPy values, anything else as is. Never a GPU sync. A tensor
+    is copied: the writer reads it later, after the training loop may have changed it in
+    place (a running counter, a reused loss buffer)."""
     if isinstance(v, torch.Tensor):
         if v.ndim == 0:  # (the usual loss: no reshape, each op costs ~10 us cold at a step)
-            return v.detach()
-        return v.detach().reshape(()) if v.numel() == 1 else v.detach().float().mean()
+            return v.detach().clone()
+        return v.detach().reshape(()).clone() if v.numel() == 1 else v.detach().float().mean()
     if isinstance(v, np.ndarray | np.generic):
         return float(np.asarray(v).reshape(()))
     return v

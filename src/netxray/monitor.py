@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netxray._checks import check_initialised
 from netxray._outputs import align, has_seq, tokens, zero_padding
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
@@ -125,6 +126,7 @@ class Watch:
     def __enter__(self) -> Watch:
         from netxray.capture import call_hooks
 
+        check_initialised(self.model, "watch()")  # (before the store is created)
         self._distributed, self._rank, self._world = distributed()
         self._scratch = Scratch()  # work buffers, reused by every inline reduction
         stack = contextlib.ExitStack()

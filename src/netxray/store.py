@@ -117,12 +117,38 @@ def _json(v: Any) -> str:
     return json.dumps(v, allow_nan=True, default=str)
 
 
+def _replaceable(file: Path) -> bool:
+    """Whether ``file`` is a netxray run store (any schema version) or empty: the only files
+    ``overwrite=True`` may delete (never a user's own database that happens to be there)."""
+    if file.stat().st_size == 0:
+        return True
+    try:
+        con = sqlite3.connect(read_only_uri(file), uri=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        finally:
+            con.close()
+        return row is not None and json.loads(row[0]) == FORMAT_NAME
+    except (sqlite3.DatabaseError, ValueError, TypeError):
+        return False
+
+
 class RunDB:
     """The writing side: one connection, used by one thread at a time (the writer)."""
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         file = run_file(path)
+        if file.is_dir():
+            raise IsADirectoryError(
+                f"{file} is a folder; a run is written to FOLDER/{RUN_FILE}, or to a path "
+                "ending in .sqlite that is not a folder: pick another path"
+            )
         if file.exists():
+            if not _replaceable(file):
+                raise RunFormatError(
+                    f"{file} exists and is not a netxray run, so netxray will not replace it "
+                    "(not even with overwrite=True): pick another path"
+                )
             if not overwrite:
                 raise FileExistsError(
                     f"a run already exists at {file}; pick a new path, or pass overwrite=True "
