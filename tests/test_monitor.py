@@ -672,3 +672,32 @@ def test_a_model_with_lazy_parameters_is_refused_before_a_run_is_created(tmp_pat
         m(torch.randn(2, 3)).sum().backward()
         w.step()
     assert len(open_run(tmp_path / "r").steps.step) == 1
+
+
+def test_bad_watch_arguments_and_logged_values_get_clear_errors(tmp_path):
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    for kwargs, msg in [({"every": 2.5}, r"every must be an integer >= 1, got 2.5"),
+                        ({"every": "10"}, r"every must be an integer >= 1, got '10'"),
+                        ({"bins": 2.5}, r"bins must be an integer >= 0"),
+                        ({"snapshot_every": 1}, r"snapshot_every= takes snapshots only with probe="),
+                        ({"probe": torch.randn(2, 3)}, r"probe= takes snapshots only with "
+                                                       r"snapshot_every=")]:
+        with pytest.raises(ValueError, match=msg):
+            watch(m, tmp_path / "r", **kwargs)
+    assert not (tmp_path / "r").exists()
+    with watch(m, tmp_path / "r") as w:
+        with pytest.raises(TypeError, match="loss or metric must be a number, a tensor or a "
+                                            "NumPy array, got list"):
+            w.step(loss=[1.0, 2.0])
+        w.step(loss=np.array([1.0, 2.0]), metrics={"acc": np.float32(0.5)})  # (their means)
+    assert open_run(tmp_path / "r").steps.loss.tolist() == [1.5]
+    with watch(None, tmp_path / "a", every=1, alarms=lambda f, s: None) as w:
+        with pytest.raises(ValueError, match=r"step must be an integer >= 0, got -1"):
+            w.log(-1, activations={"h": np.ones((2, 3))})
+        with pytest.raises(ValueError, match=r"step must be an integer >= 0, got 1.5"):
+            w.log(1.5, activations={"h": np.ones((2, 3))})
+        with pytest.raises(ValueError, match=r"activation 'h' has dtype torch.int64"):
+            w.log(0, activations={"h": np.ones((2, 3), dtype=np.int64)})
+        w.log(0, activations={"h": np.ones((2, 3))})
+        with pytest.raises(ValueError, match=r"steps must increase: got 0 after step 0"):
+            w.log(0, activations={"h": np.ones((2, 3))})

@@ -64,6 +64,11 @@ def test_overwrite_never_replaces_a_file_that_is_not_a_run(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder.*pick another path"):
         RunDB(folder, overwrite=True)
     assert folder.is_dir()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for path in (afile, afile / "sub"):  # a file where the run's folder would go
+        with pytest.raises(OSError, match="the run's folder cannot be created there: pick "):
+            RunDB(path)
     empty = tmp_path / "empty.sqlite"  # (a run killed before its first commit)
     empty.touch()
     RunDB(empty, overwrite=True).close()

@@ -130,6 +130,24 @@ def test_report_refuses_a_folder_as_out(dying, capsys, tmp_path):
     assert code == 2 and "is a folder" in err
 
 
+def test_a_path_that_cannot_be_written_says_cannot_write_and_which_option(dying, capsys,
+                                                                         tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = run_cli(capsys, "train", "--preset", "dying_relu", "--run", afile / "sub")
+    assert code == 2 and f"cannot write {afile / 'sub'}: Not a directory" in err
+    assert "pick another path" in err and "cannot read" not in err and "Traceback" not in err
+    path, _ = dying
+    code, _, err = run_cli(capsys, "report", path, "--out", afile / "x.html")
+    assert code == 2 and f"cannot write {afile / 'x.html'}: Not a directory; choose another " \
+        "--out" in err
+    mine = tmp_path / "mine.sqlite"  # the user's own database is never replaced
+    sqlite3.connect(mine).execute("CREATE TABLE t (x)").connection.commit()
+    code, _, err = run_cli(capsys, "train", "--preset", "dying_relu", "--run", mine,
+                           "--overwrite")
+    assert code == 2 and "is not a netxray run" in err
+
+
 @pytest.mark.parametrize("argv", [["train", "--every", "0"], ["train", "--snapshot-every", "-1"],
                                   ["report"]])
 def test_bad_train_and_report_arguments_exit_2(argv, capsys):

@@ -9,6 +9,7 @@ collective each.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,16 +21,20 @@ from netxray._watch_analysis import StepBatch, StepMsg
 
 def detach_value(v: Any) -> Any:
     """A loss or metric as the writer takes it: a 0-d tensor off the graph (the mean of a
-    larger one), a float for NumPy values, anything else as is. Never a GPU sync. A tensor
-    is copied: the writer reads it later, after the training loop may have changed it in
-    place (a running counter, a reused loss buffer)."""
+    larger one), a float for NumPy values (their mean), a number or None as is; anything
+    else is refused. Never a GPU sync. A tensor is copied: the writer reads it later, after
+    the training loop may have changed it in place (a running counter, a reused buffer)."""
     if isinstance(v, torch.Tensor):
         if v.ndim == 0:  # (the usual loss: no reshape, each op costs ~10 us cold at a step)
             return v.detach().clone()
         return v.detach().reshape(()).clone() if v.numel() == 1 else v.detach().float().mean()
     if isinstance(v, np.ndarray | np.generic):
-        return float(np.asarray(v).reshape(()))
-    return v
+        a = np.asarray(v, dtype=np.float64)
+        return float(a.reshape(())) if a.size == 1 else float(a.mean())  # (as a tensor's)
+    if v is None or isinstance(v, numbers.Real):
+        return v
+    raise TypeError(f"a loss or metric must be a number, a tensor or a NumPy array, got "
+                    f"{type(v).__name__}")
 
 
 def _tensor(a: Any) -> torch.Tensor:
@@ -41,6 +46,10 @@ def logged_tensors(activations: Mapping[str, Any] | None, gradients: Mapping[str
     """``Watch.log``'s arrays as tensors: ``(activations, weights, layer gradients, weight
     gradients)``, each gradient matched by name to a logged layer or weight."""
     acts = {n: _tensor(a) for n, a in (activations or {}).items()}
+    for n, a in acts.items():
+        if not a.is_floating_point():  # (a layer's output; an integer array is a mix-up)
+            raise ValueError(f"activation {n!r} has dtype {a.dtype}; log the layer's "
+                             "floating-point outputs")
     ws = {n: _tensor(w) for n, w in (weights or {}).items()}
     layer_grads, param_grads = {}, {}
     for n, g in (gradients or {}).items():

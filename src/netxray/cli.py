@@ -174,15 +174,28 @@ def _say(args: argparse.Namespace, text: str) -> None:
     print(f"netxray {args.command}: {text}", file=sys.stderr, flush=True)
 
 
+def _touches(name: object, path: Path) -> bool:
+    """Whether the OSError's file ``name`` is ``path``, inside it, or a folder above it."""
+    if name is None:
+        return False
+    p = Path(str(name)).absolute()
+    root = path.absolute()
+    return p == root or root in p.parents or p in root.parents
+
+
 @contextmanager
-def _reading() -> Iterator[None]:
-    """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"."""
+def _reading(writes: dict[Path, str] | None = None) -> Iterator[None]:
+    """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"; one on
+    a path the command writes (``writes``: path -> the option that names it) is "cannot
+    write PATH: reason; choose another OPTION"."""
     try:
         yield
-    except FileNotFoundError:
-        raise
     except OSError as e:
-        if e.errno is None:
+        option = next((o for p, o in (writes or {}).items() if _touches(e.filename, p)), None)
+        if option is not None and e.errno is not None:
+            fix = "" if "pick another path" in (e.strerror or "") else f"; choose another {option}"
+            raise InputError(f"cannot write {e.filename}: {e.strerror}{fix}") from e
+        if isinstance(e, FileNotFoundError) or e.errno is None:
             raise
         raise InputError(f"cannot read {e.filename}: {e.strerror}") from e
 

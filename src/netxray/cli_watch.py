@@ -68,8 +68,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.preset is not None:
         _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
-        result = train_watched(run, preset=args.preset, every=args.every,
-                               snapshot_every=args.snapshot_every, overwrite=args.overwrite)
+        with _reading(writes={run: "--run"}):
+            result = train_watched(run, preset=args.preset, every=args.every,
+                                   snapshot_every=args.snapshot_every, overwrite=args.overwrite)
     else:
         from netxray import demo
 
@@ -78,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs=args.epochs, lr=args.lr, seed=args.seed,
         )
         _say(args, f"training into {run} ...")
-        with _reading():
+        with _reading(writes={run: "--run"}):
             result = train_watched(run, config=config, every=args.every,
                                    snapshot_every=args.snapshot_every, overwrite=args.overwrite,
                                    progress=not args.no_progress)
@@ -112,7 +113,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
     from netxray.run_analysis import write_run_report
 
-    with _reading():
+    with _reading(writes={out: "--out"}):
         path = write_run_report(file, out)
     print(f"Report: {path}")
     return OK

@@ -35,6 +35,7 @@ from netxray._outputs import align, has_seq, tokens, zero_padding
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
+from netxray._watch_args import check_log_step, check_watch_args
 from netxray._watch_reduce import PreviousWeights, fit_all, param_norms
 from netxray._watch_snapshot import probe_snapshot
 from netxray._watch_transfer import (
@@ -71,17 +72,8 @@ class Watch:
                  alarm_severity: str, config: Mapping[str, Any] | None, overwrite: bool,
                  snapshot_resolution: int, commit_interval: float,
                  drop_snapshots: bool = True, stats_thread: bool | None = None) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        if snapshot_every is not None and snapshot_every < 1:
-            raise ValueError(f"snapshot_every must be >= 1 or None, got {snapshot_every}")
-        if not (alarms in ("warn", "raise") or callable(alarms)):
-            raise ValueError(f"alarms must be 'warn', 'raise' or a callable(finding, step), got {alarms!r}")
-        if model is not None and not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module or None (then log arrays with "
-                            f"w.log), got {type(model).__name__}")
-        if probe is not None and model is None:
-            raise ValueError("probe snapshots need a model; pass model= or drop probe=")
+        check_watch_args(model, every=every, snapshot_every=snapshot_every, probe=probe,
+                         alarms=alarms, bins=bins)
         from netxray.capture import select_layers
 
         self.model = model
@@ -360,11 +352,10 @@ class Watch:
         increase; statistics are kept on steps divisible by ``every``, the loss on all.
         """
         self._require_open()
-        if step <= self._last_log:
-            raise ValueError(f"steps must increase: got {step} after {self._last_log}")
-        self._last_log = step
-        self._advance(step)
+        check_log_step(step, self._last_log)
         acts, ws, layer_grads, param_grads = logged_tensors(activations, gradients, weights)
+        self._last_log = step  # (a refused call changes nothing)
+        self._advance(step)
         for n, a in acts.items():
             self._on_output(n, a, (families or {}).get(n))
         if self._recording:

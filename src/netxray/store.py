@@ -156,7 +156,11 @@ class RunDB:
                 )
             for extra in ("", "-wal", "-shm", "-journal"):
                 Path(f"{file}{extra}").unlink(missing_ok=True)
-        file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # (a file where the run's folder would go, no permission...)
+            raise type(e)(e.errno, f"{e.strerror} (the run's folder cannot be created there: "
+                          "pick another path)", e.filename) from None
         self.file = file
         self.con = sqlite3.connect(file, check_same_thread=False, isolation_level=None)
         _pragmas(self.con)
