@@ -18,7 +18,7 @@ class Classifier(nn.Module):
         self.batch_first = batch_first
         self.proj = nn.Linear(16, 16)
         layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=batch_first)
-        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=True)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=batch_first)
         self.head = nn.Linear(16, 3)
 
     def forward(self, x, src_key_padding_mask):
