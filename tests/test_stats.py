@@ -1,5 +1,7 @@
 import json
 import math
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -404,6 +406,19 @@ def test_scale_is_the_rms_activation():
     x = torch.tensor([[1.0, -2.0], [3.0, 2.0]], dtype=torch.float64)
     s = collect_stats(nn.Sequential(nn.Identity()), x, layers="0")["0"]
     assert s.scale == pytest.approx(math.sqrt((1 + 4 + 9 + 4) / 4), rel=1e-12)
+
+
+def test_scale_of_huge_activations_is_right_without_an_overflow_warning():
+    x = torch.tensor([[1.0, -2.0], [3.0, 2.0]], dtype=torch.float64)
+    s = collect_stats(nn.Sequential(nn.Identity()), x, layers="0")["0"]
+    huge = replace(s, mean=np.array([1e200, -1e200]), var=np.array([0.0, 0.0]))  # mean^2: inf
+    many = replace(s, mean=np.array([1e300, 0.0]), var=np.array([1e308, 1e308]))
+    over = replace(s, mean=np.array([np.inf, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in square" would raise
+        assert huge.scale == pytest.approx(1e200, rel=1e-12)
+        assert many.scale == pytest.approx(math.sqrt(0.5) * 1e300, rel=1e-12)  # var negligible
+        assert over.scale == math.inf  # a value that truly overflows stays inf
 
 
 def test_exported_from_the_package():

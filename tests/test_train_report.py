@@ -18,6 +18,7 @@ import netxray
 from netxray import cli
 from netxray.report import training as section
 from netxray.report.packing import tolerance, unpack
+from netxray.report.plane_charts import blank_surface
 from netxray.run_analysis import death_steps, read_run
 from watch_helpers import train_steps
 
@@ -100,6 +101,78 @@ def test_an_error_severity_alarm_exits_1_and_is_printed(capsys, tmp_path):
     with _db(tmp_path / "nan") as con:
         assert con.execute("SELECT COUNT(*) FROM findings WHERE kind='nonfinite' AND "
                            "severity='error'").fetchone()[0] >= 1
+
+
+def test_a_diverged_run_is_reported_with_its_blank_surfaces(capsys, tmp_path):
+    """lr 1e30 diverges: train exits 1 without raw warning lines, and the report is written
+    (exit 0) with the snapshots whose surface is NaN/Inf blanked and marked, not dropped."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "diverged"
+    argv = ["train", "--lr", "1e30", "--epochs", "20", "--no-progress", "--run", str(path)]
+    # a process of its own: pytest would catch the warnings that Python prints to stderr
+    code = f"import sys\nfrom netxray import cli\nsys.exit(cli.main({argv!r}))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "error nonfinite" in done.stdout
+    # no `.../_watch_snapshot.py:40: NetxrayWarning: ...`, no numpy overflow RuntimeWarning
+    assert "Warning" not in done.stderr and ".py:" not in done.stderr, done.stderr
+    code, out, err = run_cli(capsys, "report", path)
+    assert code == 0, err
+    assert (path / "report.html").is_file()
+    html = (path / "report.html").read_text()
+    with _db(path) as con:
+        steps = [s for (s,) in con.execute("SELECT step FROM snapshots WHERE kind='boundary' "
+                                           "ORDER BY step")]
+    tr = read_run(path)
+    bad = [int(s) for s, b in zip(tr.snapshot_steps, tr.boundaries, strict=True)
+           if not np.isfinite(b.probs).all()]
+    assert bad, "lr 1e30 makes the later surfaces NaN/Inf"
+    note = f"the network's outputs are NaN/Inf from step {bad[0]}: no surface"
+    assert note in html
+    chart = _charts(tr)["The decision surface over training"]
+    assert [f["title"] for f in chart["frames"]] == [f"step {s}" for s in steps]  # none dropped
+    for s, frame, label in zip(steps, chart["frames"], chart["frame_labels"], strict=True):
+        probs = unpack(frame["probs"])
+        if s in bad:
+            assert label == f"step {s} · {note}" and frame["description"] == note
+            assert np.isnan(probs).all()  # blank, never drawn from the NaN outputs
+        else:
+            assert "NaN" not in label and np.isfinite(probs).all()
+    assert f"{len(bad)} of the {len(steps)} snapshots are blank" in chart["description"]
+
+
+def test_a_surface_of_non_finite_probabilities_is_still_refused():
+    xs = np.linspace(-1, 1, 3)
+    probs = np.full((3, 3, 2), 0.5)
+    probs[1, 1] = np.nan
+    with pytest.raises(ValueError, match="probs has NaN/Inf"):
+        section.charts.surface("s", xs, xs, probs)
+    blank = blank_surface("s", xs, xs, "no surface", class_names=["a", "b"])
+    assert blank["kind"] == "surface" and blank["description"] == "no surface"
+    assert unpack(blank["probs"]).shape == (3, 3, 2) and np.isnan(unpack(blank["probs"])).all()
+
+
+def test_train_prints_other_warnings_as_one_clean_line(capsys, tmp_path, monkeypatch):
+    import warnings
+
+    from netxray import train_watch
+
+    real = train_watch.train_watched
+
+    def noisy(*args, **kwargs):
+        for _ in range(3):
+            warnings.warn("something odd", RuntimeWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_watch, "train_watched", noisy)
+    code, _, err = run_cli(capsys, "train", "--epochs", "2", "--no-progress", "--snapshot-every",
+                           "0", "--run", tmp_path / "noisy")
+    assert code in (0, 1)
+    assert err.count("netxray train: warning: RuntimeWarning: something odd\n") == 1, err
+    assert ".py:" not in err
 
 
 def test_an_existing_run_is_not_overwritten_without_asking(dying, capsys):

@@ -9,6 +9,7 @@ when it raised an error-severity alarm (e.g. NaN/Inf), the verdict ``diagnose`` 
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def add_watch_commands(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``netxray train``: train under a watch, print the run and its alarms."""
-    from netxray.cli import OK, PROBLEMS, InputError, _reading, _say
+    from netxray.cli import OK, PROBLEMS, InputError, _say
     from netxray.store import run_file
 
     name = args.preset or Path(args.dataset).stem
@@ -64,25 +65,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                          "pass --overwrite to replace it")
     if run.exists() and not run.is_dir() and run.suffix != ".sqlite":
         raise InputError(f"--run {run} is a file, not a folder; give a folder name")
-    from netxray.train_watch import train_watched
-
-    if args.preset is not None:
-        _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
-        with _reading(writes={run: "--run"}):
-            result = train_watched(run, preset=args.preset, every=args.every,
-                                   snapshot_every=args.snapshot_every, overwrite=args.overwrite)
-    else:
-        from netxray import demo
-
-        config = demo.DemoConfig(
-            dataset=args.dataset, hidden=args.hidden, activation=args.activation,
-            epochs=args.epochs, lr=args.lr, seed=args.seed,
-        )
-        _say(args, f"training into {run} ...")
-        with _reading(writes={run: "--run"}):
-            result = train_watched(run, config=config, every=args.every,
-                                   snapshot_every=args.snapshot_every, overwrite=args.overwrite,
-                                   progress=not args.no_progress)
+    # alarms are stored and printed below; other warnings become one clean line each
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = _train(args, run)
+    nonfinite = any(f.kind == "nonfinite" for f in result.raised)
+    for line in _warning_lines(caught, skip_nonfinite=nonfinite):
+        _say(args, f"warning: {line}")
     print(f"Run: {result.path} ({result.steps} steps, final training loss "
           f"{result.final_loss:.4g}{', diverged' if result.diverged else ''})")
     raised = result.raised
@@ -92,6 +81,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  step {f.step}: {f.severity} {f.kind}{where}: {f.message}")
     print(f"Report: netxray report {result.path}")
     return PROBLEMS if result.errors else OK
+
+
+def _train(args: argparse.Namespace, run: Path) -> Any:
+    """Train the preset or the demo's MLP of ``args`` into ``run``; its ``train_watched``."""
+    from netxray.cli import _reading, _say
+    from netxray.train_watch import train_watched
+
+    if args.preset is not None:
+        _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
+        with _reading(writes={run: "--run"}):
+            return train_watched(run, preset=args.preset, every=args.every,
+                                 snapshot_every=args.snapshot_every, overwrite=args.overwrite)
+    from netxray import demo
+
+    config = demo.DemoConfig(
+        dataset=args.dataset, hidden=args.hidden, activation=args.activation,
+        epochs=args.epochs, lr=args.lr, seed=args.seed,
+    )
+    _say(args, f"training into {run} ...")
+    with _reading(writes={run: "--run"}):
+        return train_watched(run, config=config, every=args.every,
+                             snapshot_every=args.snapshot_every, overwrite=args.overwrite,
+                             progress=not args.no_progress)
+
+
+def _warning_lines(caught: list[warnings.WarningMessage], *, skip_nonfinite: bool) -> list[str]:
+    """The warnings raised while training, each distinct one once, as ``Category: message``
+    without the source line Python's own display adds. netxray's NaN/Inf warnings (the
+    snapshots of a diverged model) are left out where the nonfinite alarm already says so."""
+    from netxray._warnings import NetxrayWarning
+
+    lines: list[str] = []
+    for w in caught:
+        text = str(w.message).strip()
+        text = text.splitlines()[0] if text else ""
+        if skip_nonfinite and issubclass(w.category, NetxrayWarning) and "NaN/Inf" in text:
+            continue
+        line = f"{w.category.__name__}: {text}"
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def cmd_report(args: argparse.Namespace) -> int:

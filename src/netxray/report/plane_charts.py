@@ -159,6 +159,25 @@ def surface(
     return spec
 
 
+def blank_surface(title: str, xx: Any, yy: Any, note: str, *, class_names: Sequence[str],
+                  **kwargs: Any) -> dict[str, Any]:
+    """A :func:`surface` frame with no surface to draw, e.g. where a model's outputs are
+    NaN/Inf: the grid, points and labels as ``surface`` checks them, every probability NaN
+    (packed as "not a number", so the page paints the plane blank rather than from garbage),
+    and ``note`` (why there is no surface) as the frame's description. For a slider whose
+    other frames are surfaces; ``surface`` itself still refuses non-finite ``probs``.
+    """
+    gx, gy = _as_array(xx, "xx"), _as_array(yy, "yy")
+    k = len(class_names)
+    if k < 2:
+        raise ValueError(f"class_names has {k} names; a surface has 2 classes or more")
+    grid = gx.shape if gx.ndim == 2 else (gy.size, gx.size)
+    spec = surface(title, gx, gy, np.full((*grid, k), 1.0 / k), class_names=class_names,
+                   description=note, **kwargs)
+    spec["probs"] = pack(np.full(spec["probs"]["shape"], np.nan), "u8", lo=0.0, step=PROB_STEP)
+    return spec
+
+
 def gradient_field(field: Mapping[str, Any]) -> dict[str, Any]:
     """A surface's hover arrows, checked and packed: ``{"x", "y", "dx", "dy", "label"}``.
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from netxray.report import charts
 from netxray.report.html import write_report
+from netxray.report.plane_charts import blank_surface
 
 if TYPE_CHECKING:  # annotations only: the report draws results and imports no application code
     from netxray.run_analysis import TrainingRun
@@ -243,7 +244,10 @@ def update_ratios(tr: TrainingRun) -> dict[str, Any] | None:
 
 
 def boundary_slider(tr: TrainingRun) -> dict[str, Any] | None:
-    """The decision surface at each snapshot step, on a slider, with the probe's points."""
+    """The decision surface at each snapshot step, on a slider, with the probe's points.
+
+    A snapshot whose probabilities are not all finite (the network diverged) stays a frame,
+    drawn blank with a note that says from which step the outputs are NaN/Inf."""
     if not tr.boundaries:
         return None
     classes = [str(c) for c in tr.config.get("classes") or []]
@@ -252,6 +256,11 @@ def boundary_slider(tr: TrainingRun) -> dict[str, Any] | None:
         classes = [str(i) for i in range(k)]
     features = tr.config.get("features") or ["x1", "x2"]
     xl, yl = (features[0], features[1]) if len(features) == 2 else ("x1", "x2")
+    finite = [bool(np.isfinite(b.probs).all()) for b in tr.boundaries]
+    first_bad = next((int(s) for s, ok in zip(tr.snapshot_steps, finite, strict=True)
+                      if not ok), None)
+    note = (f"the network's outputs are NaN/Inf from step {first_bad}: no surface"
+            if first_bad is not None else "")
     frames, labels = [], []
     acc = tr.snapshot_accuracy
     for i, (s, b) in enumerate(zip(tr.snapshot_steps, tr.boundaries, strict=True)):
@@ -261,13 +270,19 @@ def boundary_slider(tr: TrainingRun) -> dict[str, Any] | None:
             pts = [{"x": float(b.points[j, 0]), "y": float(b.points[j, 1]),
                     "label": int(tr.probe_labels[j]), "marker": "train", "index": int(j)}
                    for j in idx]
-        frames.append(charts.surface(f"step {int(s)}", b.xx, b.yy, b.probs, points=pts,
-                                     class_names=classes, xlabel=xl, ylabel=yl))
+        common = dict(points=pts, class_names=classes, xlabel=xl, ylabel=yl)
+        if not finite[i]:
+            frames.append(blank_surface(f"step {int(s)}", b.xx, b.yy, note, **common))
+            labels.append(f"step {int(s)} · {note}")
+            continue
+        frames.append(charts.surface(f"step {int(s)}", b.xx, b.yy, b.probs, **common))
         a = None if acc is None or not np.isfinite(acc[i]) else float(acc[i])
         labels.append(f"step {int(s)}" + (f" · probe acc {a:.3f}" if a is not None else ""))
+    blanks = len(finite) - sum(finite)
+    said = (f" {blanks} of the {len(finite)} snapshots are blank: {note}." if blanks else "")
     return charts.slider("The decision surface over training", frames, labels,
                          description="Snapshots of the class probabilities over the input "
-                         "plane, taken during training on the training points.")
+                         "plane, taken during training on the training points." + said)
 
 
 def run_training_section(tr: TrainingRun) -> dict[str, Any]:

@@ -78,8 +78,15 @@ class LayerStats(Result):
         ok = w > 0
         if not ok.any():
             return math.nan
-        ms = (self.var[ok] + self.mean[ok] ** 2) * w[ok]
-        return float(np.sqrt(ms.sum() / w[ok].sum()))
+        var, mean, w = self.var[ok], self.mean[ok], w[ok]
+        with np.errstate(over="ignore", invalid="ignore"):
+            ms = (var + mean**2) * w
+            rms = float(np.sqrt(ms.sum() / w.sum()))
+            big = max(float(np.sqrt(np.maximum(var, 0)).max()), float(np.abs(mean).max()))
+            if math.isinf(rms) and math.isfinite(big):  # mean^2 overflowed: rescale by big
+                ms = (var / big / big + (mean / big) ** 2) * w
+                rms = big * float(np.sqrt(ms.sum() / w.sum()))
+        return rms
 
     @property
     def grad_rms(self) -> float | None:
