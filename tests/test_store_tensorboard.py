@@ -95,3 +95,26 @@ def test_a_run_object_stays_open_and_histograms_can_be_left_out(tmp_path):
         assert len(run.steps.step) == 7  # still usable
     acc = _load(tmp_path / "tb")
     assert acc.Tags()["histograms"] == [] and "train/loss" in acc.Tags()["scalars"]
+
+
+def test_the_export_tensorboard_command_writes_what_the_api_writes(tmp_path, capsys):
+    from netxray import cli
+
+    _run(tmp_path / "run")
+    assert cli.main(["export-tensorboard", str(tmp_path / "run"), str(tmp_path / "tb")]) == 0
+    assert f"TensorBoard: {tmp_path / 'tb'}" in capsys.readouterr().out
+    api = netxray.export_tensorboard(tmp_path / "run", tmp_path / "api")
+    got, want = _load(tmp_path / "tb"), _load(api)
+    assert got.Tags()["scalars"] == want.Tags()["scalars"] and got.Tags()["histograms"]
+    for tag in want.Tags()["scalars"]:
+        assert [(e.step, e.value) for e in got.Scalars(tag)] == [
+            (e.step, e.value) for e in want.Scalars(tag)]
+    # a second export into the same folder would double every series: refused
+    assert cli.main(["export-tensorboard", str(tmp_path / "run"), str(tmp_path / "tb")]) == 2
+    assert "already holds TensorBoard event files" in capsys.readouterr().err
+    assert cli.main(["export-tensorboard", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "no run at" in err and "Traceback" not in err
+    assert cli.main(["export-tensorboard", str(tmp_path / "run"), str(tmp_path / "nh"),
+                     "--no-histograms"]) == 0
+    assert not _load(tmp_path / "nh").Tags()["histograms"]

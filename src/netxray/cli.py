@@ -21,7 +21,7 @@ from pathlib import Path
 
 from netxray.cli_options import add_debug, add_model_options, add_training_options
 from netxray.cli_serve import add_serve_command, cmd_serve
-from netxray.cli_watch import add_watch_commands, cmd_report, cmd_train
+from netxray.cli_watch import add_watch_commands, cmd_export_tensorboard, cmd_report, cmd_train
 
 OK, PROBLEMS, BAD_INPUT, CRASH, INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -460,6 +460,7 @@ _COMMANDS = {
     "datasets": _cmd_datasets,
     "train": cmd_train,
     "report": cmd_report,
+    "export-tensorboard": cmd_export_tensorboard,
     "serve": cmd_serve,
 }
 

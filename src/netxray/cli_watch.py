@@ -1,4 +1,5 @@
-"""The ``netxray train`` and ``netxray report`` commands: record a watched run, then draw it.
+"""The ``netxray train``, ``report`` and ``export-tensorboard`` commands: record a watched
+run, then draw it or hand it to TensorBoard.
 
 Kept beside :mod:`netxray.cli` (which registers them) so that module stays one screenful of
 commands per concern. Like the rest of the CLI, building the parser imports nothing heavy;
@@ -15,7 +16,7 @@ from typing import Any
 
 from netxray.cli_options import add_debug, add_training_options, non_negative_int, positive
 
-__all__ = ["add_watch_commands", "cmd_report", "cmd_train"]
+__all__ = ["add_watch_commands", "cmd_export_tensorboard", "cmd_report", "cmd_train"]
 
 
 def add_watch_commands(sub: Any) -> None:
@@ -47,7 +48,15 @@ def add_watch_commands(sub: Any) -> None:
     report.add_argument("run", metavar="RUN", help="the run's folder or its .sqlite file")
     report.add_argument("--out", default=None,
                         help="the HTML file to write (default: report.html in the run's folder)")
-    for p in (train, report):
+    tb = sub.add_parser("export-tensorboard",
+                        help="write a run as TensorBoard event files (scalars, histograms, "
+                             "alarms as text)")
+    tb.add_argument("run", metavar="RUN", help="the run's folder or its .sqlite file")
+    tb.add_argument("dir", metavar="DIR", help="the folder to write (then: tensorboard "
+                                               "--logdir DIR); it must hold no event files yet")
+    tb.add_argument("--no-histograms", action="store_true",
+                    help="scalars and alarms only (smaller, faster to load)")
+    for p in (train, report, tb):
         add_debug(p)
 
 
@@ -124,18 +133,48 @@ def _warning_lines(caught: list[warnings.WarningMessage], *, skip_nonfinite: boo
     return lines
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """``netxray report RUN``: the run's report, drawn from its store."""
-    from netxray.cli import OK, InputError, _reading
+def _stored_run(name: str) -> Path:
+    """The store of run ``name`` (a folder or a .sqlite file), or a clear error."""
+    from netxray.cli import InputError
     from netxray.store import run_file
 
-    run = Path(args.run)
+    run = Path(name)
     file = run_file(run)
     if not file.is_file():
         hint = (f"{run} is a folder without a run.sqlite" if run.is_dir() else
                 f"{run} does not exist" if not run.exists() else f"{run} is not a .sqlite file")
         raise InputError(f"no run at {run} ({hint}); record one with `netxray train --run "
                          f"{run}` or netxray.watch(model, {str(run)!r})")
+    return file
+
+
+def cmd_export_tensorboard(args: argparse.Namespace) -> int:
+    """``netxray export-tensorboard RUN DIR``: the run as TensorBoard event files."""
+    from netxray.cli import OK, InputError, _reading
+
+    file = _stored_run(args.run)
+    out = Path(args.dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"DIR {out} is a file; give a folder name")
+    if out.is_dir() and any(out.glob("events.out.tfevents.*")):
+        raise InputError(f"{out} already holds TensorBoard event files, and TensorBoard would "
+                         "show both exports as one run's series: choose an empty folder")
+    from netxray.store_tensorboard import export_tensorboard
+
+    try:
+        with _reading(writes={out: "DIR"}):
+            export_tensorboard(file, out, histograms=not args.no_histograms)
+    except ImportError as e:
+        raise InputError(str(e)) from e
+    print(f"TensorBoard: {out} (view it: tensorboard --logdir {out})")
+    return OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``netxray report RUN``: the run's report, drawn from its store."""
+    from netxray.cli import OK, InputError, _reading
+
+    file = _stored_run(args.run)
     out = Path(args.out) if args.out is not None else file.parent / "report.html"
     if args.out == "-":
         raise InputError("--out - (standard output) is not supported; give an .html file name")
