@@ -134,3 +134,40 @@ def test_what_cannot_be_told_apart_is_refused_not_counted():
     s = netxray.collect_stats(m, d, ["proj", LAYER], gradients=True,
                               mask=lambda b: ~b["src_key_padding_mask"])
     assert s["proj"].count.tolist() == [27] * 16
+
+
+def test_a_training_watch_leaves_the_encoders_padding_out(tmp_path):
+    """Training mode, gradients on: PyTorch's slow path, plain padded tensors. The watch's
+    statistics and gradient RMS are those of the real tokens (the reference's)."""
+    import netxray
+
+    m = model().train()
+    batches = data()
+    want, grads = reference(m, batches[:1])
+    with netxray.watch(m, tmp_path / "run", every=1, layers=[LAYER], bins=0,
+                       alarms="raise") as w:
+        b = batches[0]
+        loss = nn.functional.cross_entropy(m(b["x"], b["src_key_padding_mask"]), b["labels"],
+                                           reduction="sum")
+        loss.backward()
+        w.step(loss=loss)
+    assert m.training
+    with netxray.open_run(tmp_path / "run") as run:
+        ls = run.layer_stats(LAYER)
+        assert ls.nan[0] == 0
+        np.testing.assert_allclose(ls.mean[0], want.mean(), rtol=1e-5)
+        np.testing.assert_allclose(ls.frac_active[0], (want > 0).mean(), rtol=1e-6)
+        # per element of one token's output: sqrt(mean over real tokens of |g|^2 / units)
+        np.testing.assert_allclose(ls.grad_rms[0], np.sqrt((grads**2).sum(1).mean()
+                                                           / want.shape[1]), rtol=1e-5)
+
+
+def test_a_training_watch_refuses_a_sequence_first_encoder_with_padding(tmp_path):
+    import netxray
+
+    m = model(batch_first=False).train()
+    b = data()[0]
+    with pytest.raises(ValueError, match="sequence-first transformer encoder.*batch_first=True"):
+        with netxray.watch(m, tmp_path / "run", every=1, layers=[LAYER]) as w:
+            m(b["x"], b["src_key_padding_mask"])
+            w.step()

@@ -145,3 +145,24 @@ class EncoderMasks:
         finally:
             for h in handles:
                 h.remove()
+
+
+def refuse_sequence_first(name: str) -> None:
+    """A training watch takes outputs as batch-first: a sequence-first encoder's padded
+    ``(seq, batch, ...)`` outputs would be read with time steps as samples."""
+    raise ValueError(
+        f"watched layer {name!r} is inside a sequence-first transformer encoder given a "
+        "src_key_padding_mask; watch reads batch-first outputs only: build the encoder "
+        "layers with batch_first=True, or leave its layers out (layers=...)"
+    )
+
+
+def watched_encoders(model: nn.Module, names: Iterable[str],
+                     stack: contextlib.ExitStack) -> EncoderMasks | None:
+    """A training watch's :class:`EncoderMasks`, hooked until ``stack`` closes; None when no
+    transformer encoder covers a watched layer (a model without one pays nothing)."""
+    encoders = EncoderMasks(model, names)
+    if not encoders.sigs:
+        return None
+    stack.enter_context(encoders.hooks())
+    return encoders

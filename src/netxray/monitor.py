@@ -32,6 +32,7 @@ from torch import nn
 
 from netxray._checks import check_initialised
 from netxray._outputs import align, has_seq, tokens, zero_padding
+from netxray._padding import EncoderMasks, refuse_sequence_first, watched_encoders
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
@@ -106,6 +107,7 @@ class Watch:
         self._pending = PendingSteps()
         self._sent = time.monotonic()
         self._mask: torch.Tensor | None = None
+        self._encoders: EncoderMasks | None = None
         self._prev = PreviousWeights()
         self._last_log = -1
         self._step = 0
@@ -138,6 +140,7 @@ class Watch:
                 handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
                 stack.callback(handle.remove)
                 stack.enter_context(call_hooks(self.model, self.chosen, self._on_call))
+                self._encoders = watched_encoders(self.model, self.chosen, stack)
                 stack.callback(self._remove_tensor_hooks)
                 self._copy_weights(-1)  # step 0 is recorded: its update ratio needs these
         except BaseException:
@@ -217,22 +220,28 @@ class Watch:
         never counts in the statistics of per-token layers."""
         m = kwargs.get("attention_mask") if kwargs else None
         self._mask = m.detach().bool() if isinstance(m, torch.Tensor) and m.ndim == 2 else None
+        if self._encoders is not None:
+            self._encoders.begin(self._mask)
 
     def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
         """One call of a watched module (``relu``, ``relu#1`` for a shared one), batch-first;
-        a per-token output keeps its real tokens only."""
+        a per-token output keeps its real tokens only (an encoder's: ``_padding``)."""
         if self._paused:
             return
-        if not self._recording and own is None and self._mask is None:
+        mask = self._mask
+        enc = self._encoders.mask_for(name) if self._encoders is not None else None
+        if enc is not None and own is None:
+            mask = enc[0] if enc[1] else refuse_sequence_first(name)
+        if not self._recording and own is None and mask is None:
             acc = _SUM_DTYPE.get(out.dtype)  # (a view needs no aligning for a sum)
             if acc is not None:
                 return self._check_finite(name, out.detach(), acc)
         if not out.is_floating_point():
             return
-        if own is None and self._mask is None and out._base is None:
+        if own is None and mask is None and out._base is None:
             return self._on_output(name, out)  # a plain tensor: nothing to align or pick
         seq_first = self._seq_first(name, out)
-        out, mask = align(name, out, own, self._mask)
+        out, mask = align(name, out, own, mask)
         # the gradient reaches the module's own output, never the batch-first view made of it
         graph = out._base if seq_first else out
         if has_seq(out, mask):  # (unrecorded: the NaN check sums real tokens, no picking)
