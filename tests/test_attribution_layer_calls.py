@@ -25,6 +25,7 @@ from netxray.attribution import (
     NeuronGradient,
     NeuronIntegratedGradients,
 )
+from resnet_block import Block
 
 TOL = 1e-10
 N_STEPS = 8  # riemann_middle: the hand-written integral below uses the same points
@@ -64,25 +65,6 @@ class Twice(nn.Module):
         h = at("relu", torch.relu(x))
         h = at("relu#1", torch.relu(at("fc", self.fc(h))))
         return self.out(h), seen
-
-
-class Block(nn.Module):
-    """torchvision's BasicBlock: one ``ReLU(inplace=True)`` called twice, ``out += identity``."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
 
 
 class ResNetish(nn.Module):

@@ -13,31 +13,7 @@ from torch import nn
 
 import netxray
 from netxray.capture import record
-
-
-class Block(nn.Module):
-    """torchvision's ResNet BasicBlock: conv-bn-relu(inplace), conv-bn, ``out += identity``,
-    relu(inplace), one ReLU module called twice. ``inplace=False`` computes the same
-    function out of place: the reference."""
-
-    def __init__(self, c: int = 4, inplace: bool = True) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.relu = nn.ReLU(inplace=inplace)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c)
-        self.inplace = inplace
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.inplace:
-            out += identity
-        else:
-            out = out + identity
-        return self.relu(out)
+from resnet_block import Block
 
 
 class Net(nn.Module):
@@ -79,6 +55,24 @@ def reference(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 def data() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return torch.randn(10, 3, 6, 6, generator=g), torch.randint(0, 3, (10,), generator=g)
+
+
+def _block_outputs(ref_net: nn.Module, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The out-of-place reference net's cross-entropy on ``(x, y)`` and its block's outputs
+    (in the graph), by layer name: ``block.bn1``, ``block.bn2``, ``block.relu``,
+    ``block.relu#1``."""
+    kept: dict[str, list[torch.Tensor]] = {}
+    handles = [ref_net.get_submodule(n).register_forward_hook(
+        lambda _m, _i, o, n=n: kept.setdefault(n, []).append(o))
+        for n in ("block.bn1", "block.bn2", "block.relu")]
+    try:
+        loss = nn.functional.cross_entropy(ref_net(x), y)
+    finally:
+        for h in handles:
+            h.remove()
+    return loss, {"block.bn1": kept["block.bn1"][0], "block.bn2": kept["block.bn2"][0],
+                  "block.relu": kept["block.relu"][0], "block.relu#1": kept["block.relu"][1]}
 
 
 def test_the_reference_sees_what_a_kept_reference_would_lose():
@@ -147,14 +141,7 @@ def test_collect_stats_and_gradients_are_those_of_the_layer_outputs():
     # gradients with respect to each output as the layer produced it: the out-of-place block's
     ref_net = Net(inplace=False).eval()
     ref_net.load_state_dict(net.state_dict())
-    kept: dict[str, list[torch.Tensor]] = {}
-    handles = [ref_net.get_submodule(n).register_forward_hook(
-        lambda _m, _i, o, n=n: kept.setdefault(n, []).append(o)) for n in ("block.bn1", "block.bn2", "block.relu")]
-    loss = nn.functional.cross_entropy(ref_net(x), y)
-    for h in handles:
-        h.remove()
-    outs = {"block.bn1": kept["block.bn1"][0], "block.bn2": kept["block.bn2"][0],
-            "block.relu": kept["block.relu"][0], "block.relu#1": kept["block.relu"][1]}
+    loss, outs = _block_outputs(ref_net, x, y)
     grads = dict(zip(outs, torch.autograd.grad(loss, list(outs.values())), strict=True))
     for name, g in grads.items():
         per_row = g.double() * x.shape[0]  # gradients of each row's own loss
@@ -239,13 +226,8 @@ def test_a_watched_run_records_the_layer_outputs_and_their_gradients(tmp_path):
     ref_net = Net(inplace=False).double().train()
     ref_net.load_state_dict(net.state_dict())
     names = ["block.bn1", "block.bn2", "block.relu#1"]
-    kept: dict[str, list[torch.Tensor]] = {}
-    handles = [ref_net.get_submodule(n).register_forward_hook(
-        lambda _m, _i, o, n=n: kept.setdefault(n, []).append(o)) for n in ("block.bn1", "block.bn2", "block.relu")]
-    ref_loss = nn.functional.cross_entropy(ref_net(x), y)
-    for h in handles:
-        h.remove()
-    outs = [kept["block.bn1"][0], kept["block.bn2"][0], kept["block.relu"][1]]
+    ref_loss, kept = _block_outputs(ref_net, x, y)
+    outs = [kept[n] for n in names]
     grads = torch.autograd.grad(ref_loss, outs)
     outs = [o.detach() for o in outs]
     with netxray.watch(net, tmp_path / "run", every=1, layers=names, alarms=lambda f, s: None) as w:

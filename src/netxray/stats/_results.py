@@ -82,10 +82,11 @@ class LayerStats(Result):
         with np.errstate(over="ignore", invalid="ignore"):
             ms = (var + mean**2) * w
             rms = float(np.sqrt(ms.sum() / w.sum()))
-            big = max(float(np.sqrt(np.maximum(var, 0)).max()), float(np.abs(mean).max()))
-            if math.isinf(rms) and math.isfinite(big):  # mean^2 overflowed: rescale by big
-                ms = (var / big / big + (mean / big) ** 2) * w
-                rms = big * float(np.sqrt(ms.sum() / w.sum()))
+            if math.isinf(rms):  # (rare: only then the rescale's extra passes)
+                big = max(float(np.sqrt(np.maximum(var, 0)).max()), float(np.abs(mean).max()))
+                if math.isfinite(big):  # mean^2 overflowed: rescale by big
+                    ms = (var / big / big + (mean / big) ** 2) * w
+                    rms = big * float(np.sqrt(ms.sum() / w.sum()))
         return rms
 
     @property
