@@ -429,10 +429,11 @@ def test_occlusion_and_ablation_replace_token_ids_by_a_baseline_id(build):
     ids, mask = batch()
     seq, pad = ids.shape[1], 1
     t = torch.tensor([0, 2, 1, 0])
-    occ = Occlusion(model).attribute(
-        ids, target=t, window=2, stride=1, baselines=pad, additional_forward_args=(mask,),
-        internal_batch_size=10,
-    )  # fmt: skip
+    with pytest.warns(NetxrayWarning, match=r"looks like the attention mask .*pass mask="):
+        occ = Occlusion(model).attribute(
+            ids, target=t, window=2, stride=1, baselines=pad, additional_forward_args=(mask,),
+            internal_batch_size=10,
+        )  # fmt: skip
     by_hand = _drops(model, ids, mask, t, [(a, a + 2) for a in range(seq - 1)], pad)
     torch.testing.assert_close(occ.values, by_hand, atol=TOL, rtol=0)
     assert occ.values.dtype == torch.float32 and occ.values.shape == ids.shape
@@ -442,9 +443,10 @@ def test_occlusion_and_ablation_replace_token_ids_by_a_baseline_id(build):
     )  # fmt: skip
     torch.testing.assert_close(occ.values, ref, atol=TOL, rtol=0)
     groups = torch.arange(seq) // 3  # three tokens at a time
-    fa = FeatureAblation(model).attribute(
-        ids, target=t, feature_mask=groups, baselines=pad, additional_forward_args=(mask,)
-    )
+    with pytest.warns(NetxrayWarning, match="looks like the attention mask"):
+        fa = FeatureAblation(model).attribute(
+            ids, target=t, feature_mask=groups, baselines=pad, additional_forward_args=(mask,)
+        )
     by_hand = _drops(model, ids, mask, t, [(a, a + 3) for a in range(0, seq, 3)], pad)
     torch.testing.assert_close(fa.values, by_hand, atol=TOL, rtol=0)
     ref = ca.FeatureAblation(model).attribute(

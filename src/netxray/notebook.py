@@ -239,17 +239,18 @@ def _token_heatmap(ax: Any, scores: np.ndarray) -> None:
                    interpolation="nearest")
     ax.set_xlabel("token position")
     ax.set_ylabel("sequence")
-    ax.figure.colorbar(im, ax=ax, label="attribution (summed over the embedding)")
+    ax.figure.colorbar(im, ax=ax, label="attribution per token")
 
 
 def _attribution_html(r: Any) -> str:
     """Per-feature bars for inputs; one row of token scores per sequence for a layer's
-    ``(batch, seq, embedding)`` attributions; numbers only for tuples of inputs."""
+    ``(batch, seq, embedding)`` attributions and for occluded token ids; numbers only for
+    tuples of inputs."""
     if isinstance(r.values, tuple):
         shapes = ", ".join(str(tuple(v.shape)) for v in r.values)
         return _frame(r, _fields_html(r), _e(f"{r.method}, values for {len(r.values)} "
                                              f"inputs shaped {shapes}"))
-    if r.values.ndim >= 3:
+    if r.values.ndim >= 3 or r.per_token:
         scores = r.token_scores().detach().float().cpu().numpy()
         img = png(lambda ax: _token_heatmap(ax, scores[:MAX_ROWS]))
         return _frame(r, img + _fields_html(r), _e(key_numbers("attribution", r)))
@@ -276,9 +277,9 @@ def key_numbers(kind: str, r: Any) -> str:
         text = f"{r.method}, values {tuple(r.values.shape)}"
         if r.delta is not None:
             text += f", max |completeness delta| {float(r.delta.abs().max()):.2g}"
-        if r.values.ndim >= 3:
-            text += "; token scores (summed over the embedding), padding at 0" if \
-                r.mask is not None else "; token scores (summed over the embedding)"
+        if r.values.ndim >= 3 or r.per_token:
+            text += "; token scores" + ("" if r.per_token else " (summed over the embedding)")
+            text += ", padding at 0" if r.mask is not None else ""
         return text
     if kind == "probes":
         best = max(r.layers, key=lambda n: r.accuracy[n])

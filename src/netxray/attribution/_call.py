@@ -94,7 +94,8 @@ def _forward_args(args: ForwardArgs, model: nn.Module, n: int) -> tuple[Any, ...
     return tuple(out)
 
 
-def _rows_of(args: tuple[Any, ...], sl: slice) -> tuple[Any, ...]:
+def _rows_of(args: tuple[Any, ...], sl: slice | torch.Tensor) -> tuple[Any, ...]:
+    """The rows ``sl`` (a slice, or row indices) of every per-sample tensor."""
     return tuple(a[sl] if isinstance(a, torch.Tensor) and a.ndim else a for a in args)
 
 
@@ -116,6 +117,20 @@ def _interleave(args: tuple[Any, ...], k: int) -> tuple[Any, ...]:
         a.repeat_interleave(k, dim=0) if isinstance(a, torch.Tensor) and a.ndim else a
         for a in args
     )
+
+
+def _check_mask(mask: Any, values: torch.Tensor, what: str) -> torch.Tensor | None:
+    """``mask`` as a ``(batch, seq)`` bool tensor on the values' device, checked: one flag
+    per token (True: a real token), shaped like the first two dims of ``values``."""
+    if mask is None:
+        return None
+    m = torch.as_tensor(mask).to(values.device)
+    if values.ndim < 2 or tuple(m.shape) != tuple(values.shape[:2]):
+        raise ValueError(
+            f"mask has shape {tuple(m.shape)}; pass one flag per token, shaped like the first "
+            f"two dims of {what} {tuple(values.shape[:2])} (e.g. the attention mask)"
+        )
+    return m.bool() if m.dtype != torch.bool else m
 
 
 # --------------------------------------------------------------------------- the errors

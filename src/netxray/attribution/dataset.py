@@ -6,7 +6,9 @@ Batches are read as models take them (:func:`netxray.batches.read_batches`): ten
 convention has it: one entry (``input_ids`` by default) is the ``inputs``, the other tensors
 are ``additional_forward_args``, and a small wrapper passes them all back to the model by
 keyword. Text models attributed at a per-token layer (``LayerIntegratedGradients`` on the
-embedding) also get per-token-type statistics (:class:`TokenAttribution`), padding left out.
+embedding), or by occluding their token ids (``Occlusion`` / ``FeatureAblation``, given the
+batch's attention mask as ``mask=``), also get per-token-type statistics
+(:class:`TokenAttribution`), padding left out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 
 from netxray.attribution._engine import _Method
 from netxray.attribution.layer import _NeuronMethod
-from netxray.attribution.perturbation import FiniteDifference
+from netxray.attribution.perturbation import FiniteDifference, _Perturbation
 from netxray.attribution.results import Attribution, DatasetAttribution
 from netxray.attribution.tokens import TokenAttribution, token_table
 from netxray.batches import Batch, BatchFormat, LabelSpec, MaskSpec, OutputSpec, pick_output
@@ -139,6 +141,9 @@ def attribute_dataset(
     the features are the layer's units, averaged over real tokens (the mask leaves padding
     out), and ``tokens`` holds per-token-id statistics of the token scores
     (:class:`TokenAttribution`). Sequences may differ in length from batch to batch.
+    ``Occlusion`` / ``FeatureAblation`` on token ids give one score per token: they get the
+    batch's mask as ``mask=`` (padding never set to the baseline), the means are then
+    scalars (the mean score over real tokens), and ``tokens`` is filled the same way.
 
     ``on_batch(attribution, batch)`` is called with each batch's :class:`Attribution` and
     :class:`netxray.batches.Batch`, e.g. to write per-sample values out as they come or keep
@@ -219,6 +224,8 @@ def _attribute_batch(
         b = b.to(method.model)
     bound, x, args = _plan(method, b, input_key, output)
     extra: dict[str, Any] = {"additional_forward_args": args} if args else {}
+    if isinstance(method, _Perturbation) and b.mask is not None:
+        extra["mask"] = b.mask  # padding is never occluded, and scores 0
     if neuron:
         attr = bound.attribute(x, **extra, **kwargs)
     else:
@@ -235,7 +242,7 @@ def _attribute_batch(
     else:
         groups = _predicted(bound, x, args)
     acc.add(attr.values.detach(), x, b.mask, groups.detach().cpu(), "label" if yb is not None
-            else "pred")
+            else "pred", attr.per_token)
     return first
 
 
@@ -269,7 +276,8 @@ class _Sums:
             self.class_sum = torch.cat([c, grow])
 
     def add(self, v: Any, x: torch.Tensor, mask: torch.Tensor | None, groups: torch.Tensor,
-            grouped_by: str) -> None:
+            grouped_by: str, one_per_token: bool = False) -> None:
+        """``one_per_token``: ``v`` ``(batch, seq)`` is a score per token already."""
         if isinstance(v, tuple):
             raise ValueError("attribute_dataset takes one input tensor per batch, not a tuple")
         if self.grouped_by is not None and grouped_by != self.grouped_by:
@@ -283,7 +291,7 @@ class _Sums:
                 f"class {top - 1} found but n_classes={self.n_classes}; raise n_classes"
             )
         per_token = (
-            not x.is_floating_point() and x.ndim == 2 and v.ndim >= 3
+            not x.is_floating_point() and x.ndim == 2 and (v.ndim >= 3 or one_per_token)
             and tuple(v.shape[:2]) == tuple(x.shape)
         )
         if self.per_token is not None and per_token != self.per_token:
@@ -291,7 +299,7 @@ class _Sums:
         self.per_token = per_token
         if per_token:
             real = (torch.ones(x.shape, dtype=torch.bool) if mask is None else mask.bool()).to(v.device)
-            rows = v[real].flatten(1)
+            rows = v[real].flatten(1) if v.ndim >= 3 else v[real][:, None]
             row_groups = groups.to(v.device)[:, None].expand(x.shape)[real]
             scores = v.reshape(*x.shape, -1).sum(-1)[real]
             k = max(self.n_classes or 0, top, 0 if self.tokens is None else self.tokens.n_classes)

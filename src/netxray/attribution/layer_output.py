@@ -30,6 +30,7 @@ from torch import nn
 from netxray._checks import preserved_state
 from netxray.attribution._call import (
     Inputs,
+    _check_mask,
     _no_gradient,
     _rows_of,
     _tile,
@@ -134,19 +135,6 @@ def _layer_grad(
     return g, leaf.detach(), tt  # type: ignore[return-value]
 
 
-def _check_mask(mask: Any, values: torch.Tensor) -> torch.Tensor | None:
-    """``mask`` as a ``(batch, seq)`` bool tensor on the values' device, checked."""
-    if mask is None:
-        return None
-    m = torch.as_tensor(mask).to(values.device)
-    if values.ndim < 2 or tuple(m.shape) != tuple(values.shape[:2]):
-        raise ValueError(
-            f"mask has shape {tuple(m.shape)}; pass one flag per token, shaped like the first "
-            f"two dims of the layer's output {tuple(values.shape[:2])} (e.g. the attention mask)"
-        )
-    return m.bool() if m.dtype != torch.bool else m
-
-
 class _LayerOutputMethod(_LayerMethod):
     """Layer methods with Captum's calling convention (inputs of any dtype, tuples, args)."""
 
@@ -205,7 +193,7 @@ class LayerGradient(_LayerOutputMethod):
         _warn_nonfinite(self.model, (g,), self.name)
         return Attribution(
             g, _untuple(xs, is_tuple), t, None, self.name, layer=self.layer,
-            mask=_check_mask(mask, g),
+            mask=_check_mask(mask, g, "the layer's output"),
         )  # fmt: skip
 
 
@@ -234,7 +222,7 @@ class LayerGradientXActivation(_LayerOutputMethod):
         _warn_nonfinite(self.model, (values,), self.name)
         return Attribution(
             values, _untuple(xs, is_tuple), t, None, self.name, layer=self.layer,
-            mask=_check_mask(mask, values),
+            mask=_check_mask(mask, values, "the layer's output"),
         )  # fmt: skip
 
 
@@ -293,7 +281,7 @@ class LayerIntegratedGradients(_LayerOutputMethod):
         params = {"n_steps": int(n_steps), "method": method}
         return Attribution(
             values, _untuple(xs, is_tuple), t, delta, self.name, layer=name, params=params,
-            mask=_check_mask(mask, values),
+            mask=_check_mask(mask, values, "the layer's output"),
         )  # fmt: skip
 
     def _ends(

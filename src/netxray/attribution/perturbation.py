@@ -2,7 +2,8 @@
 
 Occlusion and feature ablation set groups of features (a sliding window, or the groups of a
 feature mask) to a baseline and record how much the target output drops; they take token
-ids as they are (replaced by a baseline id) and ``additional_forward_args`` (a mask).
+ids as they are (replaced by a baseline id) and ``additional_forward_args`` (a mask);
+``mask=`` (the attention mask) leaves padding as it is and gives it no score.
 Finite differences nudge each element by +-eps, and take any callable (a NumPy model too),
 not only an ``nn.Module``. All the perturbed copies of a chunk of samples go through the model in one
 forward pass of at most ``internal_batch_size`` rows.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,11 +22,12 @@ import torch
 from torch import nn
 
 from netxray._checks import as_input_tensor, check_eval_mode, check_finite, preserved_state
+from netxray._warnings import NetxrayWarning
 
 # _AUTO_CHUNK_ELEMENTS is read through the module at call time, so lowering it there
 # (as the tests do) reaches the mask cache here too.
 from netxray.attribution import _engine
-from netxray.attribution._call import _forward_args, _interleave, _rows_of
+from netxray.attribution._call import _check_mask, _forward_args, _interleave, _rows_of
 from netxray.attribution._engine import (
     Baselines,
     Target,
@@ -48,13 +51,17 @@ class _Perturbation(_Method):
 
     Nothing is differentiated, so integer inputs (token ids, category codes) are taken as
     they are: a group is replaced by the baseline id (``baselines=`` the pad or mask id),
-    which is how one occludes tokens; ``values`` then take the output's dtype.
+    which is how one occludes tokens; ``values`` then take the output's dtype. ``mask``
+    ``(batch, seq)`` (the attention mask, True / 1 for real tokens) keeps padding out:
+    it is never set to the baseline (a pad turned into a mask id changes what the model
+    sees) and its values are exactly 0.
     """
 
     def _perturbed_inputs(
-        self, inputs: Any, baselines: Baselines, additional_forward_args: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, ...]]:
-        """``(inputs, baselines broadcastable to them, the additional args)``, checked."""
+        self, inputs: Any, baselines: Baselines, additional_forward_args: Any, mask: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, ...], torch.Tensor | None]:
+        """``(inputs, baselines broadcastable to them, the additional args, the mask)``,
+        checked."""
         check_eval_mode(self.model)
         x = as_input_tensor(inputs, self.model, "inputs")
         if x.dtype == torch.bool or x.is_complex():
@@ -75,7 +82,10 @@ class _Perturbation(_Method):
                     "pad_token_id or mask_token_id (None means id 0)"
                 )
         args = _forward_args(additional_forward_args, self.model, x.shape[0])
-        return x, _baselines(baselines, x), args
+        base, real = _baselines(baselines, x), _check_mask(mask, x, "the inputs")
+        if real is None:
+            _warn_unmasked_padding(x, base, args)
+        return x, base, args, real
 
     def _ablate(
         self,
@@ -87,14 +97,20 @@ class _Perturbation(_Method):
         args: tuple[Any, ...],
         internal_batch_size: int | None,
         counts: torch.Tensor | None,
+        real: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``masks(start, stop)``: masks ``start..stop-1`` as ``(k, *sample)`` bool, built
         per chunk so memory stays bounded however many there are. Each element's value is
         the sum over the masks covering it of ``F(x) - F(x with the mask at baseline)``,
-        divided by ``counts`` (how many masks cover each element) when given."""
+        divided by ``counts`` (how many masks cover each element) when given. ``real``
+        ``(batch, seq)``: only those positions are set to the baseline or get a value.
+        A copy that changes nothing (a window over padding only, or over elements already
+        at the baseline) is not run: its drop is exactly 0."""
         n, shape = x.shape[0], x.shape[1:]
         rows = _chunk_rows(internal_batch_size, x)
         d = math.prod(shape)
+        if real is not None:  # (batch, seq) -> one flag per element of the inputs
+            real = real.view(*real.shape, *([1] * (x.ndim - 2))).expand(x.shape)
         cache = masks(0, n_masks) if n_masks * d <= _engine._AUTO_CHUNK_ELEMENTS else None
         model = self.model
         with preserved_state(model), torch.no_grad():
@@ -117,14 +133,47 @@ class _Perturbation(_Method):
                 xb, bb = x[sl], _rows(base, sl)
                 b, k = xb.shape[0], pl.stop - pl.start
                 mk = cache[pl] if cache is not None else masks(pl.start, pl.stop)
-                ablated = torch.where(mk.unsqueeze(0), bb.unsqueeze(1), xb.unsqueeze(1))
-                more = _interleave(_rows_of(args, sl), k)
-                out = _as_2d(_run(model, ablated.reshape(b * k, *shape), more), b * k)
-                diff = init[sl].unsqueeze(1) - _select(out, t[sl].repeat_interleave(k)).view(b, k)
-                values[sl] += diff.to(dtype) @ mk.reshape(k, d).to(dtype)
+                hit = mk.unsqueeze(0) if real is None else mk.unsqueeze(0) & real[sl].unsqueeze(1)
+                ablated = torch.where(hit, bb.unsqueeze(1), xb.unsqueeze(1)).reshape(b * k, d)
+                # copies that change nothing (padding only, already at baseline) drop exactly 0
+                live = (ablated.view(b, k, d) != xb.reshape(b, 1, d)).any(2).flatten()
+                live = live.nonzero()[:, 0]
+                diff = torch.zeros(b * k, dtype=dtype, device=x.device)
+                if live.numel():
+                    more = _rows_of(_interleave(_rows_of(args, sl), k), live)
+                    out = _as_2d(_run(model, ablated[live].view(-1, *shape), more), live.numel())
+                    tk = t[sl].repeat_interleave(k)[live]
+                    diff[live] = (init[sl].repeat_interleave(k)[live] - _select(out, tk)).to(dtype)
+                hit = hit.expand(b, k, *shape).reshape(b, k, d).to(dtype)
+                values[sl] += torch.einsum("bk,bkd->bd", diff.view(b, k), hit)
         if counts is not None:
             values = values / counts.reshape(1, d).to(dtype).clamp(min=1)
         return values.view(n, *shape), t
+
+
+def _warn_unmasked_padding(x: torch.Tensor, base: torch.Tensor, args: tuple[Any, ...]) -> None:
+    """Warn when token ids come without ``mask=`` but with what looks like their attention
+    mask among the arguments (0/1, shaped like the ids, every 0 on one id: the pad id) and
+    the baseline would turn that padding into another id, so that padding gets scores."""
+    if x.is_floating_point() or x.ndim != 2:
+        return
+    for i, a in enumerate(args):
+        if not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(x.shape):
+            continue
+        pad = a == 0
+        if not bool(pad.any()) or not bool((pad | (a == 1)).all()):
+            continue
+        ids = x[pad]
+        if bool((ids == ids[0]).all()) and bool((base.expand_as(x)[pad] != ids).any()):
+            warnings.warn(
+                f"additional_forward_args[{i}] looks like the attention mask (its 0s all hold "
+                f"id {int(ids[0])}), but no mask= was given: padding is set to the baseline "
+                "like a token, which changes what the model sees, and gets scores; pass "
+                f"mask=additional_forward_args[{i}] to leave padding out",
+                NetxrayWarning,
+                stacklevel=4,
+            )
+            return
 
 
 def _is_integer(b: torch.Tensor | np.ndarray) -> bool:
@@ -179,13 +228,18 @@ class Occlusion(_Perturbation):
         stride: int | Sequence[int] | None = None,
         baselines: Baselines = None,
         additional_forward_args: Any = None,
+        mask: torch.Tensor | np.ndarray | None = None,
         internal_batch_size: int | None = None,
     ) -> Attribution:
         """``window``/``stride``: an int for the last two dims (images ``(C, H, W)``: every
         channel at once; token ids ``(seq,)``: that many tokens) or sizes for the last dims;
         ``stride`` defaults to ``window`` (non-overlapping). ``values`` ``(batch, ...)``.
-        ``additional_forward_args`` (an attention mask) go to the model with every copy."""
-        x, base, args = self._perturbed_inputs(inputs, baselines, additional_forward_args)
+        ``additional_forward_args`` (an attention mask) go to the model with every copy;
+        ``mask`` ``(batch, seq)``, the attention mask again: padding is left as it is and
+        scores exactly 0 (then :meth:`Attribution.token_scores` zeroes it too)."""
+        x, base, args, real = self._perturbed_inputs(
+            inputs, baselines, additional_forward_args, mask
+        )
         shape = tuple(x.shape[1:])
         win = _window(window, shape, "window")
         std = win if stride is None else _window(stride, shape, "stride", lead=win)
@@ -219,10 +273,10 @@ class Occlusion(_Perturbation):
                 cover[p : p + w] += 1
             counts = counts * cover.view(*([1] * dim), d, *([1] * (len(shape) - dim - 1)))
         values, t = self._ablate(
-            x, target, math.prod(n_per_dim), masks, base, args, internal_batch_size, counts
+            x, target, math.prod(n_per_dim), masks, base, args, internal_batch_size, counts, real
         )
         params = {"window": list(win), "stride": list(std)}
-        return Attribution(values, x, t, None, self.name, params=params)
+        return Attribution(values, x, t, None, self.name, params=params, mask=real)
 
 
 class FeatureAblation(_Perturbation):
@@ -243,11 +297,14 @@ class FeatureAblation(_Perturbation):
         feature_mask: torch.Tensor | np.ndarray | None = None,
         baselines: Baselines = None,
         additional_forward_args: Any = None,
+        mask: torch.Tensor | np.ndarray | None = None,
         internal_batch_size: int | None = None,
     ) -> Attribution:
         """``values`` ``(batch, ...)``: F(x) - F(x with the element's group at baseline).
-        ``additional_forward_args``: as for :class:`Occlusion`."""
-        x, base, args = self._perturbed_inputs(inputs, baselines, additional_forward_args)
+        ``additional_forward_args``, ``mask``: as for :class:`Occlusion`."""
+        x, base, args, real = self._perturbed_inputs(
+            inputs, baselines, additional_forward_args, mask
+        )
         shape = tuple(x.shape[1:])
         d = math.prod(shape)
         if feature_mask is None:
@@ -271,10 +328,12 @@ class FeatureAblation(_Perturbation):
             return fm.unsqueeze(0) == ids[i0:i1].view(-1, *([1] * len(shape)))
 
         values, t = self._ablate(
-            x, target, int(ids.shape[0]), masks, base, args, internal_batch_size, None
+            x, target, int(ids.shape[0]), masks, base, args, internal_batch_size, None, real
         )
         n_groups = int(ids.shape[0])
-        return Attribution(values, x, t, None, self.name, params={"n_groups": n_groups})
+        return Attribution(
+            values, x, t, None, self.name, params={"n_groups": n_groups}, mask=real
+        )
 
 
 class FiniteDifference:

@@ -26,8 +26,8 @@ class Attribution(Result):
     unit: see ``params["unit"]``). ``delta``: ``(batch,)`` completeness error
     ``sum(values) - (F(x) - F(baseline))`` for integrated-gradient methods, else ``None``.
     For tuple inputs (Captum's convention) ``values`` and ``inputs`` are tuples, one tensor
-    per input. ``mask``: ``(batch, seq)`` which positions are real tokens (layer methods
-    given ``mask=``, e.g. the attention mask), used by :meth:`token_scores`.
+    per input. ``mask``: ``(batch, seq)`` which positions are real tokens (methods given
+    ``mask=``, e.g. the attention mask), used by :meth:`token_scores`.
     """
 
     values: torch.Tensor
@@ -43,18 +43,37 @@ class Attribution(Result):
         v = self.values[0] if isinstance(self.values, tuple) else self.values
         return int(v.shape[0])
 
+    @property
+    def per_token(self) -> bool:
+        """Whether ``values`` ``(batch, seq)`` already hold one score per token: occlusion or
+        ablation of token ids (integer ``inputs`` shaped like ``values``), or given a mask."""
+        v, x = self.values, self.inputs
+        if isinstance(v, tuple) or v.ndim != 2:
+            return False
+        ids = isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex())
+        return self.mask is not None or (
+            self.layer is None and ids and tuple(x.shape) == tuple(v.shape)
+        )
+
     def token_scores(self) -> torch.Tensor:
         """One score per token ``(batch, seq)``: ``values`` summed over every dim after the
-        sequence (the embedding), with padding (``mask`` False) set to exactly 0, so sums and
-        plots over tokens never see padding, NaN there included."""
+        sequence (the embedding), or ``values`` as they are when they are one per token
+        (:attr:`per_token`: Occlusion / FeatureAblation on token ids), with padding (``mask``
+        False) set to exactly 0, so sums and plots over tokens never see padding, NaN
+        there included."""
         v = self.values
-        if isinstance(v, tuple) or v.ndim < 3:
+        if self.per_token:
+            s = v
+        elif isinstance(v, tuple) or v.ndim < 3:
             shape = [tuple(t.shape) for t in v] if isinstance(v, tuple) else tuple(v.shape)
             raise ValueError(
-                f"token_scores needs values shaped (batch, seq, embedding...), got {shape}; attribute "
-                "to an embedding layer (LayerIntegratedGradients(model, layer=...))"
+                f"token_scores needs values shaped (batch, seq, embedding...), or one per token "
+                f"id, got {shape}; attribute to an embedding layer (LayerIntegratedGradients("
+                "model, layer=...)) or occlude the token ids (Occlusion(model).attribute(ids, "
+                "window=1, baselines=pad_id))"
             )
-        s = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
+        else:
+            s = v.reshape(v.shape[0], v.shape[1], -1).sum(-1)
         if self.mask is None:
             return s
         return torch.where(self.mask.to(s.device), s, torch.zeros((), dtype=s.dtype, device=s.device))
