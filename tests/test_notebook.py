@@ -138,3 +138,31 @@ def test_unit_maps_of_a_wide_layer_draw_the_first_units_only():
     assert "no picture" not in page
     assert f"Showing the first {MAX_UNIT_MAPS} units" in page and ": 64" in page
     assert len(page) < 300_000
+
+
+def test_image_attributions_show_as_images_not_as_token_rows():
+    """A saliency map of images (batch, C, H, W) has no tokens: the notebook shows heatmaps
+    over the images (channels summed), and token_scores() refuses it instead of summing
+    each channel as if it were a token."""
+    from netxray.attribution import Attribution
+
+    x = torch.randn(2, 3, 6, 6)
+    r = Attribution(values=torch.randn(2, 3, 6, 6), inputs=x, target=torch.tensor([0, 1]),
+                    delta=None, method="saliency", params={})
+    assert not r.of_tokens
+    page = r._repr_html_()
+    assert "token scores" not in page and "no picture" not in page and page.count("<img") == 1
+    with pytest.raises(ValueError, match="images"):
+        r.token_scores()
+
+
+def test_a_layer_attribution_over_token_ids_is_one_of_tokens_without_a_mask():
+    from netxray.attribution import Attribution
+
+    ids = torch.tensor([[3, 4, 5], [6, 7, 8]])
+    values = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    r = Attribution(values=values, inputs=ids, target=None, delta=None,
+                    method="layer_integrated_gradients", layer="emb", params={})
+    assert r.of_tokens
+    np.testing.assert_array_equal(r.token_scores().numpy(), values.numpy().sum((2, 3)))
+    assert "token scores" in r._repr_html_()

@@ -13,6 +13,7 @@ import dataclasses
 import html
 import io
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -131,7 +132,9 @@ def png(draw: Callable[[Any], Any], grid: tuple[int, int] = (1, 1)) -> str:
     if grid[0] == 1 and grid != (1, 1):
         ax = ax[0]
     draw(ax)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # (a colour bar shared by several axes: laid out anyway)
+        warnings.filterwarnings("ignore", "This figure includes Axes", UserWarning)
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
@@ -243,18 +246,32 @@ def _token_heatmap(ax: Any, scores: np.ndarray) -> None:
 
 
 def _attribution_html(r: Any) -> str:
-    """Per-feature bars for inputs; one row of token scores per sequence for a layer's
-    ``(batch, seq, embedding)`` attributions and for occluded token ids; numbers only for
-    tuples of inputs."""
+    """One row of token scores per sequence for attributions of tokens (see
+    :attr:`Attribution.of_tokens`); heatmaps for images and other ``(batch, A, B, ...)``
+    values; per-feature bars for flat inputs; numbers only for tuples of inputs."""
     if isinstance(r.values, tuple):
         shapes = ", ".join(str(tuple(v.shape)) for v in r.values)
         return _frame(r, _fields_html(r), _e(f"{r.method}, values for {len(r.values)} "
                                              f"inputs shaped {shapes}"))
-    if r.values.ndim >= 3 or r.per_token:
+    if r.of_tokens:
         scores = r.token_scores().detach().float().cpu().numpy()
         img = png(lambda ax: _token_heatmap(ax, scores[:MAX_ROWS]))
         return _frame(r, img + _fields_html(r), _e(key_numbers("attribution", r)))
+    if r.values.ndim >= 3:  # images (channels summed), or any (batch, A, B) as A x B maps
+        return _picture(_image_display(), "attribution",
+                        grid=lambda r: (1, min(_IMAGE_PANELS, len(r))))(r)
     return _picture(_feature_display(), "attribution")(r)
+
+
+#: a notebook shows the attributions of the first samples only, one panel each
+_IMAGE_PANELS = 4
+
+
+def _image_display() -> Callable[[Any], Any]:
+    from netxray.plot.attribution import ImageAttributionDisplay
+
+    return lambda r: ImageAttributionDisplay.from_result(
+        r, indices=range(min(_IMAGE_PANELS, len(r))))
 
 
 def _feature_display() -> Callable[[Any], Any]:
@@ -277,7 +294,7 @@ def key_numbers(kind: str, r: Any) -> str:
         text = f"{r.method}, values {tuple(r.values.shape)}"
         if r.delta is not None:
             text += f", max |completeness delta| {float(r.delta.abs().max()):.2g}"
-        if r.values.ndim >= 3 or r.per_token:
+        if r.of_tokens:
             text += "; token scores" + ("" if r.per_token else " (summed over the embedding)")
             text += ", padding at 0" if r.mask is not None else ""
         return text

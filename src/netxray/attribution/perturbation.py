@@ -144,8 +144,11 @@ class _Perturbation(_Method):
                     out = _as_2d(_run(model, ablated[live].view(-1, *shape), more), live.numel())
                     tk = t[sl].repeat_interleave(k)[live]
                     diff[live] = (init[sl].repeat_interleave(k)[live] - _select(out, tk)).to(dtype)
-                hit = hit.expand(b, k, *shape).reshape(b, k, d).to(dtype)
-                values[sl] += torch.einsum("bk,bkd->bd", diff.view(b, k), hit)
+                if real is None:  # (one set of masks for all rows: a matmul, no copy)
+                    values[sl] += diff.view(b, k) @ mk.reshape(k, d).to(dtype)
+                else:
+                    hit = hit.expand(b, k, *shape).reshape(b, k, d).to(dtype)
+                    values[sl] += torch.einsum("bk,bkd->bd", diff.view(b, k), hit)
         if counts is not None:
             values = values / counts.reshape(1, d).to(dtype).clamp(min=1)
         return values.view(n, *shape), t

@@ -55,6 +55,21 @@ class Attribution(Result):
             self.layer is None and ids and tuple(x.shape) == tuple(v.shape)
         )
 
+    @property
+    def of_tokens(self) -> bool:
+        """Whether ``values`` are per token position ``(batch, seq, ...)``: one score per
+        token (:attr:`per_token`), or given a ``mask``, or attributions of integer token ids
+        ``(batch, seq)`` (a layer method on the embedding). Images ``(batch, C, H, W)`` are
+        not: summing them per "token" would sum each channel."""
+        v, x = self.values, self.inputs
+        if isinstance(v, tuple):
+            return False
+        if self.per_token or (self.mask is not None and v.ndim >= 2):
+            return True
+        ids = isinstance(x, torch.Tensor) and x.ndim == 2 and not (
+            x.is_floating_point() or x.is_complex())
+        return ids and v.ndim >= 3 and tuple(v.shape[:2]) == tuple(x.shape)
+
     def token_scores(self) -> torch.Tensor:
         """One score per token ``(batch, seq)``: ``values`` summed over every dim after the
         sequence (the embedding), or ``values`` as they are when they are one per token
@@ -64,11 +79,12 @@ class Attribution(Result):
         v = self.values
         if self.per_token:
             s = v
-        elif isinstance(v, tuple) or v.ndim < 3:
+        elif isinstance(v, tuple) or v.ndim < 3 or (v.ndim > 3 and not self.of_tokens):
             shape = [tuple(t.shape) for t in v] if isinstance(v, tuple) else tuple(v.shape)
             raise ValueError(
-                f"token_scores needs values shaped (batch, seq, embedding...), or one per token "
-                f"id, got {shape}; attribute to an embedding layer (LayerIntegratedGradients("
+                f"token_scores needs values shaped (batch, seq, embedding), or (batch, seq, "
+                f"...) with a mask or token-id inputs, or one per token id, got {shape} (images "
+                "(batch, C, H, W) have no tokens); attribute to an embedding layer (LayerIntegratedGradients("
                 "model, layer=...)) or occlude the token ids (Occlusion(model).attribute(ids, "
                 "window=1, baselines=pad_id))"
             )
