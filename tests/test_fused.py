@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netxray._watch_reduce import fit_all, param_norms
+from netxray._watch_reduce import MISSING, fit_all, param_norms
 from netxray.stats import _fused_loops as loops
 from netxray.stats._fused import fused_applies, fused_batch
 from netxray.stats._kernels import _compute
@@ -201,8 +201,8 @@ def test_param_norms_of_the_loops_equal_numpy_and_keep_the_weights(monkeypatch, 
     rtol = 1e-6 if dtype == torch.float32 else 1e-12
     for i, (n, w, g) in enumerate(params):
         w64 = w.double().numpy()
-        want = [np.linalg.norm(w64), np.nan if g is None else np.linalg.norm(g.double().numpy()),
-                np.nan, np.nan]
+        want = [np.linalg.norm(w64), MISSING if g is None else np.linalg.norm(g.double().numpy()),
+                MISSING, MISSING]
         if n == "a.weight":
             p64 = before[n].double().numpy()
             want[2:] = [np.linalg.norm(w64 - p64), np.linalg.norm(p64)]

@@ -146,12 +146,15 @@ def big_run(tmp_path_factory) -> Path:
     for i in range(L):
         db.add_layer(_layer(f"layer{i}", units=64))
     db.con.execute("WITH RECURSIVE s(step) AS (SELECT 0 UNION ALL SELECT step + 1 FROM s "
-                   "WHERE step < ?) INSERT INTO steps SELECT step, step, 0.5, NULL FROM s",
+                   "WHERE step < ?) INSERT INTO steps (step, time, loss, metrics) "
+                   "SELECT step, step, 0.5, NULL FROM s",
                    (S - 1,))
     hist = np.arange(6, dtype=np.int64).tobytes()
     # (layer_id, step, mean = step, scale, min, max, active, saturated, dead = layer_id, nan,
     # inf, grad_rms, hist): layers outermost, so rows go in in primary-key order
-    db.con.execute("INSERT INTO layer_stats SELECT l.layer_id, s.step, CAST(s.step AS REAL), "
+    db.con.execute("INSERT INTO layer_stats (layer_id, step, mean, scale, min, max, frac_active, "
+                   "frac_saturated, dead, nan, inf, grad_rms, hist) "
+                   "SELECT l.layer_id, s.step, CAST(s.step AS REAL), "
                    "0.2, 0.0, 1.0, 0.5, NULL, l.layer_id, 0, 0, 0.01, ? "
                    "FROM layers AS l CROSS JOIN steps AS s ORDER BY l.layer_id, s.step", (hist,))
     db.commit()

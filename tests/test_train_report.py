@@ -142,6 +142,19 @@ def test_a_diverged_run_is_reported_with_its_blank_surfaces(capsys, tmp_path):
         else:
             assert "NaN" not in label and np.isfinite(probs).all()
     assert f"{len(bad)} of the {len(steps)} snapshots are blank" in chart["description"]
+    # the diverged losses are NaN in the store (not "no loss given"; raw SQL), marked on the
+    # loss chart, and the header's final loss is NaN, as train printed it
+    assert "final training loss nan, diverged" in done.stdout
+    with _db(path) as con:
+        nan_steps = [s for (s,) in con.execute("SELECT step FROM steps WHERE loss_is_nan = 1 "
+                                               "ORDER BY step")]
+        not_given = con.execute("SELECT COUNT(*) FROM steps WHERE loss IS NULL AND "
+                                "loss_is_nan = 0").fetchone()[0]
+        last = con.execute("SELECT MAX(step) FROM steps").fetchone()[0]
+    assert nan_steps == list(range(nan_steps[0], last + 1)) and not_given == 0
+    texts = [m["text"] for m in _charts(tr)["Loss, with the alarms"]["markers"]]
+    assert f"the loss is NaN from step {nan_steps[0]} to {last}" in texts
+    assert section.run_payload(tr)["meta"]["final loss"] == "NaN"
 
 
 def test_a_surface_of_non_finite_probabilities_is_still_refused():

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from netxray._watch_reduce import MISSING
 from netxray.health import Finding, Thresholds, diagnose_stats
 from netxray.stats import LayerStats, NetworkStats, ParamStats, UnitStats
 from netxray.store import RunDB
@@ -118,11 +119,24 @@ class StepBatch:
 
 
 def _f(v: Any) -> float | None:
-    """A plain float for SQLite (None for missing; NaN stays NaN, SQLite stores it as NULL)."""
+    """A plain float for the store (None: not given). NaN stays NaN: the store keeps it
+    apart from "not given" (``netxray.store_schema``)."""
     if v is None:
         return None
-    v = float(v.item() if isinstance(v, torch.Tensor) else v)
-    return None if math.isnan(v) else v
+    return float(v.item() if isinstance(v, torch.Tensor) else v)
+
+
+def _norm(v: float) -> float | None:
+    """A norm from ``param_norms``: None where it was missing."""
+    return None if v == MISSING else v
+
+
+def _ratio(update: float, previous: float) -> float | None:
+    """``||W_t - W_{t-1}|| / ||W_{t-1}||``: None without previous weights, or when their
+    norm is 0 (no relative size); NaN and Inf as the norms make them."""
+    if update == MISSING or previous == MISSING or previous == 0:
+        return None
+    return update / previous
 
 
 _ABBREVIATIONS = ("e.g", "i.e", "vs", "etc")
@@ -195,7 +209,9 @@ class StepAnalysis:
                    if int(st["nan"].sum()) + int(st["inf"].sum()) > 0]
         events = self._nonfinite(msg.step, bad, None if msg.loss is None else float(msg.loss))
         if msg.record is not None:
-            stats = self._write_record(msg.step, msg.record, loss)
+            # (the health rules see no NaN loss: a NaN raised the nonfinite alarm above)
+            stats = self._write_record(msg.step, msg.record,
+                                       None if loss is None or math.isnan(loss) else loss)
             if not any(k == "nonfinite" for k, _ in self.active):  # no advice from garbage
                 report = diagnose_stats(stats, thresholds=self.thresholds)
                 found = [f for f in report.findings if f.kind not in _OWNED]
@@ -287,10 +303,11 @@ class StepAnalysis:
             norms = rec.norms.double().tolist()
             rows = []
             for (pname, shape), (wn, gn, un, pn) in zip(rec.params, norms, strict=True):
-                ratio = un / pn if math.isfinite(un) and pn > 0 else math.nan
-                rows.append((self.db.param_id(pname, shape), step, _f(wn), _f(gn), _f(ratio)))
+                grad = _norm(gn)
+                rows.append((self.db.param_id(pname, shape), step, wn, grad, _ratio(un, pn)))
                 params[pname] = ParamStats(name=pname, shape=shape, weight_norm=wn,
-                                           grad_norm=None if math.isnan(gn) else gn)
+                                           grad_norm=None if grad is None or math.isnan(grad)
+                                           else grad)
             self.db.write_param_stats(rows)
         return NetworkStats(layers=layers, n_samples=rec.batch, loss=loss, params=params)
 

@@ -15,6 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+#: what :func:`param_norms` puts where a norm is missing (no gradient, no previous weights):
+#: a norm is never negative, and NaN or Inf is a real norm (of NaN or huge weights)
+MISSING = -1.0
+
 
 class PreviousWeights:
     """The weights before a recorded step's update, for its update ratios: copied at the
@@ -105,7 +109,7 @@ def param_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
                 prev: Mapping[str, torch.Tensor], gradients: list[Norm | None] | None = None,
                 *, keep: bool = False) -> torch.Tensor:
     """``(params, 4)`` float64: weight, gradient, update (``W - W_prev``) and previous weight
-    norms, NaN where missing (no gradient, no previous weight). ``prev``'s tensors are
+    norms, :data:`MISSING` where missing (no gradient, no previous weight). ``prev``'s tensors are
     overwritten: with ``keep``, each then holds its weights (the next step's previous
     weights), else what is left there is unspecified. ``gradients``: the
     :func:`grad_norms` taken already (then ``params``' gradients are not read)."""
@@ -125,8 +129,7 @@ def _fused_norms(params: list[tuple[str, torch.Tensor, torch.Tensor | None]],
     weight for the three norms (and the copy, with ``keep``), sums in float64."""
     from netxray.stats import _fused_loops as loops
 
-    nan = math.nan
-    rows = [[nan, nan if g is None else float(g), nan, nan] for g in gradients]
+    rows = [[MISSING, MISSING if g is None else float(g), MISSING, MISSING] for g in gradients]
     matched = set(pi)
     for i, (n, w, _) in enumerate(params):
         if i in matched:
@@ -158,10 +161,10 @@ def _torch_norms(weights: list[torch.Tensor], before: list[torch.Tensor], pi: li
     dev = weights[0].device if len(devices) == 1 else torch.device("cpu")
     # float64 weights keep float64 norms; anything narrower is reduced in float32 or wider
     dtype = torch.float64 if any(w.dtype == torch.float64 for w in weights) else torch.float32
-    nan = torch.full((), math.nan, dtype=dtype, device=dev)
+    missing = torch.full((), MISSING, dtype=dtype, device=dev)
     cells = []
     for rows, norms in columns:
-        col = [nan] * len(weights)
+        col = [missing] * len(weights)
         for i, n in zip(rows, norms, strict=True):
             col[i] = n.to(dev, dtype)
         cells += col

@@ -11,10 +11,12 @@ Tables (``docs/watch.md`` has the full schema): ``meta`` and ``config`` (key -> 
 ``steps``, ``layers``, ``layer_stats`` and ``unit_stats`` (``WITHOUT ROWID``, keyed
 ``(layer_id, step)`` so one layer over all steps is one range scan), ``params`` and
 ``param_stats``, ``snapshots`` (``Result.to_bytes()`` BLOBs) and ``findings`` (alarm events).
-Arrays are BLOBs whose dtype and shape the schema fixes (``BLOBS``).
+Arrays are BLOBs whose dtype and shape the schema fixes. The schema, its versions and how
+a NaN is stored (a flag beside each column where NULL means "not recorded") are in
+:mod:`netxray.store_schema`.
 
-This module holds the SQL: :class:`RunDB` writes (used by the watcher's writer thread),
-:func:`open_run` reads into result objects (``netxray.store_results``).
+This module holds the rest of the SQL: :class:`RunDB` writes (used by the watcher's writer
+thread), :func:`open_run` reads into result objects (``netxray.store_results``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,57 +40,20 @@ from netxray.store_results import (
     StepSeries,
     UnitSeries,
 )
+from netxray.store_schema import (
+    FORMAT_NAME,
+    LAYER_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    RunFormatError,
+    check_size,
+    check_version,
+    encode_rows,
+    flag_sql,
+    insert_sql,
+)
 
-FORMAT_NAME = "netxray-run"
-#: Version of the schema below; readers refuse files with a higher one.
-SCHEMA_VERSION = 1
 RUN_FILE = "run.sqlite"
-
-#: dtype and shape of every BLOB column (units: the layer's ``units``; bins: its edges + 1).
-BLOBS = {
-    "layers.hist_edges": ("float64", "(bins + 1,)"),
-    "layer_stats.hist": ("int64", "(bins + 2,): below the first edge, between edges, above the last"),
-    "unit_stats.activity": ("float32", "(units,)"),
-    "unit_stats.saturation": ("float32", "(units,), NULL when the layer has no saturation band"),
-    "snapshots.data": ("bytes", "Result.to_bytes()"),
-}
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE steps (step INTEGER PRIMARY KEY, time REAL NOT NULL, loss REAL, metrics TEXT);
-CREATE TABLE layers (
-    layer_id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, position INTEGER NOT NULL,
-    module_type TEXT NOT NULL, family TEXT NOT NULL, units INTEGER NOT NULL,
-    shape TEXT NOT NULL, saturation TEXT, hist_edges BLOB NOT NULL);
-CREATE TABLE layer_stats (
-    layer_id INTEGER NOT NULL, step INTEGER NOT NULL,
-    mean REAL, scale REAL, min REAL, max REAL, frac_active REAL, frac_saturated REAL,
-    dead INTEGER, nan INTEGER NOT NULL, inf INTEGER NOT NULL, grad_rms REAL, hist BLOB,
-    PRIMARY KEY (layer_id, step)) WITHOUT ROWID;
-CREATE TABLE unit_stats (
-    layer_id INTEGER NOT NULL, step INTEGER NOT NULL, activity BLOB NOT NULL, saturation BLOB,
-    PRIMARY KEY (layer_id, step)) WITHOUT ROWID;
-CREATE TABLE params (param_id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, shape TEXT NOT NULL);
-CREATE TABLE param_stats (
-    param_id INTEGER NOT NULL, step INTEGER NOT NULL,
-    weight_norm REAL, grad_norm REAL, update_ratio REAL,
-    PRIMARY KEY (param_id, step)) WITHOUT ROWID;
-CREATE TABLE snapshots (
-    kind TEXT NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (kind, name, step));
-CREATE TABLE findings (
-    id INTEGER PRIMARY KEY, step INTEGER NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL,
-    severity TEXT NOT NULL, layer TEXT, units TEXT NOT NULL, message TEXT NOT NULL,
-    advice TEXT NOT NULL, evidence TEXT NOT NULL);
-"""
-
-LAYER_COLUMNS = ("mean", "scale", "min", "max", "frac_active", "frac_saturated", "dead", "nan",
-                 "inf", "grad_rms")
-
-
-class RunFormatError(ValueError):
-    """A file is not a netxray run, is truncated or corrupt, or has a newer schema."""
 
 
 def run_file(path: str | os.PathLike[str]) -> Path:
@@ -164,7 +130,7 @@ class RunDB:
         self.file = file
         self.con = sqlite3.connect(file, check_same_thread=False, isolation_level=None)
         _pragmas(self.con)
-        self.con.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        self.con.executescript("BEGIN;" + SCHEMA + "COMMIT;")
         self.layer_ids: dict[str, int] = {}
         self.param_ids: dict[str, int] = {}
         self.begin()
@@ -217,25 +183,28 @@ class RunDB:
             pid = self.param_ids[name] = int(cur.lastrowid)
         return pid
 
-    def write_steps(self, rows: list[tuple[int, float, float | None, str | None]]) -> None:
+    # Rows hold NaN as a float NaN and "not recorded" as None; ``encode_rows`` stores both
+    # (``netxray.store_schema``).
+    def write_steps(self, rows: Iterable[tuple[int, float, float | None, str | None]]) -> None:
         """Rows ``(step, time, loss, metrics JSON)``."""
-        self.begin()
-        self.con.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?)", rows)
+        self._write("steps", rows)
 
-    def write_layer_stats(self, rows: list[tuple[Any, ...]]) -> None:
+    def write_layer_stats(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Rows ``(layer_id, step, *LAYER_COLUMNS, hist bytes)``."""
-        self.begin()
-        self.con.executemany(
-            "INSERT OR REPLACE INTO layer_stats VALUES (" + ", ".join("?" * 13) + ")", rows)
+        self._write("layer_stats", rows)
 
     def write_unit_stats(self, rows: list[tuple[int, int, bytes, bytes | None]]) -> None:
         self.begin()
         self.con.executemany("INSERT OR REPLACE INTO unit_stats VALUES (?, ?, ?, ?)", rows)
 
-    def write_param_stats(self, rows: list[tuple[int, int, float | None, float | None,
-                                                 float | None]]) -> None:
+    def write_param_stats(self, rows: Iterable[tuple[int, int, float | None, float | None,
+                                                     float | None]]) -> None:
+        """Rows ``(param_id, step, weight_norm, grad_norm, update_ratio)``."""
+        self._write("param_stats", rows)
+
+    def _write(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
         self.begin()
-        self.con.executemany("INSERT OR REPLACE INTO param_stats VALUES (?, ?, ?, ?, ?)", rows)
+        self.con.executemany(insert_sql(table), encode_rows(table, rows))
 
     def write_snapshot(self, kind: str, name: str, step: int, data: bytes) -> None:
         self.begin()
@@ -267,13 +236,20 @@ def _floats(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+def _recorded(values: np.ndarray, flags: Any) -> np.ndarray:
+    """Where a value was recorded: a number (Inf included), or NULL flagged as NaN."""
+    return ~np.isnan(values) | (np.asarray(flags, dtype=np.int64).reshape(values.shape) != 0)
+
+
 class Run:
     """A run store opened for reading (:func:`open_run`). Every accessor returns arrays over
-    the recorded steps, in step order; use it as a context manager or call :meth:`close`."""
+    the recorded steps, in step order; use it as a context manager or call :meth:`close`.
+    ``schema_version``: the file's (a file of schema 1 stored NaN as "not recorded")."""
 
-    def __init__(self, file: Path, con: sqlite3.Connection) -> None:
+    def __init__(self, file: Path, con: sqlite3.Connection, schema_version: int) -> None:
         self.file = file
         self._con = con
+        self.schema_version = schema_version
         self._steps: StepSeries | None = None
         self.meta: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM meta")}
         self.config: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM config")}
@@ -321,20 +297,29 @@ class Run:
         """Snapshots the writer dropped because it had fallen behind (never statistics)."""
         return int(self.meta.get("dropped_snapshots", 0))
 
+    def _flag(self, table: str, column: str) -> str:
+        return flag_sql(table, column, self.schema_version)
+
     @property
     def steps(self) -> StepSeries:
         """Every step's loss, wall time and metrics (recorded every step)."""
         if self._steps is None:
-            rows = self._q("SELECT step, time, loss, metrics FROM steps ORDER BY step")
+            rows = self._q(f"SELECT step, time, loss, {self._flag('steps', 'loss')}, metrics "
+                           "FROM steps ORDER BY step")
+            n = len(rows)
             metrics: dict[str, list[float]] = {}
-            for i, (_, _, _, m) in enumerate(rows):
-                for k, v in (json.loads(m) if m else {}).items():
-                    metrics.setdefault(k, [np.nan] * len(rows))[i] = np.nan if v is None else v
+            given: dict[str, np.ndarray] = {}
+            for i, (*_, m) in enumerate(rows):
+                for k, v in (json.loads(m) if m else {}).items():  # (JSON keeps NaN and Inf)
+                    metrics.setdefault(k, [np.nan] * n)[i] = np.nan if v is None else v
+                    given.setdefault(k, np.zeros(n, dtype=bool))[i] = v is not None
+            loss = _floats([r[2] for r in rows])
             self._steps = StepSeries(
                 step=np.array([r[0] for r in rows], dtype=np.int64),
                 time=np.array([r[1] for r in rows], dtype=np.float64),
-                loss=_floats([r[2] for r in rows]),
+                loss=loss, loss_recorded=_recorded(loss, [r[3] for r in rows]),
                 metrics={k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()},
+                metrics_recorded=given,
             )
         return self._steps
 
@@ -352,9 +337,11 @@ class Run:
         """One layer's statistics at every recorded step: two range scans of the table (the
         numbers straight into one float array, then the histogram BLOBs)."""
         lid, info = self._layer(layer)
-        rows = self._q("SELECT step, " + ", ".join(LAYER_COLUMNS) + " FROM layer_stats "
+        rows = self._q("SELECT step, " + ", ".join(LAYER_COLUMNS) + ", "
+                       + self._flag("layer_stats", "grad_rms") + " FROM layer_stats "
                        "WHERE layer_id = ? ORDER BY step", (lid,))
-        a = np.array(rows, dtype=np.float64).reshape(len(rows), 1 + len(LAYER_COLUMNS))  # NULL -> NaN
+        a = np.array(rows, dtype=np.float64).reshape(len(rows), 2 + len(LAYER_COLUMNS))  # NULL -> NaN
+        columns = {c: a[:, i + 1].copy() for i, c in enumerate(LAYER_COLUMNS)}
         nb = len(info.hist_edges) + 1 if len(info.hist_edges) else 0
         empty = bytes(8 * nb)
         blobs = self._q("SELECT hist FROM layer_stats WHERE layer_id = ? ORDER BY step", (lid,))
@@ -362,7 +349,8 @@ class Run:
         return LayerSeries(
             layer=layer,
             step=a[:, 0].astype(np.int64),
-            **{c: a[:, i + 1].copy() for i, c in enumerate(LAYER_COLUMNS)},
+            **columns,
+            grad_recorded=_recorded(columns["grad_rms"], a[:, -1]),
             hist=hist.reshape(len(rows), nb).copy(),
             hist_edges=info.hist_edges,
         )
@@ -387,12 +375,15 @@ class Run:
         if name not in self._params:
             raise ValueError(f"parameter {name!r} not in this run; parameters: "
                              f"{', '.join(self._params)}")
-        rows = self._q("SELECT step, weight_norm, grad_norm, update_ratio FROM param_stats "
-                       "WHERE param_id = ? ORDER BY step", (self._params[name],))
-        cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+        flags = (self._flag("param_stats", "grad_norm"), self._flag("param_stats", "update_ratio"))
+        rows = self._q(f"SELECT step, weight_norm, grad_norm, update_ratio, {flags[0]}, {flags[1]} "
+                       "FROM param_stats WHERE param_id = ? ORDER BY step", (self._params[name],))
+        cols = list(zip(*rows, strict=True)) if rows else [[]] * 6
+        grad, update = _floats(list(cols[2])), _floats(list(cols[3]))
         return ParamSeries(name=name, step=np.asarray(cols[0], dtype=np.int64),
-                           weight_norm=_floats(list(cols[1])), grad_norm=_floats(list(cols[2])),
-                           update_ratio=_floats(list(cols[3])))
+                           weight_norm=_floats(list(cols[1])), grad_norm=grad,
+                           update_ratio=update, grad_recorded=_recorded(grad, cols[4]),
+                           update_recorded=_recorded(update, cols[5]))
 
     @property
     def findings(self) -> tuple[FindingEvent, ...]:
@@ -443,7 +434,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     file = run_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"no run at {path} (looked for {file}); watch() creates one")
-    _check_size(file)
+    check_size(file)
     con = sqlite3.connect(read_only_uri(file), uri=True, check_same_thread=False)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -457,35 +448,8 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     except RunFormatError:
         con.close()
         raise
-    fmt = json.loads(meta.get("format", "null"))
-    version = json.loads(meta.get("schema_version", "null"))
-    if fmt != FORMAT_NAME or not isinstance(version, int):
-        con.close()
-        raise RunFormatError(f"{file} is an SQLite file but not a netxray run (format {fmt!r})")
-    if version > SCHEMA_VERSION:
-        con.close()
-        raise RunFormatError(f"{file} has run-store schema {version}, newer than this netxray "
-                             f"reads ({SCHEMA_VERSION}); upgrade netxray to read it")
     try:
-        return Run(file, con)
+        return Run(file, con, check_version(file, meta))
     except BaseException:
         con.close()
         raise
-
-
-def _check_size(file: Path) -> None:
-    """Refuse a file shorter than its header says (a truncated copy), and one without
-    SQLite's magic header, before SQLite reads garbage."""
-    size = file.stat().st_size
-    with open(file, "rb") as f:
-        head = f.read(100)
-    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
-        raise RunFormatError(f"{file} is not a netxray run: not an SQLite file"
-                             + (" (it is empty or truncated)" if len(head) < 100 else ""))
-    page = int.from_bytes(head[16:18], "big")
-    page = 65536 if page == 1 else page
-    pages = int.from_bytes(head[28:32], "big")
-    wal = Path(f"{file}-wal")
-    if pages and size < page * pages and not (wal.exists() and wal.stat().st_size):
-        raise RunFormatError(f"{file} is truncated: {size:,} bytes of the {page * pages:,} its "
-                             "header announces")

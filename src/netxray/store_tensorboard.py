@@ -8,7 +8,9 @@ step's wall time:
 - scalars ``train/loss``, ``metrics/<name>``; per layer ``layers/<layer>/<stat>`` for the
   activity (share > 0), mean, RMS scale, gradient RMS, saturation and dead units; per
   parameter ``params/<name>/<stat>`` for the weight and gradient norms and the update ratio.
-  Values that were not recorded (NaN) are left out, not written as NaN.
+  A NaN or Inf that was recorded (a diverged loss, a NaN gradient norm) is written as it is,
+  so the run does not seem to stop where it diverged; values that were not recorded (a step
+  without a loss, a layer without a gradient; see ``Series.recorded``) are left out.
 - histograms ``histograms/<layer>``: the layer histogram stored in the run, on its fixed
   edges. The counts below the lowest edge form a first bucket ending at that edge; the
   counts at or above the highest edge a last one ending at the layer's max.
@@ -63,19 +65,22 @@ def export_tensorboard(run: Run | str | os.PathLike[str], out_dir: str | os.Path
         wall = dict(zip(steps.step.tolist(), steps.time.tolist(), strict=True))
         w = _writer(out)
         try:
-            def scalar(tag: str, step_arr: np.ndarray, values: np.ndarray) -> None:
-                for s, v in zip(step_arr.tolist(), np.asarray(values, dtype=np.float64).tolist(),
-                                strict=True):
-                    if not np.isnan(v):
+            def scalar(tag: str, step_arr: np.ndarray, values: np.ndarray,
+                       recorded: np.ndarray) -> None:
+                for s, v, keep in zip(step_arr.tolist(),
+                                      np.asarray(values, dtype=np.float64).tolist(),
+                                      recorded.tolist(), strict=True):
+                    if keep:
                         w.add_scalar(tag, v, global_step=s, walltime=wall.get(s))
 
-            scalar("train/loss", steps.step, steps.loss)
+            scalar("train/loss", steps.step, steps.loss, steps.loss_recorded)
             for name, values in steps.metrics.items():
-                scalar(f"metrics/{name}", steps.step, values)
+                scalar(f"metrics/{name}", steps.step, values, steps.metrics_recorded[name])
             for layer in r.layers:
                 ls = r.layer_stats(layer)
                 for field, suffix in LAYER_SCALARS.items():
-                    scalar(f"layers/{layer}/{suffix}", ls.step, getattr(ls, field))
+                    scalar(f"layers/{layer}/{suffix}", ls.step, getattr(ls, field),
+                           ls.recorded(field))
                 if not histograms or ls.hist.size == 0:
                     continue
                 for i, s in enumerate(ls.step.tolist()):
@@ -93,7 +98,8 @@ def export_tensorboard(run: Run | str | os.PathLike[str], out_dir: str | os.Path
             for pname in r.params:
                 ps = r.param_stats(pname)
                 for field, suffix in PARAM_SCALARS.items():
-                    scalar(f"params/{pname}/{suffix}", ps.step, getattr(ps, field))
+                    scalar(f"params/{pname}/{suffix}", ps.step, getattr(ps, field),
+                           ps.recorded(field))
             for ev in r.findings:
                 w.add_text("findings", str(ev), global_step=ev.step, walltime=wall.get(ev.step))
         finally:

@@ -28,9 +28,9 @@ from netxray.report.plane_charts import blank_surface
 if TYPE_CHECKING:  # annotations only: the report draws results and imports no application code
     from netxray.run_analysis import TrainingRun
 
-__all__ = ["MAX_COLUMNS", "MAX_LINE_POINTS", "MAX_UNITS", "alarms_table", "column_steps",
-           "histogram_image", "run_payload", "run_training_section", "with_markers",
-           "write_run_report"]
+__all__ = ["MAX_COLUMNS", "MAX_LINE_POINTS", "MAX_LOSS_MARKERS", "MAX_UNITS", "alarms_table",
+           "column_steps", "histogram_image", "nonfinite_loss_markers", "run_payload",
+           "run_training_section", "with_markers", "write_run_report"]
 
 #: a heatmap over steps keeps at most this many recorded steps (columns)
 MAX_COLUMNS = 300
@@ -38,6 +38,8 @@ MAX_COLUMNS = 300
 MAX_LINE_POINTS = 2000
 #: a unit timeline shows at most this many units (every dead one first)
 MAX_UNITS = 256
+#: at most this many NaN/Inf stretches of the loss are marked (the last marker counts the rest)
+MAX_LOSS_MARKERS = 50
 #: marker colours by severity (the front-end's palette), ``cleared`` events in grey
 MARKER_SEVERITIES = ("error", "warning", "info", "ok")
 
@@ -84,9 +86,32 @@ def _finding_text(f: Any) -> str:
     return f"{f.event} {f.kind}{where}: {f.message}"
 
 
+def _value_text(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+
+
+def nonfinite_loss_markers(steps: Any) -> list[dict[str, Any]]:
+    """One ``error`` marker at the first step of each stretch of consecutive steps whose
+    recorded loss is NaN or Inf (a chart draws them as a gap, like steps without a loss),
+    saying which values and until which step (at most :data:`MAX_LOSS_MARKERS`)."""
+    bad = steps.recorded("loss") & ~np.isfinite(steps.loss)
+    runs = [r for r in np.split(np.arange(len(bad)), np.flatnonzero(np.diff(bad.astype(np.int8))) + 1)
+            if len(r) and bad[r[0]]]
+    markers = []
+    for k, run in enumerate(runs[:MAX_LOSS_MARKERS]):
+        first, last = int(steps.step[run[0]]), int(steps.step[run[-1]])
+        values = " or ".join(dict.fromkeys(_value_text(float(v)) for v in steps.loss[run]))
+        span = f"at step {first}" if first == last else f"from step {first} to {last}"
+        more = len(runs) - MAX_LOSS_MARKERS
+        tail = f" ({more} later stretches not marked)" if k == MAX_LOSS_MARKERS - 1 and more > 0 else ""
+        markers.append({"x": first, "severity": "error",
+                        "text": f"the loss is {values} {span}{tail}"})
+    return markers
+
+
 def loss_chart(tr: TrainingRun) -> dict[str, Any]:
     """The loss over every step, the alarms marked at the steps they were raised (and
-    cleared, in grey)."""
+    cleared, in grey), and where the loss is NaN or Inf (a gap in the line otherwise)."""
     s = tr.steps
     idx = _line_index(len(s.step))
     loss = s.loss[idx]
@@ -96,11 +121,12 @@ def loss_chart(tr: TrainingRun) -> dict[str, Any]:
                         ylabel="loss", log_y=log_y,
                         description="The training loss at every step; a vertical line marks "
                         "each alarm where it was raised (coloured by severity) or cleared "
-                        "(grey). Hover for the alarm's text.")
+                        "(grey), and where the loss turns NaN or Inf (red: the line has a gap "
+                        "there, as at steps without a loss). Hover for the text.")
     markers = [{"x": int(f.step),
                 "severity": _severity(f.severity) if f.event == "raised" else "ok",
                 "text": _finding_text(f)} for f in tr.findings]
-    return with_markers(spec, markers)
+    return with_markers(spec, markers + nonfinite_loss_markers(s))
 
 
 def alarms_table(tr: TrainingRun) -> dict[str, Any]:
@@ -332,8 +358,9 @@ def run_payload(tr: TrainingRun) -> dict[str, Any]:
     raised = [f for f in tr.findings if f.event == "raised"]
     meta: dict[str, Any] = {"run": tr.source, "status": tr.status, "steps": len(tr.steps.step),
                             "alarms": len(raised)}
-    if len(tr.steps.loss) and np.isfinite(tr.steps.loss[-1]):
-        meta["final loss"] = float(f"{tr.steps.loss[-1]:.4g}")
+    if len(tr.steps.loss) and tr.steps.recorded("loss")[-1]:  # (a diverged run's is NaN/Inf)
+        last = float(tr.steps.loss[-1])
+        meta["final loss"] = float(f"{last:.4g}") if math.isfinite(last) else _value_text(last)
     for k in ("preset", "dataset", "activation", "lr", "every"):
         if isinstance(tr.config.get(k), str | int | float):
             meta[k] = tr.config[k]
