@@ -185,6 +185,38 @@ def test_tensor_batches_with_an_output_key_and_input_methods_on_dicts():
     assert r2.tokens is None
 
 
+def test_float_token_ids_are_refused_as_token_ids_not_as_a_torch_dtype_error():
+    """Float ids reached the embedding: torch's "Expected tensor for argument #1 'indices'".
+    A dict's input_ids are refused before the model runs; a tensor, when the embedding
+    refuses it, naming the embedding layers."""
+    from netxray.attribution import FeatureAblation
+
+    model = bert()
+    d = text_data()
+    floats = {**d, "input_ids": d["input_ids"].float()}
+    calls = []
+    handle = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        early = r"token ids must be integers \(got float32\); the batch's 'input_ids' entry"
+        with pytest.raises(ValueError, match=early):
+            netxray.activations(model, floats)
+        with pytest.raises(ValueError, match=early):
+            netxray.attribute_dataset(LayerIntegratedGradients(model, layer=LAYER), floats)
+        assert calls == []  # refused before the model ran
+    finally:
+        handle.remove()
+    named = (r"token ids must be integers \(got float32\); an embedding layer of the model "
+             r"\(bert\.embeddings\.word_embeddings, ")
+    ids = d["input_ids"].float()
+    with pytest.raises(ValueError, match=named):
+        netxray.activations(model, ids)
+    with pytest.raises(ValueError, match=named):
+        netxray.collect_stats(model, ids)
+    for method in (LayerIntegratedGradients(model, layer=LAYER), FeatureAblation(model)):
+        with pytest.raises(ValueError, match=named):
+            method.attribute(ids, target=0)
+
+
 def test_clear_errors_for_real_batches():
     model = bert()
     lig = LayerIntegratedGradients(model, layer=LAYER)

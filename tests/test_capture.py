@@ -122,6 +122,16 @@ def test_activations_refuses_dropout_model_in_training_mode():
     assert m.training
 
 
+def test_the_mode_dependent_layers_are_named_with_their_type_not_read_as_a_count():
+    """A Sequential's dropout is layer "1": "(1)" read as a count; now "'1' (Dropout)"."""
+    m = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.BatchNorm1d(4), nn.ReLU())
+    with pytest.raises(ValueError, match=r"mode-dependent layers: '1' \(Dropout\), '2' "
+                                         r"\(BatchNorm1d\)\. Dropout would"):
+        netxray.activations(m, torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"layers: the model itself \(Dropout\)\."):
+        netxray.activations(nn.Dropout(0.5), torch.randn(4, 3))
+
+
 def test_activations_reject_bad_data():
     m = make_model().eval()
     with pytest.raises(ValueError, match="non-finite"):
@@ -431,6 +441,52 @@ def test_shared_module_calls_are_separate_layers():
             pass
 
 
+def test_a_call_suffix_in_a_glob_picks_that_call_of_every_match(hook_count):
+    """``"layer1.*.relu#1"``: the glob names the modules, ``#1`` their second call (it was
+    "layer 'layer1.*.relu' not found")."""
+    net = TinyResNet().eval()
+    x = torch.randn(6, 3, 5, 5)
+    seen: dict[str, list[torch.Tensor]] = {}
+    handles = [net.layer1[i].relu.register_forward_hook(
+        lambda _m, _i, out, i=i: seen.setdefault(f"layer1.{i}.relu", []).append(out.clone()))
+        for i in range(2)]
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    a = netxray.activations(net, x, layers="layer1.*.relu#1")
+    assert list(a.layers) == ["layer1.0.relu#1", "layer1.1.relu#1"]
+    for i in range(2):
+        assert len(seen[f"layer1.{i}.relu"]) == 2
+        torch.testing.assert_close(a[f"layer1.{i}.relu#1"], seen[f"layer1.{i}.relu"][1])
+    with pytest.raises(ValueError, match=r"layer 'layer9\.\*' not found \(in 'layer9\.\*#1': "
+                                         r"'layer9\.\*' names the module, #1 its call\)"):
+        select_layers(net, "layer9.*#1")
+    assert hook_count(net) == 0
+
+
+def test_a_call_the_module_never_makes_says_how_many_it_made(hook_count):
+    """``relu#5`` of a module called twice: "ran 2 times per forward pass, as layers relu,
+    relu#1", not a bare "never ran" (nor "call the model first" after it was called)."""
+    net = TinyResNet().eval()
+    x = torch.randn(4, 3, 5, 5)
+    told = (r"layer 'layer1\.0\.relu#5' never ran: module 'layer1\.0\.relu' ran 2 times per "
+            r"forward pass, as layers layer1\.0\.relu, layer1\.0\.relu#1 ")
+    with pytest.raises(ValueError, match=told):
+        netxray.activations(net, x, layers="layer1.0.relu#5")
+    with pytest.raises(ValueError, match=told):
+        netxray.collect_stats(net, x, layers=["fc", "layer1.0.relu#5"])
+    with record(net, "layer1.0.relu#5") as rec:
+        net(x)
+    with pytest.raises(ValueError, match=told):
+        rec["layer1.0.relu#5"]
+    with record(net, "layer1.0.relu#5") as rec:
+        pass
+    with pytest.raises(ValueError, match="was recorded but never ran; call the model first"):
+        rec["layer1.0.relu#5"]
+    assert hook_count(net) == 0
+
+
 def test_calling_a_shared_module_outside_the_model_is_call_zero(hook_count):
     net = TinyResNet().eval()
     with record(net, "layer1.0.relu") as rec:
@@ -466,20 +522,23 @@ def test_lstm_outputs_come_back_batch_first(first):
     assert a["rnn"].shape == (5, 7, 4)
 
 
+class PackedGRU(nn.Module):
+    """A GRU over packed sequences: ``forward(x, lengths)`` takes two tensors."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.GRU(3, 4, batch_first=False)
+
+    def forward(self, x, lengths):  # x: (batch, seq, 3), padded at the end
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        packed = pack_padded_sequence(x.transpose(0, 1), lengths, enforce_sorted=False)
+        return self.rnn(packed)[1][-1]
+
+
 def test_packed_sequences_are_unpacked_to_real_tokens():
-    from torch.nn.utils.rnn import pack_padded_sequence
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.rnn = nn.GRU(3, 4, batch_first=False)
-
-        def forward(self, x, lengths):  # x: (batch, seq, 3), padded at the end
-            packed = pack_padded_sequence(x.transpose(0, 1), lengths, enforce_sorted=False)
-            return self.rnn(packed)[1][-1]
-
-    net = Net().eval()
+    net = PackedGRU().eval()
     lengths = torch.tensor([2, 5, 3])
     x = torch.randn(3, 5, 3)
     a = netxray.activations(net, [{"x": x, "lengths": lengths}], layers="rnn")
@@ -488,6 +547,33 @@ def test_packed_sequences_are_unpacked_to_real_tokens():
         alone = [net.rnn(x[i, : int(n)])[0] for i, n in enumerate(lengths)]  # unbatched runs
     torch.testing.assert_close(a["rnn"], torch.cat(alone), rtol=1e-5, atol=1e-6)
     assert a.token_index[:, 0].tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 2, 2]
+
+
+def test_an_x_lengths_tuple_batch_says_which_batch_forms_exist():
+    """A tuple batch is (inputs, labels): (x, lengths) called forward(x) and Python said
+    "forward() missing 1 required positional argument". Now: the batch forms, and the dict
+    batch that passes the lengths (which then works)."""
+    net = PackedGRU().eval()
+    x, lengths = torch.randn(3, 5, 3), torch.tensor([2, 5, 3])
+    told = (r"the model's forward\(x, lengths\) cannot be called with what the batch gives "
+            r"\(1 positional input\): missing a required argument: 'lengths'\. netxray reads "
+            r"a batch as a tensor .*an \(x, y\) tuple .*or a dict passed to the model by "
+            r"keyword\. .*\{'x': \.\.\., 'lengths': \.\.\., 'labels': y\}")
+    for data in ((x, lengths), [(x, lengths)]):
+        with pytest.raises(ValueError, match=told):
+            netxray.activations(net, data)
+        with pytest.raises(ValueError, match=told):
+            netxray.collect_stats(net, data)
+    y = torch.tensor([0, 1, 0])
+    a = netxray.activations(net, [{"x": x, "lengths": lengths, "labels": y}], layers="rnn")
+    assert a["rnn"].shape == (10, 4) and a.targets.tolist() == [0, 1, 0]
+
+    class Inside(nn.Module):  # a TypeError raised inside forward is the model's own
+        def forward(self, x):
+            return x + "text"
+
+    with pytest.raises(TypeError, match="unsupported operand"):
+        netxray.activations(nn.Sequential(Inside()), torch.randn(2, 3))
 
 
 @pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")

@@ -421,3 +421,17 @@ def test_help_lists_the_exit_codes_and_says_model_runs_code(capsys):
     with pytest.raises(SystemExit):
         cli.main(["diagnose", "--help"])
     assert "runs that code" in " ".join(capsys.readouterr().out.split())
+
+
+def test_python_m_netxray_runs_the_cli():
+    """`python -m netxray` is the `netxray` command: help exits 0, an unknown command 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "netxray", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: netxray" in done.stdout and "diagnose" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "netxray", "no-such-command"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "invalid choice: 'no-such-command'" in done.stderr

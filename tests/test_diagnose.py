@@ -324,6 +324,35 @@ def test_report_summary_json_and_exit_code():
     assert rows[0]["layer"] == "1" and rows[0]["dead"] == 4
 
 
+def _table_names(text: str) -> list[str]:
+    """The first column of the summary's layer table (the lines after its header)."""
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("layer "))
+    return [line.split()[0] for line in lines[head + 1:]]
+
+
+def test_the_summary_table_keeps_layer_names_readable_and_distinct():
+    """Names were cut to 15 characters: transformer.h.0.mlp and transformer.h.0.attn both
+    read transformer.h.0. Now whole when they fit; a longer one keeps its tail."""
+    whole = ["transformer.h.0.mlp", "transformer.h.0.attn", "transformer.h.1.mlp.act"]
+    long = ["bert.encoder.layer.0.intermediate.intermediate_act_fn",
+            "bert.encoder.layer.1.intermediate.intermediate_act_fn"]
+    report = diagnose_stats(fake_stats(*(fake_layer(n) for n in whole + long)))
+    text = report.summary()
+    assert max(map(len, text.splitlines()[-5:])) <= 100  # the default width
+    names = _table_names(text)
+    assert names[:3] == whole
+    for shown, name in zip(names[3:], long, strict=True):  # their tails are the same
+        head, tail = shown.split("...")
+        assert name.startswith(head) and name.endswith(tail) and len(shown) <= 31
+        assert head.startswith("bert.encoder.layer.")  # the part that tells them apart
+    assert len(set(names)) == len(names)
+    # names told apart by their tail are cut on the left
+    tails = ["z" * 40 + ".h.0.mlp.act", "z" * 40 + ".h.1.mlp.act"]
+    assert _table_names(diagnose_stats(fake_stats(*map(fake_layer, tails))).summary()) == [
+        "..." + n[-28:] for n in tails]
+
+
 def test_findings_are_errors_first_and_severity_is_checked():
     with pytest.raises(ValueError, match="severity"):
         Finding("dead_units", "fatal", None, (), {}, "x")

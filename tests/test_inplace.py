@@ -195,15 +195,20 @@ class Unused(nn.Module):
         return self.head(self.act(self.fc(x)))
 
 
-@pytest.mark.parametrize("layers, named", [
-    ("unused", "unused"),
-    ("act#3", "act#3"),
-    (["fc", "unused", "act#3"], "act#3, unused"),
+_NEVER_CALLED = r"layer\(s\) unused never ran during the forward pass.*Select layers that the forward pass calls"
+# a call the module does not make: how many calls it made, and their names
+_FEWER_CALLS = (r"layer 'act#3' never ran: module 'act' ran once per forward pass, as layer act "
+                r"\(act#k is its call k, counting from 0: 'act#3' would need 4 calls\)")
+
+
+@pytest.mark.parametrize("layers, message", [
+    ("unused", _NEVER_CALLED),
+    ("act#3", _FEWER_CALLS),
+    (["fc", "unused", "act#3"], f"{_FEWER_CALLS}.*; {_NEVER_CALLED}"),
 ])
-def test_a_selected_layer_that_never_runs_is_an_error_everywhere(layers, named, hook_count):
+def test_a_selected_layer_that_never_runs_is_an_error_everywhere(layers, message, hook_count):
     model = Unused().eval()
     x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
-    message = rf"layer\(s\) {named} never ran during the forward pass.*Select layers that the forward pass calls"
     with pytest.raises(ValueError, match=message):
         netxray.activations(model, x, layers=layers)
     with pytest.raises(ValueError, match=message):

@@ -183,6 +183,38 @@ def test_the_first_nan_names_its_step_and_layer(tmp_path, bad_step):
         assert [f.kind for f in run.findings if f.event == "raised"].count("nonfinite") == 1
 
 
+@pytest.mark.parametrize("bad_step", [7, 10])  # between recorded steps (sums), recorded (counts)
+def test_a_nan_only_in_the_loss_points_at_the_loss_not_at_a_layer(tmp_path, bad_step):
+    """Every layer finite, the loss NaN (a mean over an empty selection, 0/0): the advice is
+    about the loss's inputs, not "check this layer's weights"."""
+    X, y = _data(d=4)
+    X = X.float()
+    model = _relu_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(TrainingAlarm) as info:
+        with watch(model, tmp_path / "run", every=5, alarms="raise") as w:
+            for s in range(12):
+                out = model(X)
+                keep = y >= 0 if s != bad_step else y < 0  # no row kept at bad_step
+                loss = nn.functional.cross_entropy(out[keep], y[keep])
+                opt.zero_grad()
+                if s != bad_step:
+                    loss.backward()
+                    opt.step()
+                w.step(loss=loss)
+            w.flush()
+    f = info.value.finding
+    assert info.value.step == bad_step and f.kind == "nonfinite" and f.layer is None
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    advice = " ".join(f.advice.split())
+    assert f"The loss became nan at step {bad_step} while every watched layer's output is " \
+        "finite" in advice
+    for words in ("loss function's inputs", "log of zero", "division by zero",
+                  "labels out of range"):
+        assert words in advice
+    assert "this layer's weights" not in advice and "weights are garbage" not in advice
+
+
 def test_warn_alarms_are_netxray_warnings(tmp_path):
     X, y = _data(d=4)
     model = _relu_net().double()

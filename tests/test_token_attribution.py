@@ -466,7 +466,8 @@ def test_token_occlusion_errors_say_what_to_pass():
         FeatureAblation(nn.Linear(9, 2).eval()).attribute(ids, target=0)
     with pytest.raises(TypeError, match="integer ids"):
         Occlusion(model).attribute(ids > 5, target=0, window=1)
-    with pytest.raises(ValueError, match=r"dtype torch.float32 .*token ids as integers"):
+    with pytest.raises(ValueError, match=r"token ids must be integers \(got float32\); an "
+                                         r"embedding layer of the model \(hf\.bert\.embeddings"):
         Occlusion(model).attribute(ids.float(), target=0, window=1, additional_forward_args=(mask,))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 
 import numpy as np
@@ -76,6 +77,24 @@ def test_train_records_a_run_and_report_writes_it(dying, capsys, tmp_path):
     assert '"id":"watch"' in page and '"title":"Training"' in page
     code, out, _ = run_cli(capsys, "report", path)  # default: report.html in the run's folder
     assert code == 0 and (path / "report.html").is_file()
+
+
+def test_runs_kept_as_files_in_one_folder_get_a_report_each(dying, capsys, tmp_path):
+    """`netxray report dir/a.sqlite` writes dir/a.html: a second run in the folder no longer
+    overwrites the first one's report.html; a run folder (or its run.sqlite) keeps report.html."""
+    path, _ = dying
+    for name in ("a", "b"):
+        shutil.copyfile(path / "run.sqlite", tmp_path / f"{name}.sqlite")
+        code, out, err = run_cli(capsys, "report", tmp_path / f"{name}.sqlite")
+        assert code == 0, err
+        assert out.strip() == f"Report: {tmp_path / f'{name}.html'}"
+    assert (tmp_path / "a.html").is_file() and (tmp_path / "b.html").is_file()
+    assert not (tmp_path / "report.html").exists()
+    (path / "report.html").unlink(missing_ok=True)
+    code, out, _ = run_cli(capsys, "report", path / "run.sqlite")
+    assert code == 0 and out.strip() == f"Report: {path / 'report.html'}"
+    code, out, _ = run_cli(capsys, "report", tmp_path / "a.sqlite", "--out", tmp_path / "c.html")
+    assert code == 0 and (tmp_path / "c.html").is_file()
 
 
 def test_train_prints_the_run_and_its_alarms(capsys, tmp_path):

@@ -49,16 +49,17 @@ def check_eval_mode(model: nn.Module, *, allow_train: bool = False) -> None:
     """
     if allow_train:
         return
-    culprits = [
-        name or type(m).__name__
+    culprits = [  # named and typed: a Sequential's "2" alone would read as a count
+        f"{name!r} ({type(m).__name__})" if name else f"the model itself ({type(m).__name__})"
         for name, m in model.named_modules()
         if m.training and isinstance(m, MODE_DEPENDENT)
     ]
     if culprits:
-        shown = ", ".join(culprits[:5]) + (" ..." if len(culprits) > 5 else "")
+        shown = ", ".join(culprits[:5]) + (f", ... ({len(culprits)} in all)"
+                                           if len(culprits) > 5 else "")
         raise ValueError(
-            f"the model is in training mode and has mode-dependent layers ({shown}): "
-            "dropout would make results random and batch-norm would update its running "
+            f"the model is in training mode and has mode-dependent layers: {shown}. "
+            "Dropout would make results random and batch-norm would update its running "
             "statistics. Call model.eval() first (or pass allow_train=True if you mean it)."
         )
 
@@ -247,9 +248,57 @@ def shape_error(model: nn.Module, inputs: Any, error: BaseException) -> ValueErr
     )
 
 
+#: The dict entry that holds token ids (HF's convention, which netxray's text data follows).
+TOKEN_IDS = "input_ids"
+
+# torch's error for an nn.Embedding / EmbeddingBag given floats (or bools) as indices
+_FLOAT_IDS = re.compile(r"'indices'.*scalar types.*checking arguments for embedding")
+
+
+def token_ids_error(dtype: torch.dtype | None, where: str) -> ValueError:
+    """The error for token ids that are not integers (``dtype``), which torch reports from
+    deep inside the model as "Expected tensor for argument #1 'indices' ..."."""
+    got = "floating point" if dtype is None else str(dtype).removeprefix("torch.")
+    return ValueError(
+        f"token ids must be integers (got {got}); {where}. Pass them as integer ids, as a "
+        "tokenizer returns them (ids.long(), or an np.int64 array); rounding floats back "
+        "to ids only hides where they became floats"
+    )
+
+
+def float_ids_error(inputs: Any, error: BaseException, model: nn.Module | None = None
+                    ) -> ValueError | None:
+    """:func:`token_ids_error` when ``error`` is torch's refusal of non-integer indices by an
+    embedding layer of ``model``, run on ``inputs``; else ``None``."""
+    if not isinstance(error, RuntimeError) or not _FLOAT_IDS.search(str(error)):
+        return None
+    dtype = next((t.dtype for t in _tensors(inputs) if not _is_int(t.dtype)), None)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Embedding | nn.EmbeddingBag)
+             ] if model is not None else []
+    shown = f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+    return token_ids_error(dtype, f"an embedding layer of the model{shown} was given them")
+
+
+def _is_int(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _tensors(inputs: Any) -> Iterator[torch.Tensor]:
+    """The tensors of a tensor, a tuple/list of them or a dict of them."""
+    if isinstance(inputs, torch.Tensor):
+        yield inputs
+    elif isinstance(inputs, dict):
+        for v in inputs.values():
+            yield from _tensors(v)
+    elif isinstance(inputs, tuple | list):
+        for v in inputs:
+            yield from _tensors(v)
+
+
 @contextlib.contextmanager
 def explained_shape_errors(model: nn.Module, inputs: Any) -> Iterator[None]:
-    """Turn torch's shape errors inside the block into :func:`shape_error`'s ``ValueError``.
+    """Turn torch's shape errors inside the block into :func:`shape_error`'s ``ValueError``,
+    and an embedding's refusal of float ids into :func:`token_ids_error`'s.
 
     Costs nothing when the model runs: for a loop over batches that should not pay for an
     extra probe (``activations``); the error names the batch's shape.
@@ -257,7 +306,7 @@ def explained_shape_errors(model: nn.Module, inputs: Any) -> Iterator[None]:
     try:
         yield
     except (RuntimeError, IndexError) as e:
-        clear = shape_error(model, inputs, e)
+        clear = float_ids_error(inputs, e, model) or shape_error(model, inputs, e)
         if clear is None:
             raise
         raise clear from e

@@ -225,21 +225,33 @@ class StepAnalysis:
         bad = list(dict.fromkeys(bad))  # a shared module may run several times
         loss_bad = loss is not None and not math.isfinite(loss)
         found = []
-        if bad or loss_bad:
-            origin = bad[0] if bad else None
-            where = (f"in `{origin}`, the first watched layer (in forward order) whose output "
-                     "is not finite" if origin else
-                     "in the loss, while every watched layer's output is finite")
+        if bad:
             found.append(Finding(
-                kind="nonfinite", severity="error", layer=origin, units=(),
-                evidence={"step": step, "layer": origin, "layers": bad, "loss": loss},
+                kind="nonfinite", severity="error", layer=bad[0], units=(),
+                evidence={"step": step, "layer": bad[0], "layers": bad, "loss": loss},
                 advice=(
-                    f"NaN/Inf first appeared at step {step} {where}"
+                    f"NaN/Inf first appeared at step {step} in `{bad[0]}`, the first watched "
+                    "layer (in forward order) whose output is not finite"
                     + (f" (the loss is {loss})" if loss is not None else "")
                     + ". From here on the weights are garbage. Common causes: a learning rate "
                     "too high, no gradient clipping, log or division of zero. Try: lower the "
                     "learning rate 10x, clip gradients (torch.nn.utils.clip_grad_norm_), check "
                     "this layer's weights, torch.autograd.set_detect_anomaly(True)."
+                ),
+            ))
+        elif loss_bad:  # the model's outputs are finite: the loss computation made it
+            found.append(Finding(
+                kind="nonfinite", severity="error", layer=None, units=(),
+                evidence={"step": step, "layer": None, "layers": [], "loss": loss},
+                advice=(
+                    f"The loss became {loss} at step {step} while every watched layer's output "
+                    "is finite: the NaN/Inf comes from the loss computation, not from the "
+                    "layers. Check the loss function's inputs: a log of zero (log of a "
+                    "probability that is 0: use log_softmax or cross_entropy on logits, or "
+                    "clamp), a division by zero (a mean over an empty batch or mask, a "
+                    "normalisation by a zero sum), labels out of range (a class index >= the "
+                    "number of classes, targets outside [0, 1] for BCE), NaN in the targets. "
+                    "Its backward step would make the weights NaN: skip or stop such a step."
                 ),
             ))
         return self._update(step, found, lambda k: k in _EVERY_STEP)

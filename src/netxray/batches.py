@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import as_input_tensor, model_device, output_tensor
+from netxray._checks import (
+    TOKEN_IDS,
+    as_input_tensor,
+    model_device,
+    output_tensor,
+    token_ids_error,
+)
 
 #: Which entry of a dict batch holds the labels (``None``: batches carry no labels).
 LabelSpec = str | None
@@ -59,20 +65,68 @@ class Batch:
     def to(self, model: nn.Module) -> Batch:
         """Inputs on the model's device (floats in its dtype, checked finite), mask too."""
         args = tuple(_input(v, model, "inputs") for v in self.args)
-        kwargs = {k: _input(v, model, f"input {k!r}") for k, v in self.kwargs.items()}
+        kwargs = {k: _input(v, model, f"input {k!r}", ids=k == TOKEN_IDS)
+                  for k, v in self.kwargs.items()}
         mask = None if self.mask is None else self.mask.to(model_device(model))
         return replace(self, args=args, kwargs=kwargs, mask=mask)
 
     def run(self, model: nn.Module) -> Any:
-        """``model(*args, **kwargs)``, after checking that the model takes these keywords."""
+        """``model(*args, **kwargs)``, after checking that the model takes these keywords; a
+        call its forward's signature refuses (``forward(x, lengths)`` given one tensor) says
+        which batch forms exist, instead of Python's bare TypeError."""
         if self.kwargs:
             check_keywords(model, self.kwargs)
-        return model(*self.args, **self.kwargs)
+        try:
+            return model(*self.args, **self.kwargs)
+        except TypeError as e:
+            clear = _call_error(model, self.args, self.kwargs)
+            if clear is None:  # the signature takes this call: an error inside the model
+                raise
+            raise clear from e
 
 
-def _input(v: Any, model: nn.Module, what: str) -> Any:
+def _call_error(model: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+                ) -> ValueError | None:
+    """The error for a call ``model.forward``'s signature does not take (a tuple batch reads
+    as ``(inputs, labels)``, so a ``(x, lengths)`` batch passes only ``x``), else ``None``."""
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # a builtin or C forward: no signature to compare with
+        return None
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        why = str(e)
+    else:
+        return None
+    params = list(sig.parameters)
+    takes = ", ".join(params[:6]) + (", ..." if len(params) > 6 else "")
+    n = len(args)
+    given = ("no positional input" if n == 0 else "1 positional input" if n == 1 else
+             f"{n} positional inputs") + (f" and {', '.join(kwargs)} by name" if kwargs else "")
+    named = [p.name for p in sig.parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    example = ("{" + ", ".join(f"{p!r}: ..." for p in named[:4]) + ", 'labels': y}" if named
+               else "a dict of the forward's keyword arguments")
+    return ValueError(
+        f"the model's forward({takes}) cannot be called with what the batch gives ({given}): "
+        f"{why}. netxray reads a batch as a tensor (the model's one input), an (x, y) tuple "
+        "(x is the input, y the labels; later items are not passed to the model), or a dict "
+        "passed to the model by keyword. To pass more arguments (e.g. a packed-RNN batch's "
+        f"lengths), yield dict batches named after the forward's parameters, {example} "
+        "(labels= names the labels entry), or wrap the model in a module whose forward takes "
+        "one input"
+    )
+
+
+def _input(v: Any, model: nn.Module, what: str, ids: bool = False) -> Any:
+    """``v`` on the model's device; ``ids``: it holds token ids, refused unless integers
+    (before the model runs, not as torch's error from inside its embedding)."""
     if isinstance(v, np.ndarray):
         v = _tensor(v, what)
+    if ids and isinstance(v, torch.Tensor) and (
+            v.is_floating_point() or v.is_complex() or v.dtype == torch.bool):
+        raise token_ids_error(v.dtype, f"the batch's {TOKEN_IDS!r} entry holds them")
     if isinstance(v, torch.Tensor):
         return as_input_tensor(v, model, what) if v.ndim else v.to(model_device(model))
     return v

@@ -48,6 +48,7 @@ from netxray.layers import (  # noqa: F401  (re-exported: netxray.capture.select
     call_name,
     check_ran,
     default_layers,
+    fewer_calls,
     is_activation,
     select_layers,
 )
@@ -117,13 +118,16 @@ def call_hooks(
     model: nn.Module,
     modules: dict[str, nn.Module],
     fn: Callable[[str, torch.Tensor, torch.Tensor | None], None],
-) -> Iterator[None]:
+) -> Iterator[dict[str, int]]:
     """Call ``fn(layer, output, mask)`` for every call of the selected modules; remove on exit.
 
     ``modules`` is what :func:`select_layers` returns. Call k (k >= 1) of a module within one
     forward pass of ``model`` is layer ``name#k``; ``output`` is batch-first (see
     :func:`netxray._outputs.batch_first`) and ``mask`` the real positions a packed or nested
     output carried, else ``None``. A module called outside ``model``'s forward is call 0.
+    Yields ``{module name: most calls in one forward pass}``, filled as the model runs, so
+    that a selected call that never ran can be told how many there were
+    (:func:`netxray.layers.check_ran`).
     """
     wanted: dict[int, tuple[str, set[int] | None]] = {}
     named = _named(model)
@@ -136,6 +140,7 @@ def call_hooks(
         else:
             wanted[id(module)] = (base, (prev[1] if prev else set()) | {k})
     count: dict[int, int] = {}
+    runs: dict[str, int] = {}
     inside = [False]
     handles = []
 
@@ -151,6 +156,8 @@ def call_hooks(
         k = count.get(key, 0) if inside[0] else 0
         count[key] = k + 1
         base, only = wanted[key]
+        if k >= runs.get(base, 0):
+            runs[base] = k + 1
         if only is not None and k not in only:
             return
         name = base if k == 0 else call_name(base, k)
@@ -170,7 +177,7 @@ def call_hooks(
             if id(module) not in seen:
                 seen.add(id(module))
                 handles.append(module.register_forward_hook(hook))
-        yield
+        yield runs
     finally:
         for h in handles:
             h.remove()
@@ -190,6 +197,7 @@ class Recording:
     def __init__(self, names: Iterable[str]) -> None:
         self._outputs: dict[str, list[torch.Tensor]] = {n: [] for n in names}
         self._versions: dict[str, list[int | None]] = {n: [] for n in names}
+        self._runs: dict[str, int] = {}  # {module: most calls in one forward pass}
 
     @property
     def layers(self) -> list[str]:
@@ -214,7 +222,8 @@ class Recording:
     def __getitem__(self, name: str) -> torch.Tensor:
         outs = self.calls(name)
         if not outs:
-            raise ValueError(f"layer {name!r} was recorded but never ran; call the model first")
+            raise ValueError(fewer_calls(name, self._runs) or
+                             f"layer {name!r} was recorded but never ran; call the model first")
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
 
     def __contains__(self, name: object) -> bool:
@@ -277,7 +286,7 @@ def record(model: nn.Module, layers: Layers = None, *, detach: bool = True) -> I
         else:
             rec._add(name, output, output._version)
 
-    with call_hooks(model, chosen, keep):
+    with call_hooks(model, chosen, keep) as rec._runs:
         yield rec
 
 
@@ -418,7 +427,7 @@ def activations(
     offset = 0
     read = read_batches(data, batch_size, fmt)
     bar = counted(read, desc="activations", total=count_batches(data, batch_size), progress=progress)
-    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep), \
+    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep) as runs, \
             encoders.hooks(), bar as batches:
         for raw in batches:
             batch = raw.to(model)
@@ -443,7 +452,7 @@ def activations(
             if batch.labels is not None:
                 targets.append(_targets(batch.labels, mask, out_tokens, pool))
             offset += batch.size
-    check_ran(chosen, got.rows)
+    check_ran(chosen, got.rows, runs)
     names = [n for n in _call_order(dict.fromkeys([*chosen, *got.rows])) if n in got.rows]
     token_outputs = pool is None and outputs.per_token[_OUTPUT]
     return Activations(

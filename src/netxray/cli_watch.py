@@ -47,7 +47,9 @@ def add_watch_commands(sub: Any) -> None:
                                            "train` or netxray.watch (also while it is written)")
     report.add_argument("run", metavar="RUN", help="the run's folder or its .sqlite file")
     report.add_argument("--out", default=None,
-                        help="the HTML file to write (default: report.html in the run's folder)")
+                        help="the HTML file to write (default: report.html in the run's "
+                             "folder; for a run given as a file such as a.sqlite, a.html "
+                             "beside it)")
     tb = sub.add_parser("export-tensorboard",
                         help="write a run as TensorBoard event files (scalars, histograms, "
                              "alarms as text)")
@@ -170,12 +172,21 @@ def cmd_export_tensorboard(args: argparse.Namespace) -> int:
     return OK
 
 
+def _default_report(file: Path) -> Path:
+    """Where ``netxray report`` writes by default: ``report.html`` beside a folder's
+    ``run.sqlite``, else the run file's name with ``.html`` (``dir/a.sqlite`` ->
+    ``dir/a.html``), so that two runs kept as files in one folder keep a report each."""
+    from netxray.store import RUN_FILE
+
+    return file.parent / "report.html" if file.name == RUN_FILE else file.with_suffix(".html")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """``netxray report RUN``: the run's report, drawn from its store."""
     from netxray.cli import OK, InputError, _reading
 
     file = _stored_run(args.run)
-    out = Path(args.out) if args.out is not None else file.parent / "report.html"
+    out = Path(args.out) if args.out is not None else _default_report(file)
     if args.out == "-":
         raise InputError("--out - (standard output) is not supported; give an .html file name")
     if out.is_dir():

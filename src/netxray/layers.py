@@ -94,7 +94,8 @@ def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Modul
     ``layers`` may be ``None`` (:func:`default_layers`), a dotted name, a glob
     (``"blocks.*.mlp"``), an ``nn.Module`` subclass, a predicate ``(name, module) -> bool``,
     or a list of these. A module called k times per forward pass is k layers: selecting it
-    records every call (``relu``, ``relu#1``, ...); ``"relu#1"`` selects its second call only.
+    records every call (``relu``, ``relu#1``, ...); ``"relu#1"`` selects its second call only,
+    and a glob with a call suffix (``"block*.relu#1"``) that call of every module it matches.
     A name or glob that matches nothing raises ``ValueError`` listing close matches.
     """
     if not isinstance(model, nn.Module):
@@ -121,14 +122,18 @@ def select_layers(model: nn.Module, layers: Layers = None) -> dict[str, nn.Modul
             call = _CALL_NAME.fullmatch(spec)
             if call and spec not in named:
                 base, k = call[1], int(call[2])
-                if base not in named:
-                    raise _unknown_layer(base, named)
+                bases = ([n for n in named if fnmatch.fnmatchcase(n, base)]
+                         if _GLOB_CHARS & set(base) else [base] if base in named else [])
+                if not bases:
+                    raise _unknown_layer(base, named, f" (in {spec!r}: {base!r} names the "
+                                         f"module, #{k} its call)")
                 if k == 0:
                     raise ValueError(
                         f"{spec!r}: the first call of a module is named by the module alone "
                         f"({base!r}, which records every call); later calls are {base}#1, ..."
                     )
-                calls.setdefault(base, set()).add(k)
+                for b in bases:
+                    calls.setdefault(b, set()).add(k)
             elif _GLOB_CHARS & set(spec):
                 hits = [n for n in named if fnmatch.fnmatchcase(n, spec)]
                 if not hits:
@@ -166,17 +171,45 @@ def call_name(name: str, call: int) -> str:
     return name if call == 0 else f"{name}#{call}"
 
 
-def check_ran(chosen: Iterable[str], ran: Collection[str]) -> None:
+def check_ran(
+    chosen: Iterable[str], ran: Collection[str], runs: Mapping[str, int] | None = None
+) -> None:
     """Refuse layers of the selection that never ran: their statistics or rows would be
-    missing from the result without a word (a report of "no problems" over nothing)."""
+    missing from the result without a word (a report of "no problems" over nothing).
+    ``runs``: ``{module name: most calls in one forward pass}`` (what
+    :func:`netxray.capture.call_hooks` yields), to say which calls a ``name#k`` could name."""
     missing = [n for n in chosen if n not in ran]
-    if missing:
-        raise ValueError(
-            f"layer(s) {', '.join(missing)} never ran during the forward pass; are they used "
+    fewer = {n: fewer_calls(n, runs or {}) for n in missing}
+    unused = [n for n in missing if fewer[n] is None]
+    told = [m for m in fewer.values() if m is not None]
+    if unused:
+        told.append(
+            f"layer(s) {', '.join(unused)} never ran during the forward pass; are they used "
             "by model.forward? Select layers that the forward pass calls (a module defined in "
             "__init__ but not called in forward never runs; 'name#k' needs a module called "
             "more than k times per forward pass)"
         )
+    if told:
+        raise ValueError("; ".join(told))
+
+
+def fewer_calls(name: str, runs: Mapping[str, int]) -> str | None:
+    """The message for call ``name`` (``"relu#5"``) of a module that ran, but fewer times per
+    forward pass: how many times it ran and the names of its calls; ``None`` when ``name`` is
+    no call name or its module never ran."""
+    call = _CALL_NAME.fullmatch(name)
+    n = runs.get(call[1], 0) if call else 0
+    if not call or n < 1:
+        return None
+    base = call[1]
+    names = ", ".join(call_name(base, k) for k in range(min(n, 8))) + (", ..." if n > 8 else "")
+    times = "once per forward pass, as layer" if n == 1 else (
+        f"{n} times per forward pass, as layers")
+    return (
+        f"layer {name!r} never ran: module {base!r} ran {times} {names} ({base}#k is its "
+        f"call k, counting from 0: {name!r} would need {int(call[2]) + 1} calls). Select one "
+        "of these names"
+    )
 
 
 _CHANNEL_MODULES = (

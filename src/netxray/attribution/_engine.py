@@ -26,6 +26,7 @@ from netxray._checks import (
     as_input_tensor,
     check_eval_mode,
     check_finite,
+    float_ids_error,
     output_tensor,
     preserved_state,
 )
@@ -55,6 +56,9 @@ def _run(fn: Callable[..., Any], x: torch.Tensor | tuple[torch.Tensor, ...], arg
     try:
         return fn(*xs, *args)
     except RuntimeError as e:
+        clear = float_ids_error(xs, e, fn if isinstance(fn, nn.Module) else None)
+        if clear is not None:
+            raise clear from e
         if any(w in str(e) for w in _DTYPE_WORDS):
             kinds = ", ".join(str(v.dtype) for v in xs)
             raise ValueError(

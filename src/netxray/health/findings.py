@@ -179,15 +179,17 @@ class HealthReport(Result):
         rows = self.layer_table()
         if rows:
             lines.append("")
-            header = f"{'layer':<16}{'type':<10}{'units':>6}{'RMS':>10}{'active':>8}{'satur.':>8}{'dead':>6}{'NaN/Inf':>9}{'grad RMS':>11}"
+            names = _short_names([r["layer"] for r in rows], max(width - _TABLE_REST - 1, 15))
+            w = max(15, *map(len, names)) + 1  # (16 as it always was, wider for longer names)
+            header = f"{'layer':<{w}}{'type':<10}{'units':>6}{'RMS':>10}{'active':>8}{'satur.':>8}{'dead':>6}{'NaN/Inf':>9}{'grad RMS':>11}"
             lines.append(header)
-            for r in rows:
+            for name, r in zip(names, rows, strict=True):
                 sat = "-" if r["frac_saturated"] is None else f"{r['frac_saturated']:.0%}"
                 dead = "-" if r["dead"] is None else str(r["dead"])
                 grad = "-" if r["grad_rms"] is None else _fmt(r["grad_rms"])
                 act = "-" if math.isnan(r["frac_active"]) else f"{r['frac_active']:.0%}"
                 lines.append(
-                    f"{r['layer'][:15]:<16}{r['type'][:9]:<10}{r['units']:>6}{_fmt(r['scale']):>10}"
+                    f"{name:<{w}}{r['type'][:9]:<10}{r['units']:>6}{_fmt(r['scale']):>10}"
                     f"{act:>8}{sat:>8}{dead:>6}{r['nonfinite']:>9}{grad:>11}"
                 )
         return "\n".join(lines)
@@ -195,6 +197,24 @@ class HealthReport(Result):
     def to_json(self, *, indent: int | None = None) -> str:
         """The report as JSON (non-finite numbers become null)."""
         return json.dumps(to_plain(self), indent=indent)
+
+
+#: the characters of the layer table's columns after the layer name (and its one space)
+_TABLE_REST = 10 + 6 + 10 + 8 + 8 + 6 + 9 + 11
+
+
+def _short_names(names: Sequence[str], most: int) -> list[str]:
+    """Layer names for a table column of at most ``most`` characters. A longer one keeps its
+    tail (``...h.0.mlp.act``: the end tells layers apart, the front is the shared path); where
+    tails alone would read the same (``bert.encoder.layer.0...e_act_fn``) it keeps its head
+    too, as much as tells them apart. If nothing does, every name stays whole (a wide table
+    beats two rows that read the same)."""
+    for tail in range(most - 3, -1, -1):
+        head = most - 3 - tail
+        short = [n if len(n) <= most else n[:head] + "..." + n[len(n) - tail:] for n in names]
+        if len(set(short)) == len(set(names)):
+            return short
+    return list(names)
 
 
 def _fmt(x: float | None) -> str:

@@ -423,8 +423,8 @@ def _collect(
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
 
     bar = counted(batches, desc=desc, total=total, progress=progress)
-    with preserved_state(model), call_hooks(model, chosen, col.hook), col.encoders.hooks(), \
-            bar as batches:
+    with preserved_state(model), call_hooks(model, chosen, col.hook) as runs, \
+            col.encoders.hooks(), bar as batches:
         if gradients:
             for _, p in params:
                 p.requires_grad_(True)
@@ -482,7 +482,7 @@ def _collect(
             if lv is not None:
                 col.loss_sum += lv * rows
                 col.loss_n += rows
-    check_ran(chosen, col.stats)
+    check_ran(chosen, col.stats, runs)
     if sync:
         col.sync()
     return col.result()
