@@ -95,9 +95,8 @@ def test_padding_is_left_out_with_or_without_gradients(how):
         norm = np.sqrt((gref ** 2).sum() / gref.shape[0])
         assert s.grad_norm == pytest.approx(norm, rel=1e-4)
         np.testing.assert_allclose(s.grad_abs_mean, np.abs(gref).mean(0), rtol=1e-4, atol=1e-7)
-    if how != "seq_first":  # activations: the same real-token rows, in data order
-        a = netxray.activations(m, d, LAYER)
-        np.testing.assert_allclose(a[LAYER].double().numpy(), ref, rtol=1e-4, atol=1e-5)
+    a = netxray.activations(m, d, LAYER)  # the same real-token rows, in data order
+    np.testing.assert_allclose(a[LAYER].double().numpy(), ref, rtol=1e-4, atol=1e-5)
     report = netxray.diagnose(m, d, LAYER)
     assert report.stats[LAYER].count.tolist() == [27] * 32
     np.testing.assert_allclose(report.stats[LAYER].mean, ref.mean(0), rtol=1e-4, atol=1e-5)
@@ -136,12 +135,14 @@ def test_what_cannot_be_told_apart_is_refused_not_counted():
     assert s["proj"].count.tolist() == [27] * 16
 
 
-def test_a_training_watch_leaves_the_encoders_padding_out(tmp_path):
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_a_training_watch_leaves_the_encoders_padding_out(tmp_path, batch_first):
     """Training mode, gradients on: PyTorch's slow path, plain padded tensors. The watch's
-    statistics and gradient RMS are those of the real tokens (the reference's)."""
+    statistics and gradient RMS are those of the real tokens (the reference's), in either
+    layout (a sequence-first encoder's layers output (seq, batch, ...): read transposed)."""
     import netxray
 
-    m = model().train()
+    m = model(batch_first=batch_first).train()
     batches = data()
     want, grads = reference(m, batches[:1])
     with netxray.watch(m, tmp_path / "run", every=1, layers=[LAYER], bins=0,
@@ -160,14 +161,3 @@ def test_a_training_watch_leaves_the_encoders_padding_out(tmp_path):
         # per element of one token's output: sqrt(mean over real tokens of |g|^2 / units)
         np.testing.assert_allclose(ls.grad_rms[0], np.sqrt((grads**2).sum(1).mean()
                                                            / want.shape[1]), rtol=1e-5)
-
-
-def test_a_training_watch_refuses_a_sequence_first_encoder_with_padding(tmp_path):
-    import netxray
-
-    m = model(batch_first=False).train()
-    b = data()[0]
-    with pytest.raises(ValueError, match="sequence-first transformer encoder.*batch_first=True"):
-        with netxray.watch(m, tmp_path / "run", every=1, layers=[LAYER]) as w:
-            m(b["x"], b["src_key_padding_mask"])
-            w.step()

@@ -16,3 +16,14 @@ def train_steps(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor,
         loss.backward()
         opt.step()
         w.step(loss=loss)
+
+
+def watched_step(model: torch.nn.Module, w: Any, inputs: dict[str, Any], y: torch.Tensor,
+                 loss_of: Any = None) -> None:
+    """One training step on keyword inputs, closed with ``w.step``: the loss is
+    ``loss_of(output)``, else the cross-entropy of the output with ``y``; no optimizer (the
+    watch records the step's forward and backward)."""
+    out = model(**inputs)
+    loss = loss_of(out) if loss_of is not None else torch.nn.functional.cross_entropy(out, y)
+    loss.backward()
+    w.step(loss=loss)

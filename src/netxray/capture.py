@@ -16,19 +16,11 @@ import torch
 from torch import nn
 
 from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
-from netxray._outputs import (
-    POOLS,
-    align,
-    batch_first,
-    carried_mask,
-    has_seq,
-    token_index,
-    tokens,
-    widen,
-)
-from netxray._padding import EncoderMasks
+from netxray._outputs import POOLS, batch_first, carried_mask, token_index
 from netxray._progress import count_batches, counted
+from netxray._reading import Reader
 from netxray._results import Result
+from netxray._rows import OUTPUT, Collected, same_mask, targets_of
 from netxray.batches import (
     BatchFormat,
     LabelSpec,
@@ -323,60 +315,6 @@ class Activations(Result):
         return h.reshape(h.shape[0], -1).numpy()
 
 
-_OUTPUT = "the model's output"
-
-
-def _what(name: str) -> str:
-    return name if name == _OUTPUT else f"layer {name!r}"
-
-
-class _Collected:
-    """Per-layer rows of one ``activations`` call, with the checks that keep rows honest."""
-
-    def __init__(self, pool: str | None) -> None:
-        self.pool = pool
-        self.rows: dict[str, list[torch.Tensor]] = {}
-        self.per_token: dict[str, bool] = {}
-        self.index: list[torch.Tensor] = []
-
-    def add(
-        self, name: str, t: torch.Tensor, own: torch.Tensor | None, mask: torch.Tensor | None,
-        size: int, carried: bool = False, copied: bool = False,
-    ) -> None:
-        """One batch's rows of ``name``; ``copied``: ``t`` is already a copy of ours (on the
-        CPU it is kept as it is)."""
-        if carried and own is None and mask is not None and t.ndim >= 3 and t.shape[1] > mask.shape[1]:
-            mask = widen(mask, t.shape[1])  # packed/nested masks stop at the longest sequence
-        t, mask = align(name, t, own, mask)
-        token = has_seq(t, mask)
-        if name in self.per_token and self.per_token[name] != token:
-            raise ValueError(
-                f"{_what(name)} has a sequence dimension matching the attention mask in some "
-                "batches and not in others; pad every batch's sequences the same way"
-            )
-        self.per_token[name] = token
-        if token:
-            t = tokens(t, mask, self.pool)
-        elif t.shape[0] != size:
-            raise ValueError(
-                f"{_what(name)} has shape {tuple(t.shape)} for a batch of {size} "
-                "samples; netxray needs (batch, ...). Record a layer whose output is batch-first"
-            )
-        copy = t.device.type == "cpu" and not copied
-        self.rows.setdefault(name, []).append(t.detach().to("cpu", copy=copy))
-
-    def cat(self, name: str) -> torch.Tensor:
-        parts = self.rows[name]
-        shapes = {tuple(p.shape[1:]) for p in parts}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"{_what(name)} has different shapes in different batches "
-                f"({', '.join(str(s) for s in sorted(shapes))}); sequences padded to different "
-                "lengths need their attention mask (mask=...) or one padding length"
-            )
-        return torch.cat(parts)
-
-
 def activations(
     model: nn.Module,
     data: Any,
@@ -398,8 +336,10 @@ def activations(
     dict entry holding the labels; ``mask``: where the attention mask is (a key, a tensor
     ``(n, seq)`` or a function of the batch); ``output``: which part of the model's output to
     keep (default: ``logits`` or the first tensor). With a mask, layers whose output is
-    ``(batch, seq, ...)`` keep real tokens only: one row per token, or per sequence with
-    ``pool="mean"`` (over real tokens) or ``"first"`` (the first real token).
+    ``(batch, seq, ...)`` (or channel-first ``(batch, channels, seq)``, and sequence-first
+    ones transposed; layers inside a decoder: its own mask; see :mod:`netxray._reading`)
+    keep real tokens only: one row per token, or per sequence with ``pool="mean"`` (over
+    real tokens) or ``"first"`` (the first real token).
     Memory grows with the data (everything is kept): for statistics over large data use
     :func:`netxray.collect_stats`, which keeps none. Inputs the model cannot take raise
     "the model cannot take inputs of shape ...; it expects ..." (see
@@ -412,27 +352,31 @@ def activations(
     check_eval_mode(model, allow_train=allow_train)
     chosen = select_layers(model, layers)
     fmt = BatchFormat(labels=labels, mask=mask, output=output)
-    got = _Collected(pool)
-    outputs = _Collected(pool)
+    got = Collected(pool)
+    outputs = Collected(pool)
     targets: list[torch.Tensor] = []
     seen: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    encoders = EncoderMasks(model, chosen)
+    decoded: dict[str, torch.Tensor | None] = {}  # a decoder's layers: its mask
+    reader = Reader(model, chosen)
 
     def keep(name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
-        enc = encoders.mask_for(name)  # inside an encoder given a padding mask: its tokens
-        if own is None and enc is not None and enc[1]:  # (batch-first only)
-            own = enc[0]
-        seen[name] = (copy_output(out), own)  # (the rows' one copy on the CPU, taken now)
+        call = reader.read(name, out, strict=True)  # (rows per sample: the layout matters)
+        if own is None and call.kind == "encoder":  # inside an encoder given a padding mask
+            own = call.mask
+        elif call.kind == "decoder":
+            decoded[name] = call.mask
+        seen[name] = (copy_output(call.t), own)  # (the rows' one copy on the CPU, taken now)
 
     offset = 0
     read = read_batches(data, batch_size, fmt)
     bar = counted(read, desc="activations", total=count_batches(data, batch_size), progress=progress)
     with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep) as runs, \
-            encoders.hooks(), bar as batches:
+            reader.hooks(), bar as batches:
         for raw in batches:
             batch = raw.to(model)
             seen.clear()
-            encoders.begin(batch.mask)
+            decoded.clear()
+            reader.begin(batch.mask, batch.size)
             with explained_shape_errors(model, _call_inputs(batch)):
                 out = pick_output(batch.run(model), output)
             check_output_rows(batch, out)
@@ -443,21 +387,27 @@ def activations(
                     "mask= (a dict key, a tensor (n, seq) or a function of the batch)"
                 )
             carried = batch.mask is None
+            got.tokens_of = outputs.tokens_of = None
             for name, (t, own) in seen.items():
-                got.add(name, t, own, mask, batch.size, carried, copied=True)
-            outputs.add(_OUTPUT, out, None, mask, batch.size, carried)
-            out_tokens = outputs.per_token[_OUTPUT]
-            if mask is not None and pool is None and (any(got.per_token.values()) or out_tokens):
-                got.index.append(token_index(mask, offset))
+                got.add(name, t, own, decoded[name] if name in decoded else mask, batch.size,
+                        carried, copied=True, token_dim=reader.token_dim)
+            out_mask = reader.stacks.output_mask(mask)  # (a seq2seq model's: the decoder's)
+            if got.tokens_of and out_mask is not None and not same_mask(out_mask, got.tokens_of[1]):
+                out_mask = None  # the layers' tokens are the encoder's: one row per sample
+            outputs.add(OUTPUT, out, None, out_mask, batch.size, carried)
+            out_tokens = outputs.per_token[OUTPUT]
+            index = got.tokens_of or outputs.tokens_of
+            if index is not None and pool is None:
+                got.index.append(token_index(index[1], offset))
             if batch.labels is not None:
-                targets.append(_targets(batch.labels, mask, out_tokens, pool))
+                targets.append(targets_of(batch.labels, out_mask, out_tokens, pool))
             offset += batch.size
     check_ran(chosen, got.rows, runs)
     names = [n for n in _call_order(dict.fromkeys([*chosen, *got.rows])) if n in got.rows]
-    token_outputs = pool is None and outputs.per_token[_OUTPUT]
+    token_outputs = pool is None and outputs.per_token[OUTPUT]
     return Activations(
         layers={n: got.cat(n) for n in names},
-        outputs=outputs.cat(_OUTPUT),
+        outputs=outputs.cat(OUTPUT),
         targets=torch.cat(targets) if targets else None,
         token_index=torch.cat(got.index) if got.index else None,
         token_layers=tuple(n for n in names if got.per_token[n] and pool is None),
@@ -471,15 +421,3 @@ def _call_inputs(batch: Any) -> Any:
         return dict(batch.kwargs) if not batch.args else (*batch.args, batch.kwargs)
     return batch.args[0] if len(batch.args) == 1 else batch.args
 
-
-def _targets(
-    y: torch.Tensor, mask: torch.Tensor | None, token_outputs: bool, pool: str | None
-) -> torch.Tensor:
-    if token_outputs and mask is not None and y.ndim >= 2 and y.shape[1] == mask.shape[1]:
-        if pool is not None:
-            raise ValueError(
-                f"the labels are per token (shape {tuple(y.shape)}) but pool={pool!r} gives "
-                "one row per sequence; pass pool=None for per-token labels"
-            )
-        return y[mask.to(y.device)].cpu()
-    return y.cpu()

@@ -212,6 +212,9 @@ def fewer_calls(name: str, runs: Mapping[str, int]) -> str | None:
     )
 
 
+#: Modules whose output is channel-first, ``(batch, channels, positions...)``: their units are
+#: dim 1, and a 3-D output's last dim is its sequence (a text CNN's ``Conv1d`` on
+#: ``(batch, emb, seq)``).
 _CHANNEL_MODULES = (
     nn.modules.conv._ConvNd,
     nn.modules.batchnorm._BatchNorm,
@@ -220,8 +223,25 @@ _CHANNEL_MODULES = (
     nn.modules.pooling._AvgPoolNd,
     nn.modules.pooling._AdaptiveAvgPoolNd,
     nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.GroupNorm,
-)
+    nn.modules.pooling._LPPoolNd,
+    nn.modules.pooling._MaxUnpoolNd,
+    nn.FractionalMaxPool2d, nn.FractionalMaxPool3d,
+    nn.GroupNorm, nn.LocalResponseNorm,
+    nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout,
+    nn.modules.padding._ConstantPadNd,
+    nn.modules.padding._ReflectionPadNd,
+    nn.modules.padding._ReplicationPadNd,
+    nn.modules.padding._CircularPadNd,
+    nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle,
+)  # fmt: skip
+
+#: Modules whose output has its features last, ``(batch, [seq, ...,] features)``.
+_FEATURE_MODULES = (
+    nn.Linear, nn.Bilinear, nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+    nn.Embedding, nn.EmbeddingBag, nn.Flatten, nn.RNNBase, nn.RNNCellBase,
+    nn.MultiheadAttention, nn.TransformerEncoder, nn.TransformerEncoderLayer,
+    nn.TransformerDecoder, nn.TransformerDecoderLayer, nn.Transformer,
+)  # fmt: skip
 
 
 def unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, int]:
@@ -229,16 +249,30 @@ def unit_dims(model: nn.Module, chosen: Mapping[str, nn.Module]) -> dict[str, in
     conv-like layers and activations that follow one; else the last dim (features, or the
     hidden size of tokens).
     A selected call of a shared module (``relu#1``) takes its module's."""
-    per_module: dict[str, int] = {}
+    return {n: dim for n, (dim, _) in layer_layouts(model, chosen).items()}
+
+
+def layer_layouts(model: nn.Module, chosen: Mapping[str, nn.Module]
+                  ) -> dict[str, tuple[int, bool]]:
+    """``(unit dim, inferred)`` per chosen layer. A module of a conv-like type has its units
+    at dim 1, one of a linear/normalising/recurrent/attention type last; any other module
+    (an activation, dropout, a block of another library) takes those of the nearest such
+    module declared before it, and is ``inferred`` when the model has conv-like modules
+    at all (its layout is then a guess from declaration order, which the shape of its output
+    must confirm)."""
+    per_module: dict[str, tuple[int, bool]] = {}
+    channels = any(isinstance(m, _CHANNEL_MODULES) for m in model.modules())
     last = -1
     for name, module in model.named_modules():
         if isinstance(module, _CHANNEL_MODULES):
-            last = 1
-        elif isinstance(module, nn.Linear | nn.Bilinear | nn.LayerNorm | nn.Embedding | nn.Flatten):
-            last = -1
-        per_module[name] = last
+            last, inferred = 1, False
+        elif isinstance(module, _FEATURE_MODULES):
+            last, inferred = -1, False
+        else:
+            inferred = channels
+        per_module[name] = (last, inferred)
     out = {}
     for name in chosen:
         call = _CALL_NAME.fullmatch(name)
-        out[name] = per_module.get(name, per_module.get(call[1] if call else name, -1))
+        out[name] = per_module.get(name, per_module.get(call[1] if call else name, (-1, False)))
     return out

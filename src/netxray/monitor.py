@@ -31,8 +31,7 @@ import torch
 from torch import nn
 
 from netxray._checks import check_initialised
-from netxray._outputs import align, has_seq, tokens, zero_padding
-from netxray._padding import EncoderMasks, refuse_sequence_first, watched_encoders
+from netxray._reading import Reader, first_size, grad_rows
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
@@ -52,7 +51,7 @@ from netxray._watch_worker import StatsWorker, spare_core
 from netxray._watch_writer import Writer
 from netxray.families import DEFAULT_HIST_RANGES
 from netxray.health import Thresholds
-from netxray.layers import _CALL_NAME, unit_dims
+from netxray.layers import _CALL_NAME
 from netxray.stats import Scratch, UnitStats, activation_family, saturation_band
 from netxray.store import RunDB, run_file
 
@@ -85,7 +84,9 @@ class Watch:
         self.snapshot_resolution, self.commit_interval = snapshot_resolution, commit_interval
         self.drop_snapshots, self.stats_thread = drop_snapshots, stats_thread
         self.chosen = select_layers(model, layers) if model is not None else {}
-        self._dims = unit_dims(model, self.chosen) if model is not None else {}
+        self._reader = Reader(model, self.chosen) if model is not None else None
+        self._dims = ({n: lay.unit_dim for n, lay in self._reader.layouts.layouts.items()}
+                      if self._reader is not None else {})
         self._config = {"every": every, "gradients": gradients, "bins": bins,
                         "layers": list(self.chosen), "snapshot_every": snapshot_every,
                         "model": type(model).__name__ if model is not None else None,
@@ -106,8 +107,6 @@ class Watch:
         self._sums: list[tuple[str, torch.Tensor]] = []
         self._pending = PendingSteps()
         self._sent = time.monotonic()
-        self._mask: torch.Tensor | None = None
-        self._encoders: EncoderMasks | None = None
         self._prev = PreviousWeights()
         self._last_log = -1
         self._step = 0
@@ -140,7 +139,7 @@ class Watch:
                 handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
                 stack.callback(handle.remove)
                 stack.enter_context(call_hooks(self.model, self.chosen, self._on_call))
-                self._encoders = watched_encoders(self.model, self.chosen, stack)
+                stack.enter_context(self._reader.hooks())  # type: ignore[union-attr]
                 stack.callback(self._remove_tensor_hooks)
                 self._copy_weights(-1)  # step 0 is recorded: its update ratio needs these
         except BaseException:
@@ -216,49 +215,30 @@ class Watch:
         return meta
 
     def _on_forward(self, _module: nn.Module, args: Any, kwargs: dict[str, Any]) -> None:
-        """Keep this forward's attention mask (``model(..., attention_mask=m)``): padding
-        never counts in the statistics of per-token layers."""
+        """Keep this forward's attention mask (``model(..., attention_mask=m)``; padding
+        never counts in the statistics of per-token layers) and batch size (see
+        :mod:`netxray._reading`)."""
         m = kwargs.get("attention_mask") if kwargs else None
-        self._mask = m.detach().bool() if isinstance(m, torch.Tensor) and m.ndim == 2 else None
-        if self._encoders is not None:
-            self._encoders.begin(self._mask)
+        mask = m.detach().bool() if isinstance(m, torch.Tensor) and m.ndim == 2 else None
+        self._reader.begin(mask, first_size(args, kwargs))  # type: ignore[union-attr]
 
     def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
-        """One call of a watched module (``relu``, ``relu#1`` for a shared one), batch-first;
-        a per-token output keeps its real tokens only (an encoder's: ``_padding``)."""
+        """One call of a watched module (``relu``, ``relu#1`` for a shared one), read
+        batch-first; a per-token output keeps its real tokens only (:mod:`netxray._reading`)."""
         if self._paused:
             return
-        mask = self._mask
-        enc = self._encoders.mask_for(name) if self._encoders is not None else None
-        if enc is not None and own is None:
-            mask = enc[0] if enc[1] else refuse_sequence_first(name)
-        if not self._recording and own is None and mask is None:
+        reader = self._reader
+        assert reader is not None
+        if not self._recording and own is None and reader.plain(name):
             acc = _SUM_DTYPE.get(out.dtype)  # (a view needs no aligning for a sum)
             if acc is not None:
                 return self._check_finite(name, out.detach(), acc)
-        if not out.is_floating_point():
-            return
-        if own is None and mask is None and out._base is None:
-            return self._on_output(name, out)  # a plain tensor: nothing to align or pick
-        seq_first = self._seq_first(name, out)
-        out, mask = align(name, out, own, mask)
-        # the gradient reaches the module's own output, never the batch-first view made of it
-        graph = out._base if seq_first else out
-        if has_seq(out, mask):  # (unrecorded: the NaN check sums real tokens, no picking)
-            rows = tokens(out, mask, None) if self._recording else zero_padding(out, mask)  # type: ignore[arg-type]
-            self._on_output(name, rows, grad_of=(graph, mask, seq_first))
-        else:
-            self._on_output(name, out, grad_of=(graph, None, seq_first))
-
-    def _seq_first(self, name: str, out: torch.Tensor) -> bool:
-        """Whether ``out`` is the batch-first view of a sequence-first RNN's output."""
-        module = self._module(name)
-        return (isinstance(module, nn.RNNBase) and not module.batch_first
-                and out._base is not None and out._base.shape == out.transpose(0, 1).shape)
+        got = reader.watched(name, out, own, pick=self._recording)
+        if got is not None:  # (unrecorded: the NaN check sums real tokens, no picking)
+            self._on_output(name, got[0], grad_of=got[1])
 
     def _on_output(self, name: str, out: torch.Tensor, family: str | None = None,
-                   grad_of: tuple[torch.Tensor, torch.Tensor | None, bool] | None = None
-                   ) -> None:
+                   grad_of: tuple[torch.Tensor, Any] | None = None) -> None:
         if self._paused or not out.is_floating_point():
             return
         d = out.detach()  # (so the sum below builds no graph, without no_grad's cost)
@@ -276,10 +256,9 @@ class Watch:
         if not self._calls:
             self._batch = int(d.shape[0]) if d.ndim else 1
         self._calls[name] = self._calls.get(name, 0) + 1
-        source, mask, seq_first = grad_of if grad_of is not None else (out, None, False)
+        source, how = grad_of if grad_of is not None else (out, None)
         if self.gradients and source.requires_grad:
-            self._handles.append(source.register_hook(
-                functools.partial(self._on_grad, name, mask, seq_first)))
+            self._handles.append(source.register_hook(functools.partial(self._on_grad, name, how)))
 
     def _check_finite(self, name: str, d: torch.Tensor, acc: torch.dtype) -> None:
         """An unrecorded step's NaN/Inf check of one output: its sum (few ops: on every step
@@ -289,13 +268,8 @@ class Watch:
                 and d.device.type == "cpu" else None)
         self._sums.append((name, d.sum(dtype=acc) if slot is None else slot))
 
-    def _on_grad(self, name: str, mask: torch.Tensor | None, seq_first: bool,
-                 g: torch.Tensor) -> None:
-        g = g.detach()
-        if seq_first:
-            g = g.transpose(0, 1)
-        if mask is not None:  # real tokens only, as the activations
-            g = g[mask.to(g.device)]
+    def _on_grad(self, name: str, how: Any, g: torch.Tensor) -> None:
+        g = g.detach() if how is None else grad_rows(g.detach(), how)
         if g.dtype in (torch.float16, torch.bfloat16):
             g = g.float()  # half squares overflow
         n2 = torch.linalg.vector_norm(g).square()
@@ -369,7 +343,7 @@ class Watch:
             self._on_output(n, a, (families or {}).get(n))
         if self._recording:
             for n, g in layer_grads.items():
-                self._on_grad(n, None, False, g)
+                self._on_grad(n, None, g)
         params = [(n, w, param_grads.get(n)) for n, w in ws.items()] if self._recording else None
         self._finish(step, loss, metrics, params=params)
         if ws and (step + 1) % self.every == 0:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from netxray._outputs import align, has_seq
-from netxray._padding import EncoderMasks
+from netxray._reading import Reader
 from netxray.batches import (
     Batch,
     BatchFormat,
@@ -26,7 +27,8 @@ from netxray.batches import (
     read_batches,
 )
 from netxray.families import DEFAULT_HIST_RANGES, activation_family, saturation_band
-from netxray.layers import _CALL_NAME, _blocks, check_ran, unit_dims
+from netxray.layers import _CALL_NAME, _blocks, check_ran
+from netxray.stats._grad_edges import _grad_input, _grad_inputs
 from netxray.stats._kernels import Scratch, _as_units_last
 from netxray.stats._loss import (
     batch_loss,
@@ -45,17 +47,19 @@ class _Collector:
 
     Layers are created as their calls are seen (``relu#1`` when ``relu`` runs twice). Per
     batch, ``begin`` sets the attention mask; layers whose output is ``(batch, seq, ...)``
-    for it are reduced over the real tokens only (one ``index_select`` per layer). Layers
-    inside an ``nn.TransformerEncoder`` given a ``src_key_padding_mask`` use that mask
-    (:class:`~netxray._padding.EncoderMasks`), so padding is left out with gradients on too.
+    for it (or channel-first ``(batch, channels, seq)``) are reduced over the real tokens
+    only (one ``index_select`` per layer). Layers inside a transformer encoder or decoder
+    given a padding mask use that mask (:mod:`netxray._reading`), so padding is left out with
+    gradients on too.
     """
 
-    def __init__(self, model: nn.Module, chosen: Mapping[str, nn.Module], *, unit_dims: dict[str, int],
+    def __init__(self, model: nn.Module, chosen: Mapping[str, nn.Module], *, reader: Reader,
                  tanh_threshold: float, sigmoid_threshold: float, bins: int,
                  blocks: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self.model = model
         self.chosen = chosen
-        self.unit_dims = unit_dims
+        self.reader = reader
+        self.unit_dims = {n: lay.unit_dim for n, lay in reader.layouts.layouts.items()}
         self.blocks = blocks
         self.thresholds = (tanh_threshold, sigmoid_threshold)
         self.bins = bins
@@ -65,7 +69,7 @@ class _Collector:
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.per_token: dict[str, bool] = {}
-        self.outputs: list[tuple[str, Any, bool, bool, torch.Tensor | None]] = []  # (_grad_input)
+        self.outputs: list[tuple[str, Any, int | None, bool, torch.Tensor | None]] = []
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
         self.grad_count: dict[str, torch.Tensor] = {}
@@ -77,7 +81,6 @@ class _Collector:
         self.loss_n = 0
         self.output_shape: tuple[int, ...] = ()
         self.scratch = Scratch()
-        self.encoders = EncoderMasks(model, chosen)
         self.begin(None, 0)
 
     def begin(self, mask: torch.Tensor | None, size: int) -> None:
@@ -87,7 +90,7 @@ class _Collector:
         self.rows: torch.Tensor | None = None  # flat indices of the real tokens, lazily
         self.unmasked: list[tuple[str, tuple[int, ...]]] = []
         self.carried: dict[str, torch.Tensor] = {}
-        self.encoders.begin(mask)
+        self.reader.begin(mask, size)
 
     def _layer(self, name: str) -> str:
         """The selected name a call's layer name belongs to (``relu#1`` -> ``relu``)."""
@@ -120,28 +123,31 @@ class _Collector:
             return self.rows
         return mask.to(device).reshape(-1).nonzero().squeeze(1)
 
-    def select(self, name: str, t: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
-        """``t`` with real tokens only ``(tokens, ...)`` when it is ``(batch, seq, ...)`` for
-        ``mask`` (and its units are not at dim 1), else ``t``; and whether it was."""
-        ud = self.stats[name].unit_dim % max(t.ndim, 1)
-        token = mask is not None and ud != 1 and has_seq(t, mask)
-        if token:
-            rows = self._token_rows(mask, t.device)
-            t = t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]).index_select(0, rows)
-        return t, token
+    def select(self, name: str, t: torch.Tensor, mask: torch.Tensor | None, dim: int | None
+               ) -> tuple[torch.Tensor, int | None]:
+        """``t``'s real tokens ``(tokens, ...)`` when its sequence is dim ``dim`` (see
+        :meth:`netxray._layout.Layouts.token_dim`), and the dim of their units; else ``t``
+        and None."""
+        if dim is None or mask is None:
+            return t, None
+        ud = self.stats[name].unit_dim % t.ndim - 1
+        if dim == 2:  # channel-first (batch, channels, seq): tokens of (channels,)
+            t, ud = t.transpose(1, 2), 1
+        rows = self._token_rows(mask, t.device)
+        return t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]).index_select(0, rows), ud
 
     def hook(self, name: str, output: torch.Tensor, own: torch.Tensor | None) -> None:
         st = self._stats(name, output)
-        mask = self.mask
-        enc = self.encoders.mask_for(self._layer(name))
-        if enc is not None:  # inside an encoder given a padding mask: its real tokens
-            real, batch_first = enc
-            self.carried[name] = real
-            mask = real if batch_first else real.T  # (seq, batch) for a sequence-first one
+        call = self.reader.read(name, output)  # batch-first; the batch's mask or its stack's
+        output, mask = call.t, call.mask
+        if call.kind == "encoder":  # inside an encoder given a padding mask: its real tokens
+            self.carried[name] = mask  # type: ignore[assignment]
         if own is not None:  # a packed or nested output, padded: its own real positions
             self.carried[name] = own
             output, mask = align(name, output, own, mask)
-        x, token = self.select(name, output.detach(), mask)
+        dim = self.reader.token_dim(name, output, mask)
+        x, ud = self.select(name, output.detach(), mask, dim)
+        token = ud is not None
         if name not in self.shapes:
             self.shapes[name] = tuple(x.shape[1:])
             self.per_token[name] = token
@@ -150,27 +156,21 @@ class _Collector:
                 f"layer {name!r} outputs (batch, seq, ...) sequences matching the attention "
                 "mask in some batches and not in others; pass the mask with every batch"
             )
-        if mask is None and output.ndim >= 3:
+        if mask is None and output.ndim >= 3 and call.kind != "decoder":
             self.unmasked.append((name, tuple(output.shape[:2])))
         if token:
-            st.unit_dim = (st.unit_dim % output.ndim) - 1  # (batch, seq) became one dim
+            saved, st.unit_dim = st.unit_dim, ud  # (batch, seq) became one dim
             try:
                 st.update(x, scratch=self.scratch)
             finally:
-                st.unit_dim = st.unit_dim + 1
+                st.unit_dim = saved
         else:
             st.update(x, scratch=self.scratch)
         if self.keep_outputs and output.requires_grad:
-            self._keep_for_gradient(name, output, token, mask)
-
-    def _keep_for_gradient(self, name: str, output: torch.Tensor, token: bool,
-                           mask: torch.Tensor | None) -> None:
-        module = self.modules[name]
-        seq_first = isinstance(module, nn.RNNBase) and not module.batch_first
-        if seq_first and output._base is not None:  # batch_first's transposed view
-            self.outputs.append((name, _grad_input(output._base), token, True, mask))
-        elif output.grad_fn is not None or output.is_leaf:
-            self.outputs.append((name, _grad_input(output), token, False, mask))
+            source = call.source if call.source is not None else output
+            if source.grad_fn is not None or source.is_leaf:
+                self.outputs.append((name, _grad_input(source), dim, call.source is not None,
+                                     mask))
 
     def end_batch(self) -> None:
         """Refuse padded sequences that were pooled because the batch carried no mask while
@@ -190,17 +190,15 @@ class _Collector:
                     "the padding"
                 )
 
-    def add_grad(self, name: str, g: torch.Tensor, scale: int, token: bool, seq_first: bool,
-                 mask: torch.Tensor | None) -> None:
+    def add_grad(self, name: str, g: torch.Tensor, scale: int, dim: int | None,
+                 seq_first: bool, mask: torch.Tensor | None) -> None:
         """``g``: gradient of the batch's mean loss (over ``scale`` items) w.r.t. the layer
         output; reduced over the same rows (``mask``'s real tokens) as its statistics."""
         g = g.detach()
         if seq_first:
             g = g.transpose(0, 1)
-        ud = self.stats[name].unit_dim % max(g.ndim, 1)
-        if token:
-            g, _ = self.select(name, g, mask)
-            ud -= 1
+        g, token_ud = self.select(name, g, mask, dim)
+        ud = self.stats[name].unit_dim % max(g.ndim, 1) if token_ud is None else token_ud
         ps = g * scale  # each row's gradient of the batch's summed loss
         x, dims = _as_units_last(ps, ud)
         absum = x.abs().sum(dims, dtype=torch.float64)
@@ -276,33 +274,6 @@ class _Collector:
                             output_shape=self.output_shape)
 
 
-_EDGE = getattr(torch.autograd.graph, "get_gradient_edge", None)  # (torch >= 2.2)
-
-
-def _grad_input(output: torch.Tensor) -> Any:
-    """What ``torch.autograd.grad`` differentiates with respect to for a layer output: its
-    gradient edge as the layer produced it. After an in-place operation of the model
-    (``nn.ReLU(inplace=True)``, ``out += identity``) the tensor itself stands for the changed
-    values, and the gradient with respect to it would be theirs, not the layer's. Without
-    gradient edges: the tensor and its version, checked by :func:`_grad_inputs`."""
-    return _EDGE(output) if _EDGE is not None else (output, output._version)
-
-
-def _grad_inputs(kept: list[tuple[str, Any, bool, bool, torch.Tensor | None]]) -> list[Any]:
-    """The inputs for ``torch.autograd.grad``; a tensor changed in place since its layer ran
-    is refused (torch < 2.2, which has no gradient edges)."""
-    if _EDGE is not None:
-        return [x for _, x, *_ in kept]
-    for name, (t, version), *_ in kept:
-        if t._version != version:
-            raise ValueError(
-                f"the model changed the output of layer {name!r} in place after the layer ran "
-                "(nn.ReLU(inplace=True), out += identity, ...); its gradient needs torch >= "
-                "2.2 (gradient edges), or make that operation out-of-place"
-            )
-    return [t for _, (t, _), *_ in kept]
-
-
 def resolve_format(
     labels: LabelSpec = "labels",
     mask: MaskSpec = "attention_mask",
@@ -352,8 +323,9 @@ def collect_stats(
     where the attention mask is (a key, a tensor ``(n, seq)`` or a function of the batch);
     ``output``: the part of the model's output the loss uses (default: ``logits`` or the
     first tensor); or all three as one ``batch_format``. With a mask, every layer whose
-    output is ``(batch, seq, ...)`` is reduced over real tokens only (``LayerStats.per_token``),
-    so padding and batching change nothing. ``layers``: as :func:`netxray.select_layers`
+    output is ``(batch, seq, ...)`` (or channel-first ``(batch, channels, seq)``; a
+    decoder's layers with the decoder's mask; see :mod:`netxray._reading`) is reduced over
+    real tokens only (``LayerStats.per_token``), so padding and batching change nothing. ``layers``: as :func:`netxray.select_layers`
     (default: activation modules and transformer blocks); a module called k times per
     forward pass gives k layers (``relu``, ``relu#1``, ...). Memory stays flat: each batch
     is reduced inside the hooks and dropped.
@@ -414,8 +386,8 @@ def _collect(
 
     chosen = select_layers(model, layers)
     check_eval_mode(model, allow_train=allow_train)
-    dims = unit_dims(model, chosen) if unit_dim is None else dict.fromkeys(chosen, unit_dim)
-    col = _Collector(model, chosen, unit_dims=dims, tanh_threshold=tanh_threshold,
+    col = _Collector(model, chosen, reader=Reader(model, chosen, unit_dim),
+                     tanh_threshold=tanh_threshold,
                      sigmoid_threshold=sigmoid_threshold, bins=bins, blocks=_blocks(model))
     own = gradients and loss_fn is None and fmt.labels is not None and computes_own_loss(model)
     if gradients and loss_fn is None:
@@ -424,7 +396,7 @@ def _collect(
 
     bar = counted(batches, desc=desc, total=total, progress=progress)
     with preserved_state(model), call_hooks(model, chosen, col.hook) as runs, \
-            col.encoders.hooks(), bar as batches:
+            col.reader.hooks(), bar as batches:
         if gradients:
             for _, p in params:
                 p.requires_grad_(True)
@@ -446,15 +418,16 @@ def _collect(
                     out = fmt.output_of(result)
                     check_output_rows(batch, out)
                     col.end_batch()
-                    loss, rows = batch_loss(model, result, out, batch, loss_fn, own)
+                    loss, rows = batch_loss(model, result, out, _output_mask(col, batch),
+                                            loss_fn, own)
                     wrt = _grad_inputs(col.outputs) + [p for _, p in params]
                     # every label ignored (-100, rows == 0): no loss, no gradient
                     grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if rows
                              else [None] * len(wrt))
-                for (name, _, token, seq_first, m), g in zip(
+                for (name, _, dim, seq_first, m), g in zip(
                         col.outputs, grads[: len(col.outputs)], strict=True):
                     if g is not None:
-                        col.add_grad(name, g, rows, token, seq_first, m)
+                        col.add_grad(name, g, rows, dim, seq_first, m)
                 for (pname, _), g in zip(params, grads[len(col.outputs):], strict=True):
                     if g is None:
                         continue
@@ -474,10 +447,11 @@ def _collect(
                     col.end_batch()
                     lv = None
                     if loss_fn is not None and y is not None:
-                        o, t = loss_rows(out, y, batch.mask)
+                        o, t = loss_rows(out, y, col.reader.stacks.output_mask(batch.mask))
                         lv, rows = float(loss_fn(o, t)), loss_items(loss_fn, o, t)
                         lv = None if rows == 0 else lv
-            token_out = batch.mask is not None and has_seq(out, batch.mask)
+            out_mask = col.reader.stacks.output_mask(batch.mask)
+            token_out = out_mask is not None and has_seq(out, out_mask)
             col.output_shape = tuple(out.shape[2:] if token_out else out.shape[1:])
             if lv is not None:
                 col.loss_sum += lv * rows
@@ -487,3 +461,7 @@ def _collect(
         col.sync()
     return col.result()
 
+
+def _output_mask(col: _Collector, batch: Batch) -> Batch:
+    """``batch`` with the mask of the model's output (a seq2seq model's: its decoder's)."""
+    return replace(batch, mask=col.reader.stacks.output_mask(batch.mask))
