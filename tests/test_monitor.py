@@ -445,6 +445,21 @@ def test_each_call_of_a_shared_module_is_its_own_layer(tmp_path):
             np.testing.assert_allclose(run.layer_stats(name).max[0], ref.max().item(), rtol=1e-6)
 
 
+
+def test_a_selected_call_that_never_runs_is_named_not_left_empty(tmp_path):
+    """"relu#5" of a module called twice per forward pass recorded nothing, without a word."""
+    model = _SharedReluBlock().double()
+    X, y = _data()
+    with pytest.warns(NetxrayWarning, match=r"'relu#5'.*ran 2 times.*relu, relu#1"), \
+            netxray.watch(model, tmp_path / "run", every=1, layers=["relu#1", "relu#5"]) as w:
+        for _ in range(2):
+            loss = nn.functional.cross_entropy(model(X), y)
+            loss.backward()
+            w.step(loss=loss)
+    with netxray.open_run(tmp_path / "run") as run:
+        assert set(run.layers) == {"relu#1"}
+
+
 class _MaskedEncoder(nn.Module):
     """A per-token layer called with an attention mask as a keyword, like a transformer."""
 

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from torch import nn
 
 from netxray._checks import check_initialised
 from netxray._reading import Reader, first_size, grad_rows
+from netxray._warnings import NetxrayWarning
 from netxray._watch_alarms import Alarm, deliver, raise_failure
 from netxray._watch_alarms import TrainingAlarm as TrainingAlarm  # (its public home)
 from netxray._watch_analysis import LayerMeta, Recorded, StepAnalysis, StepBatch, StepMsg
@@ -51,7 +53,7 @@ from netxray._watch_worker import StatsWorker, spare_core
 from netxray._watch_writer import Writer
 from netxray.families import DEFAULT_HIST_RANGES
 from netxray.health import Thresholds
-from netxray.layers import _CALL_NAME
+from netxray.layers import _CALL_NAME, check_ran
 from netxray.stats import Scratch, UnitStats, activation_family, saturation_band
 from netxray.store import RunDB, run_file
 
@@ -113,6 +115,8 @@ class Watch:
         self._recording = True
         self._paused = False
         self._scratch: Scratch | None = None
+        self._runs: dict[str, int] = {}  # {module: most calls per forward} (call_hooks)
+        self._ran_checked = False
         self.closed = False
 
     # ------------------------------------------------------------------- lifecycle
@@ -138,7 +142,7 @@ class Watch:
             if self.model is not None:
                 handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
                 stack.callback(handle.remove)
-                stack.enter_context(call_hooks(self.model, self.chosen, self._on_call))
+                self._runs = stack.enter_context(call_hooks(self.model, self.chosen, self._on_call))
                 stack.enter_context(self._reader.hooks())  # type: ignore[union-attr]
                 stack.callback(self._remove_tensor_hooks)
                 self._copy_weights(-1)  # step 0 is recorded: its update ratio needs these
@@ -398,7 +402,22 @@ class Watch:
             reduce_batch_across_ranks(batch, self._world)
         self._put(to_host(batch))
 
+    def _check_ran(self, step: int) -> None:
+        """Warn, once, about selected layers that did not run in the first recorded step
+        that ran the model (``"relu#5"`` of a module called twice): the run would hold
+        nothing for them, without a word."""
+        if self._ran_checked or not self._calls or self.model is None:
+            return
+        self._ran_checked = True
+        try:
+            check_ran(self.chosen, self._calls, self._runs)
+        except ValueError as e:
+            warnings.warn(f"netxray.watch, step {step} (the first recorded one): {e}. The "
+                          "run holds no statistics for them while they do not run.",
+                          NetxrayWarning, stacklevel=5)
+
     def _take_record(self, step: int, params: list[Any] | None) -> Recorded:
+        self._check_ran(step)
         states = {}
         for name in list(self._calls):
             us = self._units.get(name)  # (None: reduced on the statistics thread)
