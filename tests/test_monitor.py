@@ -183,6 +183,39 @@ def test_the_first_nan_names_its_step_and_layer(tmp_path, bad_step):
         assert [f.kind for f in run.findings if f.event == "raised"].count("nonfinite") == 1
 
 
+def test_weights_made_infinite_by_an_update_are_named_at_that_step(tmp_path):
+    """The forward pass and the loss of step 3 are finite; its update makes a weight Inf.
+    The alarm names step 3 and the parameter (it named step 4's first NaN layer), and the
+    problems found before are not reported "cleared" at step 3 (diagnose judged nothing
+    else there: it stopped at the non-finite weights)."""
+    X, y = _data(d=4)
+    X = X.float()
+    model = _relu_net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    events = []
+    with watch(model, tmp_path / "run", every=1, layers=["act1", "act2"],
+               alarms=lambda f, s: events.append((s, f.kind)),
+               thresholds=netxray.Thresholds(activation_bound=1e-3)) as w:
+        for s in range(6):
+            loss = nn.functional.cross_entropy(model(X), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if s == 3:
+                with torch.no_grad():
+                    model.fc2.weight[0, 0] = float("inf")  # as a huge update would
+            w.step(loss=loss)
+    with open_run(tmp_path / "run") as run:
+        first = run.first_nonfinite
+        losses = run.steps.loss
+        found = run.findings
+    assert first is not None and first.step == 3 and first.layer == "fc2"
+    assert "`fc2.weight`" in first.message + first.advice and np.isfinite(losses[3])
+    assert not np.isfinite(losses[4])
+    assert (0, "exploding_activations") in events  # raised at step 0 (bound 1e-3) ...
+    assert not [f for f in found if f.kind == "exploding_activations" and f.event == "cleared"]
+
+
 @pytest.mark.parametrize("bad_step", [7, 10])  # between recorded steps (sums), recorded (counts)
 def test_a_nan_only_in_the_loss_points_at_the_loss_not_at_a_layer(tmp_path, bad_step):
     """Every layer finite, the loss NaN (a mean over an empty selection, 0/0): the advice is

@@ -207,21 +207,29 @@ class StepAnalysis:
         if msg.record is not None:  # a recorded step counts NaN/Inf in every layer
             bad = [n for n, st in msg.record.states.items()
                    if int(st["nan"].sum()) + int(st["inf"].sum()) > 0]
-        events = self._nonfinite(msg.step, bad, None if msg.loss is None else float(msg.loss))
+        stats = None
         if msg.record is not None:
-            # (the health rules see no NaN loss: a NaN raised the nonfinite alarm above)
+            # (the health rules see no NaN loss: the nonfinite check below owns it)
             stats = self._write_record(msg.step, msg.record,
                                        None if loss is None or math.isnan(loss) else loss)
-            if not any(k == "nonfinite" for k, _ in self.active):  # no advice from garbage
-                report = diagnose_stats(stats, thresholds=self.thresholds)
+        weights = [] if stats is None else [  # after this step's update
+            p.name for p in stats.params.values() if not math.isfinite(p.weight_norm)]
+        events = self._nonfinite(msg.step, bad, None if msg.loss is None else float(msg.loss),
+                                 weights)
+        if stats is not None and not any(k == "nonfinite" for k, _ in self.active):
+            report = diagnose_stats(stats, thresholds=self.thresholds)
+            # (diagnose judges nothing else beside NaN/Inf: no advice from garbage, and no
+            # "cleared" for problems it did not look at)
+            if not any(f.kind == "nonfinite" for f in report.findings):
                 found = [f for f in report.findings if f.kind not in _OWNED]
                 events += self._update(msg.step, found, lambda k: k not in _EVERY_STEP)
         return events
 
-    def _nonfinite(self, step: int, bad: list[str], loss: float | None
-                   ) -> list[tuple[FindingEvent, Finding]]:
+    def _nonfinite(self, step: int, bad: list[str], loss: float | None,
+                   weights: list[str] | None = None) -> list[tuple[FindingEvent, Finding]]:
         """The every-step check of one step: ``bad`` layers (forward order) had a NaN/Inf
-        output; ``loss`` is the step's loss (None: not given)."""
+        output; ``loss`` is the step's loss (None: not given); ``weights``: parameters that
+        hold NaN/Inf after the step's update (recorded steps only)."""
         bad = list(dict.fromkeys(bad))  # a shared module may run several times
         loss_bad = loss is not None and not math.isfinite(loss)
         found = []
@@ -252,6 +260,20 @@ class StepAnalysis:
                     "normalisation by a zero sum), labels out of range (a class index >= the "
                     "number of classes, targets outside [0, 1] for BCE), NaN in the targets. "
                     "Its backward step would make the weights NaN: skip or stop such a step."
+                ),
+            ))
+        elif weights:  # the forward pass and the loss were finite: the update made it
+            found.append(Finding(
+                kind="nonfinite", severity="error", layer=weights[0].rsplit(".", 1)[0] or None,
+                units=(), evidence={"step": step, "layer": None, "layers": [], "loss": loss,
+                                    "parameters": weights},
+                advice=(
+                    f"NaN/Inf first appeared at step {step} in the weights ({len(weights)} "
+                    f"parameter(s), first `{weights[0]}`: their norm is not finite, so they "
+                    "hold NaN/Inf or values too large to square), made by that step's update: "
+                    "its forward pass and loss were still finite. The gradients or the step "
+                    "size were too large. Try: lower the learning rate 10x, clip gradients "
+                    "(torch.nn.utils.clip_grad_norm_)."
                 ),
             ))
         return self._update(step, found, lambda k: k in _EVERY_STEP)
