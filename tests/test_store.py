@@ -247,3 +247,21 @@ def test_two_processes_write_two_runs_at_once(tmp_path):
             assert len(run.layer_stats("act1").step) == 30
             losses.append(run.steps.loss)
     np.testing.assert_array_equal(losses[0], losses[1])  # same seed: same run, no cross-talk
+
+
+def test_a_closed_run_says_it_is_closed_not_corrupt(tmp_path):
+    import torch
+
+    import netxray
+
+    X = torch.randn(8, 3)
+    model = netxray.mlp([3, 4, 2], seed=0)
+    with netxray.watch(model, tmp_path / "run", every=1) as w:
+        model(X).sum().backward()
+        w.step(loss=1.0)
+    run = open_run(tmp_path / "run")
+    run.close()
+    assert "closed" in repr(run)
+    with pytest.raises(ValueError, match="closed; open it again") as info:
+        run.layer_stats("act1")
+    assert not isinstance(info.value, RunFormatError)

@@ -250,6 +250,7 @@ class Run:
         self.file = file
         self._con = con
         self.schema_version = schema_version
+        self.closed = False
         self._steps: StepSeries | None = None
         self.meta: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM meta")}
         self.config: dict[str, Any] = {k: json.loads(v) for k, v in self._q("SELECT * FROM config")}
@@ -265,12 +266,16 @@ class Run:
         self._params = {name: int(pid) for pid, name in self._q("SELECT param_id, name FROM params ORDER BY param_id")}
 
     def _q(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        if self.closed:
+            raise ValueError(f"this run ({self.file}) is closed; open it again with "
+                             "netxray.open_run to read it")
         try:
             return self._con.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:
             raise RunFormatError(f"{self.file} is truncated or corrupt ({e})") from None
 
     def close(self) -> None:
+        self.closed = True
         self._con.close()
 
     def __enter__(self) -> Run:
@@ -280,7 +285,10 @@ class Run:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Run {self.file}: {len(self.steps.step)} steps, {len(self._layers)} layers>"
+        if self.closed and self._steps is None:
+            return f"<Run {self.file} (closed)>"
+        return (f"<Run {self.file}: {len(self.steps.step)} steps, {len(self._layers)} layers"
+                + (" (closed)>" if self.closed else ">"))
 
     @property
     def layers(self) -> dict[str, LayerInfo]:
