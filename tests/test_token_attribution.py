@@ -469,6 +469,12 @@ def test_token_occlusion_errors_say_what_to_pass():
     with pytest.raises(ValueError, match=r"token ids must be integers \(got float32\); an "
                                          r"embedding layer of the model \(hf\.bert\.embeddings"):
         Occlusion(model).attribute(ids.float(), target=0, window=1, additional_forward_args=(mask,))
+    # float ids to a gradient method: the message says where to go next (integer ids have
+    # no gradient either), not only "make them integers"
+    from netxray.attribution import Saliency
+
+    with pytest.raises(ValueError, match=r"must be integers.*no gradient.*LayerIntegratedGradients"):
+        Saliency(model).attribute(ids.float(), target=0, additional_forward_args=(mask,))
 
 
 # --------------------------------------------------------------------------- edges (issue 11)

@@ -57,8 +57,13 @@ def _run(fn: Callable[..., Any], x: torch.Tensor | tuple[torch.Tensor, ...], arg
         return fn(*xs, *args)
     except RuntimeError as e:
         clear = float_ids_error(xs, e, fn if isinstance(fn, nn.Module) else None)
-        if clear is not None:
-            raise clear from e
+        if clear is not None:  # (and the next try, integer ids, would be refused by gradients)
+            raise ValueError(
+                f"{clear}. Token ids have no gradient: for a gradient method attribute to the "
+                "embedding layer's output (LayerIntegratedGradients(model, layer=...)), or "
+                "occlude the integer ids (Occlusion(model).attribute(ids, window=1, "
+                "baselines=pad_id))"
+            ) from e
         if any(w in str(e) for w in _DTYPE_WORDS):
             kinds = ", ".join(str(v.dtype) for v in xs)
             raise ValueError(
