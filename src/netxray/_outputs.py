@@ -9,6 +9,7 @@ packed or nested form carried, or say clearly why they cannot.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,26 +31,47 @@ def _first(output: Any) -> Any:
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class Packed:
+    """A layer's ``PackedSequence`` output. The model goes on from its ``data`` ``(real
+    tokens, ...)``, so a gradient reaches that tensor, never the padded copy netxray reads."""
+
+    seq: PackedSequence
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.seq.data
+
+    def padded(self, g: torch.Tensor, length: int) -> torch.Tensor:
+        """A gradient of :attr:`data` laid out as the padded copy, ``(batch, length, ...)``
+        (zero at padding): each real token's row where that token's output is."""
+        s = self.seq
+        again = PackedSequence(g, s.batch_sizes, s.sorted_indices, s.unsorted_indices)
+        return pad_packed_sequence(again, batch_first=True, total_length=length)[0]
+
+
 def batch_first(
     name: str, module: nn.Module, output: Any
-) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """``(tensor (batch, ...), real-token mask (batch, seq) or None)`` for a module's output.
+) -> tuple[torch.Tensor, torch.Tensor | None, Packed | None] | None:
+    """``(tensor (batch, ...), real-token mask (batch, seq) or None, the packed output or
+    None)`` for a module's output.
 
     ``None`` when the output holds no tensor. Sequence-first RNN outputs are transposed;
-    packed sequences are unpacked and nested tensors padded with zeros, each with the mask of
-    its real positions.
+    packed sequences are unpacked (a copy: their gradient is :class:`Packed`'s) and nested
+    tensors padded with zeros (only PyTorch's inference fast path makes them: no gradient),
+    each with the mask of its real positions.
     """
     t = _first(output)
     if t is None:
         return None
     if isinstance(t, PackedSequence):
         padded, lengths = pad_packed_sequence(t, batch_first=True)
-        return padded, _lengths_mask(lengths, padded.shape[1])
+        return padded, _lengths_mask(lengths, padded.shape[1]), Packed(t)
     if t.is_nested:
-        return _unnest(name, t)
+        return (*_unnest(name, t), None)
     if isinstance(module, nn.RNNBase) and not module.batch_first and t.ndim == 3:
-        return t.transpose(0, 1), None
-    return t, None
+        return t.transpose(0, 1), None, None
+    return t, None, None
 
 
 def _lengths_mask(lengths: torch.Tensor, seq: int) -> torch.Tensor:

@@ -10,7 +10,8 @@ sequence-first outputs) and the masks of the encoders and decoders around it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,10 @@ import torch
 from torch import nn
 
 from netxray._layout import Layouts, token_view
-from netxray._outputs import align, tokens, zero_padding
+from netxray._outputs import Packed, align, tokens, zero_padding
 from netxray._padding import StackMasks
+
+Unview = Callable[[torch.Tensor], torch.Tensor]  # a source's gradient laid out as the call's
 
 
 @dataclass
@@ -83,22 +86,41 @@ class Reader:
     def token_dim(self, name: str, t: torch.Tensor, mask: torch.Tensor | None) -> int | None:
         return self.layouts.token_dim(name, t, mask)
 
-    def watched(self, name: str, out: torch.Tensor, own: torch.Tensor | None, pick: bool
+    def watched(self, name: str, out: torch.Tensor, own: torch.Tensor | None,
+                packed: Packed | None, pick: bool
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, Any]] | None:
         """A watched call's rows and what its gradient needs, ``(rows, (source, (mask,
-        seq_first, dim)))``; None for an output that is not floating point. ``pick``: real
-        tokens only (a recorded step), else the padding set to 0 (the NaN check's sum)."""
+        unview, dim)))`` (see :func:`grad_source`); None for an output that is not floating
+        point. ``pick``: real tokens only (a recorded step), else the padding set to 0 (the
+        NaN check's sum)."""
         call = self.read(name, out)
         if not call.t.is_floating_point():
             return None
         t, mask = align(name, call.t, own, call.mask)
-        graph = call.source if call.source is not None else t
+        graph, unview = grad_source(call, t, packed)
         dim = self.token_dim(name, t, mask)
         if dim is None:
-            return t, (graph, (None, call.source is not None, None))
+            return t, (graph, (None, unview, None))
         view = token_view(t, dim)
         rows = tokens(view, mask, None) if pick else zero_padding(view, mask)  # type: ignore[arg-type]
-        return rows, (graph, (mask, call.source is not None, dim))
+        return rows, (graph, (mask, unview, dim))
+
+
+def grad_source(call: Call, t: torch.Tensor, packed: Packed | None
+                ) -> tuple[torch.Tensor, Unview | None]:
+    """``(the tensor a gradient reaches, how to lay its gradient out as t's)`` for a call
+    read as ``t`` (batch-first, aligned to its mask; None: as it is). A packed output's
+    gradient reaches its data, never the padded copy; a sequence-first one's, the module's
+    own ``(seq, batch, ...)`` output."""
+    if packed is not None:
+        return packed.data, functools.partial(packed.padded, length=int(t.shape[1]))
+    if call.source is not None:
+        return call.source, _transposed
+    return t, None
+
+
+def _transposed(g: torch.Tensor) -> torch.Tensor:
+    return g.transpose(0, 1)
 
 
 def first_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
@@ -110,12 +132,12 @@ def first_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
     return None
 
 
-def grad_rows(g: torch.Tensor, how: tuple[torch.Tensor | None, bool, int | None]
+def grad_rows(g: torch.Tensor, how: tuple[torch.Tensor | None, Unview | None, int | None]
               ) -> torch.Tensor:
     """A layer output's gradient over the rows its statistics read (see :meth:`Reader.watched`)."""
-    mask, seq_first, dim = how
-    if seq_first:
-        g = g.transpose(0, 1)
+    mask, unview, dim = how
+    if unview is not None:
+        g = unview(g)
     if mask is not None:  # real tokens only, as the activations
         g = token_view(g, dim or 1)[mask.to(g.device)]
     return g

@@ -7,6 +7,7 @@ Hooks exist only inside :func:`record` and are removed in ``finally``, whatever 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,12 @@ import torch
 from torch import nn
 
 from netxray._checks import check_eval_mode, explained_shape_errors, preserved_state
-from netxray._outputs import POOLS, batch_first, carried_mask, token_index
+from netxray._outputs import POOLS, Packed, batch_first, carried_mask, token_index
 from netxray._progress import count_batches, counted
 from netxray._reading import Reader
 from netxray._results import Result
 from netxray._rows import OUTPUT, Collected, same_mask, targets_of
+from netxray._warnings import NetxrayWarning
 from netxray.batches import (
     BatchFormat,
     LabelSpec,
@@ -109,14 +111,16 @@ def hooks(
 def call_hooks(
     model: nn.Module,
     modules: dict[str, nn.Module],
-    fn: Callable[[str, torch.Tensor, torch.Tensor | None], None],
+    fn: Callable[[str, torch.Tensor, torch.Tensor | None, Packed | None], None],
 ) -> Iterator[dict[str, int]]:
-    """Call ``fn(layer, output, mask)`` for every call of the selected modules; remove on exit.
+    """Call ``fn(layer, output, mask, packed)`` for every call of the selected modules;
+    remove on exit.
 
     ``modules`` is what :func:`select_layers` returns. Call k (k >= 1) of a module within one
     forward pass of ``model`` is layer ``name#k``; ``output`` is batch-first (see
-    :func:`netxray._outputs.batch_first`) and ``mask`` the real positions a packed or nested
-    output carried, else ``None``. A module called outside ``model``'s forward is call 0.
+    :func:`netxray._outputs.batch_first`), ``mask`` the real positions a packed or nested
+    output carried, else ``None``, and ``packed`` a packed output (its gradient is not the
+    padded copy's), else ``None``. A module called outside ``model``'s forward is call 0.
     Yields ``{module name: most calls in one forward pass}``, filled as the model runs, so
     that a selected call that never ran can be told how many there were
     (:func:`netxray.layers.check_ran`).
@@ -155,11 +159,11 @@ def call_hooks(
         name = base if k == 0 else call_name(base, k)
         if type(output) is torch.Tensor and not output.is_nested and not isinstance(
                 module, nn.RNNBase):  # (batch-first as it is: no call for every step)
-            fn(name, output, None)
+            fn(name, output, None, None)
             return
         got = batch_first(name, module, output)
         if got is not None:
-            fn(name, got[0], got[1])
+            fn(name, *got)
 
     try:
         handles.append(model.register_forward_pre_hook(start))
@@ -267,16 +271,27 @@ def record(model: nn.Module, layers: Layers = None, *, detach: bool = True) -> I
 
     Outputs are copied as each layer runs (:func:`copy_output`), so a later in-place
     operation of the model cannot change them; ``detach=False`` keeps the tensors themselves
-    (an inference tensor, which has no graph, is still copied).
+    (an inference tensor, which has no graph, is still copied; a ``PackedSequence`` output's
+    padded copy, off the gradient path, is kept with a ``NetxrayWarning``).
     """
     chosen = select_layers(model, layers)
     rec = Recording(chosen)
+    warned: set[str] = set()
 
-    def keep(name: str, output: torch.Tensor, _mask: torch.Tensor | None) -> None:
+    def keep(name: str, output: torch.Tensor, _mask: torch.Tensor | None,
+             packed: Packed | None) -> None:
         if detach or output.is_inference():  # (an inference tensor has no version counter)
             rec._add(name, copy_output(output))
-        else:
-            rec._add(name, output, output._version)
+            return
+        if packed is not None and packed.data.requires_grad and name not in warned:
+            warned.add(name)
+            warnings.warn(
+                f"layer {name!r} outputs a PackedSequence: record(detach=False) keeps its "
+                "padded copy, which the model does not go on from, so no gradient reaches it "
+                "(autograd.grad raises, or gives None with allow_unused). Take gradients with "
+                "respect to the PackedSequence's .data (a forward hook on the layer)",
+                NetxrayWarning, stacklevel=2)
+        rec._add(name, output, output._version)
 
     with call_hooks(model, chosen, keep) as rec._runs:
         yield rec
@@ -359,7 +374,7 @@ def activations(
     decoded: dict[str, torch.Tensor | None] = {}  # a decoder's layers: its mask
     reader = Reader(model, chosen)
 
-    def keep(name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
+    def keep(name: str, out: torch.Tensor, own: torch.Tensor | None, _packed: Any) -> None:
         call = reader.read(name, out, strict=True)  # (rows per sample: the layout matters)
         if own is None and call.kind == "encoder":  # inside an encoder given a padding mask
             own = call.mask

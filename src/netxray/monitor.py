@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from netxray._checks import check_initialised
+from netxray._outputs import Packed
 from netxray._reading import Reader, first_size, grad_rows
 from netxray._warnings import NetxrayWarning
 from netxray._watch_alarms import Alarm, deliver, raise_failure
@@ -226,7 +227,8 @@ class Watch:
         mask = m.detach().bool() if isinstance(m, torch.Tensor) and m.ndim == 2 else None
         self._reader.begin(mask, first_size(args, kwargs))  # type: ignore[union-attr]
 
-    def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None) -> None:
+    def _on_call(self, name: str, out: torch.Tensor, own: torch.Tensor | None,
+                 packed: Packed | None) -> None:
         """One call of a watched module (``relu``, ``relu#1`` for a shared one), read
         batch-first; a per-token output keeps its real tokens only (:mod:`netxray._reading`)."""
         if self._paused:
@@ -237,7 +239,7 @@ class Watch:
             acc = _SUM_DTYPE.get(out.dtype)  # (a view needs no aligning for a sum)
             if acc is not None:
                 return self._check_finite(name, out.detach(), acc)
-        got = reader.watched(name, out, own, pick=self._recording)
+        got = reader.watched(name, out, own, packed, pick=self._recording)
         if got is not None:  # (unrecorded: the NaN check sums real tokens, no picking)
             self._on_output(name, got[0], grad_of=got[1])
 

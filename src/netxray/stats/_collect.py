@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netxray._outputs import align, has_seq
-from netxray._reading import Reader
+from netxray._outputs import Packed, align, has_seq
+from netxray._reading import Reader, Unview, grad_source
 from netxray.batches import (
     Batch,
     BatchFormat,
@@ -69,7 +69,7 @@ class _Collector:
         self.order: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.per_token: dict[str, bool] = {}
-        self.outputs: list[tuple[str, Any, int | None, bool, torch.Tensor | None]] = []
+        self.outputs: list[tuple[str, Any, int | None, Unview | None, torch.Tensor | None]] = []
         self.keep_outputs = False
         self.grad_abs: dict[str, torch.Tensor] = {}
         self.grad_count: dict[str, torch.Tensor] = {}
@@ -136,7 +136,8 @@ class _Collector:
         rows = self._token_rows(mask, t.device)
         return t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]).index_select(0, rows), ud
 
-    def hook(self, name: str, output: torch.Tensor, own: torch.Tensor | None) -> None:
+    def hook(self, name: str, output: torch.Tensor, own: torch.Tensor | None,
+             packed: Packed | None) -> None:
         st = self._stats(name, output)
         call = self.reader.read(name, output)  # batch-first; the batch's mask or its stack's
         output, mask = call.t, call.mask
@@ -167,10 +168,9 @@ class _Collector:
         else:
             st.update(x, scratch=self.scratch)
         if self.keep_outputs and output.requires_grad:
-            source = call.source if call.source is not None else output
+            source, unview = grad_source(call, output, packed)
             if source.grad_fn is not None or source.is_leaf:
-                self.outputs.append((name, _grad_input(source), dim, call.source is not None,
-                                     mask))
+                self.outputs.append((name, _grad_input(source), dim, unview, mask))
 
     def end_batch(self) -> None:
         """Refuse padded sequences that were pooled because the batch carried no mask while
@@ -191,12 +191,14 @@ class _Collector:
                 )
 
     def add_grad(self, name: str, g: torch.Tensor, scale: int, dim: int | None,
-                 seq_first: bool, mask: torch.Tensor | None) -> None:
+                 unview: Unview | None, mask: torch.Tensor | None) -> None:
         """``g``: gradient of the batch's mean loss (over ``scale`` items) w.r.t. the layer
-        output; reduced over the same rows (``mask``'s real tokens) as its statistics."""
+        output (``unview`` lays it out as the output read: see
+        :func:`netxray._reading.grad_source`); reduced over the same rows (``mask``'s real
+        tokens) as its statistics."""
         g = g.detach()
-        if seq_first:
-            g = g.transpose(0, 1)
+        if unview is not None:
+            g = unview(g)
         g, token_ud = self.select(name, g, mask, dim)
         ud = self.stats[name].unit_dim % max(g.ndim, 1) if token_ud is None else token_ud
         ps = g * scale  # each row's gradient of the batch's summed loss
@@ -424,10 +426,10 @@ def _collect(
                     # every label ignored (-100, rows == 0): no loss, no gradient
                     grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if rows
                              else [None] * len(wrt))
-                for (name, _, dim, seq_first, m), g in zip(
+                for (name, _, dim, unview, m), g in zip(
                         col.outputs, grads[: len(col.outputs)], strict=True):
                     if g is not None:
-                        col.add_grad(name, g, rows, dim, seq_first, m)
+                        col.add_grad(name, g, rows, dim, unview, m)
                 for (pname, _), g in zip(params, grads[len(col.outputs):], strict=True):
                     if g is None:
                         continue
