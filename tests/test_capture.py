@@ -5,6 +5,7 @@ from torch import nn
 
 import netxray
 from netxray.capture import default_layers, record, select_layers
+from padded_ids import padded
 
 
 def make_model() -> nn.Module:
@@ -307,13 +308,8 @@ def test_activations_refuse_an_unbatched_sample_and_mismatched_lengths():
 
 
 def _padded(seqs, width, left=False):
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if left:
-            ids[i, width - len(s):] = torch.tensor(s)
-        else:
-            ids[i, : len(s)] = torch.tensor(s)
-    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+    ids, am = padded(seqs, width, left)
+    return {"input_ids": ids, "attention_mask": am}
 
 
 SENTENCES = [[3, 1, 4, 1, 5], [9, 2], [6, 5, 3, 5], [8], [9, 7, 9, 3, 2, 3]]

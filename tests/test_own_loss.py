@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import netxray
+from padded_ids import padded
 
 transformers = pytest.importorskip("transformers")
 
@@ -23,11 +24,7 @@ def gpt2(cls=None):
 def batches(width=8, size=3, pad_label=-100):
     out = []
     for i in range(0, len(SEQS), size):
-        chunk = SEQS[i:i + size]
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        am = torch.zeros_like(ids)
-        for j, s in enumerate(chunk):
-            ids[j, :len(s)], am[j, :len(s)] = torch.tensor(s), 1
+        ids, am = padded(SEQS[i:i + size], width)
         out.append({"input_ids": ids, "attention_mask": am,
                     "labels": ids.masked_fill(am == 0, pad_label)})
     return out

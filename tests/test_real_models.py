@@ -9,6 +9,7 @@ from netxray.capture import default_layers
 from netxray.health import Thresholds, default_loss
 from netxray.health.checks import is_pretrained
 from netxray.health.rules import _rule_gradients
+from padded_ids import padded
 
 transformers = pytest.importorskip("transformers")
 
@@ -34,12 +35,7 @@ def encodings(seqs, width, batch_size, left=False):
     out = []
     for i in range(0, len(seqs), batch_size):
         chunk = seqs[i:i + batch_size]
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        am = torch.zeros_like(ids)
-        for j, s in enumerate(chunk):
-            where = slice(width - len(s), width) if left else slice(0, len(s))
-            ids[j, where] = torch.tensor(s)
-            am[j, where] = 1
+        ids, am = padded(chunk, width, left)
         labels = torch.tensor([k % 3 for k in range(i, i + len(chunk))])
         out.append(transformers.BatchEncoding(
             {"input_ids": ids, "attention_mask": am, "labels": labels}))
