@@ -47,7 +47,8 @@ JS_MODULES = ("core.js", "charts-plot.js", "charts-surface.js", "charts-grid.js"
 #: The vendored d3 modules in ``web/vendor/`` (versions and licences: its README.md), in
 #: dependency order; the page runs them first, on a private object (see :func:`front_end_js`).
 VENDOR_JS = ("d3-array", "d3-contour", "d3-dispatch", "d3-selection", "d3-color",
-             "d3-interpolate", "d3-ease", "d3-timer", "d3-transition", "d3-drag", "d3-zoom")
+             "d3-interpolate", "d3-scale-chromatic", "d3-ease", "d3-timer", "d3-transition",
+             "d3-drag", "d3-zoom")
 
 # Keys each chart kind must carry (what the front-end reads); builders in charts.py set them.
 _REQUIRED: dict[str, tuple[str, ...]] = {

@@ -19,8 +19,6 @@ var NEG = [245, 147, 34];   // orange: negative (as in TensorFlow Playground)
 var POS = [8, 119, 189];    // blue: positive
 var MID = [250, 250, 250];
 var MISSING = [214, 217, 222];
-var VIRIDIS = ["#440154", "#472c7a", "#3b518b", "#2c718e", "#21908d", "#27ad81", "#5cc863",
-               "#aadc32", "#fde725"].map(hexRgb);
 var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
 var INK = "#1f2328", MUTED = "#6b7280", GRID = "#eceef1", AXIS = "#c4c9d0";
 var SEVERITY_ORDER = ["critical", "error", "warning", "info", "ok"];
@@ -60,26 +58,38 @@ function classRgb(i) {
   }
   return [f(h + 1 / 3), f(h), f(h - 1 / 3)].map(function (v) { return Math.round(v * 255); });
 }
-function lerp(a, b, t) {
-  return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
+// Colour maps, from d3: [r, g, b] lookup tables built once, since heatmaps ask per cell.
+// Entries are shared and frozen: callers copy them (e.g. .map(Math.round)), never change them.
+function rgbTable(interp, n) {   // interp's colours at t = 0, 1/(n-1), ..., 1
+  var out = [];
+  for (var i = 0; i < n; i++) {
+    var c = d3.rgb(interp(i / (n - 1)));
+    out.push(Object.freeze([c.r, c.g, c.b]));
+  }
+  return out;
 }
+// viridis is d3-scale-chromatic's: matplotlib's 256 colours, so the report and the Python
+// (matplotlib) pictures agree. Diverging (orange-white-blue, as in TensorFlow Playground) and
+// gray (ink on paper: low white, high near-black) are the project's, mixed linearly in RGB;
+// 1024 steps keep them within one level of the exact mix, with their ends (and MID) exact.
+var VIRIDIS = rgbTable(d3.interpolateViridis, 256);
+var DIVERGING = rgbTable(d3.piecewise(d3.interpolateRgb, [rgbStr(NEG), rgbStr(MID), rgbStr(POS)]),
+                         1025);
+var GRAY = rgbTable(d3.interpolateRgb("rgb(255,255,255)", "rgb(20,24,30)"), 1025);
+function isMissing(t) { return t === null || t !== t; }   // null or NaN
 // t in [-1, 1] -> orange, white, blue
 function diverging(t) {
-  if (t === null || t !== t) return MISSING;
-  t = Math.max(-1, Math.min(1, t));
-  return t < 0 ? lerp(MID, NEG, -t) : lerp(MID, POS, t);
+  if (isMissing(t)) return MISSING;
+  return DIVERGING[Math.round((Math.max(-1, Math.min(1, t)) + 1) * 512)];
 }
-// t in [0, 1]
+// t in [0, 1]: the colour of bin floor(256 t), the one matplotlib's and d3's viridis pick
 function viridis(t) {
-  if (t === null || t !== t) return MISSING;
-  t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
-  var i = Math.min(Math.floor(t), VIRIDIS.length - 2);
-  return lerp(VIRIDIS[i], VIRIDIS[i + 1], t - i);
+  if (isMissing(t)) return MISSING;
+  return VIRIDIS[Math.min(255, Math.floor(Math.max(0, Math.min(1, t)) * 256))];
 }
-function gray(t) {   // ink on paper: low white, high near-black
-  if (t === null || t !== t) return MISSING;
-  t = Math.max(0, Math.min(1, t));
-  return lerp([255, 255, 255], [20, 24, 30], t);
+function gray(t) {
+  if (isMissing(t)) return MISSING;
+  return GRAY[Math.round(Math.max(0, Math.min(1, t)) * 1024)];
 }
 // a colour scale over [lo, hi] for a cmap name
 function colorScale(cmap, lo, hi) {
