@@ -125,7 +125,7 @@ def heatmap(
 
     ``row_groups``: one label per row (class index, bool or string), drawn as a colour strip
     at the left, e.g. the class of each sample; ``group_names`` names integer groups.
-    ``cmap``: ``"viridis"`` (sequential) or ``"diverging"`` (blue-white-orange, centred on 0).
+    ``cmap``: ``"viridis"`` (sequential) or ``"diverging"`` (orange for negative, white at 0, blue for positive).
     ``vmin``/``vmax`` fix the colour range (default: the data's range).
     """
     spec = _base("heatmap", title, description)
