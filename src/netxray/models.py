@@ -44,7 +44,10 @@ def mlp(
     - ``"normal"``: ``normal(0, scale)`` weights, zero biases (large ``scale`` saturates).
     - ``"torch"``: PyTorch's default ``nn.Linear`` initialisation.
 
-    Every choice is seeded, so the same call always builds the same weights.
+    Every choice is seeded, so the same call always builds the same weights, and the same
+    ``seed`` builds the same network in every ``dtype`` (up to rounding): the values are
+    drawn in one fixed precision (float64 NumPy for ``"lecture"``, float32 torch otherwise)
+    and then cast, so a float32 and a float64 model compare one initialisation, not two.
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or any(s < 1 for s in sizes):
@@ -74,13 +77,15 @@ def _initialise(model: nn.Sequential, *, init: str, scale: float, seed: int, act
             lin.weight.copy_(torch.from_numpy(w.T.copy()))
             lin.bias.zero_()
         return
+    # Drawn in float32 whatever the model's dtype: each dtype has its own random stream,
+    # so drawing in the model's dtype would give float64 another network than float32.
     gen = torch.Generator().manual_seed(seed)
     for lin in linears:
-        w = torch.empty_like(lin.weight, device="cpu")
+        w = torch.empty(lin.weight.shape, dtype=torch.float32)
         if init == "torch":
             bound = 1.0 / lin.in_features**0.5
             w.uniform_(-bound, bound, generator=gen)
-            b = torch.empty_like(lin.bias, device="cpu").uniform_(-bound, bound, generator=gen)
+            b = torch.empty(lin.bias.shape, dtype=torch.float32).uniform_(-bound, bound, generator=gen)
             lin.bias.copy_(b)
         else:
             if init == "he":
