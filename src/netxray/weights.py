@@ -26,7 +26,9 @@ from netxray._results import Result
 class LayerWeights(Result):
     """One weight matrix (conv kernels reshaped to ``(out, in * k...)``).
 
-    ``update_ratio``: ``||W - W_prev||_F / ||W_prev||_F`` (None without a previous state).
+    ``update_ratio``: ``||W - W_prev||_F / ||W_prev||_F``; None without a previous state,
+    NaN where the ratio is not defined (``W`` or ``W_prev`` holds NaN/Inf, or ``W_prev`` is
+    all zeros), never ``inf``, which would read as a huge update.
     """
 
     name: str
@@ -61,6 +63,20 @@ def _state(weights: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.T
     )
 
 
+def _update_ratio(name: str, m: torch.Tensor, w: torch.Tensor, prev: torch.Tensor) -> float:
+    """``||W - W_prev||_F / ||W_prev||_F``, NaN where undefined (non-finite or zero W_prev)."""
+    if tuple(prev.shape) != tuple(w.shape):
+        raise ValueError(
+            f"previous weights for {name!r} have shape {tuple(prev.shape)}, the current ones "
+            f"{tuple(w.shape)}: pass a state of the same model"
+        )
+    w0 = prev.to(m.device).reshape(m.shape).double()
+    if not (bool(torch.isfinite(m).all()) and bool(torch.isfinite(w0).all())):
+        return math.nan
+    n0 = float(torch.linalg.matrix_norm(w0))
+    return float(torch.linalg.matrix_norm(m - w0)) / n0 if n0 > 0 else math.nan
+
+
 def weight_health(
     weights: nn.Module | Mapping[str, torch.Tensor],
     previous: nn.Module | Mapping[str, torch.Tensor] | None = None,
@@ -68,7 +84,8 @@ def weight_health(
     """Spectral norm, stable rank and (given ``previous``) update ratio of each matrix.
 
     ``weights``/``previous``: a model or a state dict. Only floating parameters with two
-    or more dimensions count (biases and norm scales are left out).
+    or more dimensions count (biases and norm scales are left out). A previous state of
+    another shape raises.
     """
     now = _state(weights)
     before = None if previous is None else _state(previous)
@@ -83,10 +100,7 @@ def weight_health(
         stable = fro**2 / spec**2 if finite and spec > 0 else math.nan
         ratio = None
         if before is not None and name in before:
-            w0 = before[name].to(m.device).reshape(m.shape).double()
-            n0 = float(torch.linalg.matrix_norm(w0))
-            diff = float(torch.linalg.matrix_norm(m - w0)) if finite else math.nan
-            ratio = diff / n0 if n0 > 0 else math.inf
+            ratio = _update_ratio(name, m, w, before[name])
         out[name] = LayerWeights(
             name=name, shape=tuple(w.shape), fro_norm=fro, spectral_norm=spec,
             stable_rank=stable, finite=finite, update_ratio=ratio,
