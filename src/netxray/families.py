@@ -5,8 +5,8 @@ which saturate and where, each family's histogram range), the health rules that 
 ``LayerStats.family``, and the unit maps (:func:`netxray.boundary.unit_maps`: which units
 are marked dead). Families, by what can go wrong:
 
-- ``"relu"``: outputs a constant and passes no gradient below a threshold (ReLU, ReLU6,
-  Threshold), so a unit that is never > 0 is *dead*;
+- ``"relu"``: outputs 0 and passes no gradient below a threshold (ReLU, ReLU6, and
+  ``Threshold(t, 0)`` with ``t >= 0``), so a unit that is never > 0 is *dead*;
 - ``"rectifier"``: smooth or leaky rectifiers; "active" (> 0) is meaningful, "dead" is not,
   since they pass gradient for negative inputs too;
 - ``"tanh"`` and ``"sigmoid"``: bounded, so they *saturate* (see :func:`saturation_band`);
@@ -22,7 +22,10 @@ from torch import nn
 #: The family names, in the order of the list above.
 FAMILIES: tuple[str, ...] = ("relu", "rectifier", "tanh", "sigmoid", "linear")
 
-#: Zero (Threshold: a constant) and no gradient below a threshold: units can be dead.
+#: Zero and no gradient below a threshold: units can be dead. ``nn.Threshold(t, value)``
+#: only with ``value == 0`` and ``t >= 0`` (then "never > 0" means "never above ``t``", no
+#: gradient): another value is output below ``t`` (``Threshold(0.5, 20)`` is never 0 and
+#: ``Threshold(-1, -1)`` is negative while live), so those are "linear".
 RELU_FAMILY: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.Threshold)
 #: Smooth or leaky rectifiers: "active" is meaningful, "dead" is not (they pass gradient).
 RECTIFIER_FAMILY: tuple[type[nn.Module], ...] = (
@@ -45,18 +48,32 @@ DEFAULT_HIST_RANGES: dict[str, tuple[float, float]] = {
 
 
 # Activation modules of other libraries (HF's GELUActivation, NewGELUActivation,
-# SiLUActivation, QuickGELUActivation...), recognised by class name in this order: a leaky
-# or smooth rectifier first (so "GELUTanh" is not tanh, "LeakyReLU" not relu), then relu,
-# tanh, sigmoid. "ELU" only in capitals ("ParallelUnit" is no activation).
+# SiLUActivation, QuickGELUActivation...), recognised by the whole words of their class
+# name, in this order: non-activations that contain an activation's name ("LogSigmoid"),
+# then leaky or smooth rectifiers (so "GELUTanh" is not tanh, "LeakyReLU" and "PReLU" not
+# relu), then relu, tanh, sigmoid. A word starts at the start of the name, after a
+# non-letter, at a lower-to-upper step ("New|GELU") or where a capital run ends before a
+# lowercase letter ("GELU|Activation"); inside a capital run it does not, so "ELU" is not
+# found in "RELU", nor "elu" in "ParallelUnit", nor "tanh" in "Tanhshrink".
+_START = r"(?:^|(?<=[^A-Za-z])|(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]))"
+_END = r"(?=$|[^A-Za-z]|(?<=[a-z])[A-Z]|(?<=[A-Z])[A-Z][a-z])"
+
+
+def _words(*names: str) -> re.Pattern[str]:
+    return re.compile(_START + "(?i:" + "|".join(names) + ")" + _END)
+
+
 _NAMED_FAMILIES = (
-    ("rectifier", re.compile(r"(?i:leaky|gelu|silu|swish|mish|softplus)|ELU")),
-    ("relu", re.compile(r"(?i:relu)")),
-    ("tanh", re.compile(r"(?i:tanh)")),
-    ("sigmoid", re.compile(r"(?i:sigmoid)")),
+    ("linear", _words("log_?sigmoid", "log_?softmax", "tanh_?shrink")),
+    ("rectifier", _words("leaky", "prelu", "rrelu", "elu", "selu", "celu", "gelu", "silu",
+                         "swish", "hard_?swish", "mish", "softplus")),
+    ("relu", _words("relu")),
+    ("tanh", _words("tanh", "hard_?tanh", "softsign")),
+    ("sigmoid", _words("sigmoid", "hard_?sigmoid")),
 )
 #: Smooth gates ``x * g(x)`` (GELU, SiLU/Swish, Mish): far below zero they output ~0 and
 #: pass ~0 gradient, so a unit whose pre-activation always lies there is dead too.
-_GATE_NAME = re.compile(r"(?i:gelu|silu|swish|mish)")
+_GATE_NAME = _words("gelu", "silu", "swish", "hard_?swish", "mish")
 
 
 def _is_leaf(module: nn.Module) -> bool:
@@ -68,6 +85,8 @@ def activation_family(module: nn.Module) -> str:
 
     Torch's activation classes by type; a leaf module of another library by its class name
     (HF's ``GELUActivation`` is a rectifier, like ``nn.GELU``)."""
+    if isinstance(module, nn.Threshold) and not (module.value == 0 and module.threshold >= 0):
+        return "linear"  # below the threshold a unit outputs `value`: "never > 0" != dead
     if isinstance(module, RELU_FAMILY):
         return "relu"
     if isinstance(module, RECTIFIER_FAMILY):
