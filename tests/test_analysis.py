@@ -137,3 +137,50 @@ def test_the_payload_is_built_from_the_bundle_alone(analysis: Analysis) -> None:
     p = analysis_payload(analysis)
     assert [s["id"] for s in p["sections"]] == [
         "health", "training", "boundary", "units", "activations", "representations", "saliency"]
+
+
+def test_a_run_without_test_data_reports_and_its_update_ratios_come_from_the_checkpoints():
+    import netxray
+    from netxray import data
+
+    train, test = data.moons(n_samples=120, noise=0.25, seed=5).split(test_size=0.3, seed=5)
+    model = netxray.mlp([2, 8, 2], seed=0)
+    hist = netxray.train(model, train.tensors(), epochs=10, lr=0.3, checkpoints=[0, 5, 10])
+    model.eval()
+    a = analyze(model, train, test, hist, progress=False)  # no health given: analyze's own
+    payload = analysis_payload(a)  # no test curves: nothing drawn dashed, nothing crashes
+    loss = _chart(payload, "training", "Loss")
+    assert [s["name"] for s in loss["series"]] == ["train loss"]
+    # the model holds epoch 10's weights: the ratio is over epochs 5 -> 10, by hand
+    weights = _chart(payload, "health", "Weights")
+    assert weights["columns"][-1] == "update ratio"
+    before, after = hist.checkpoints[5], hist.checkpoints[10]
+    for row in weights["rows"]:
+        w0, w1 = before[row[0]].double(), after[row[0]].double()
+        assert row[-1] == pytest.approx(float((w1 - w0).norm() / w0.norm()), rel=1e-3)
+    # without a history there are no earlier weights: no update-ratio column at all
+    a2 = dataclasses.replace(a, health=netxray.diagnose(model, train.tensors(), progress=False))
+    table = _chart(analysis_payload(a2), "health", "Weights")
+    assert "update ratio" not in table["columns"] and "no update ratio" in table["description"]
+    assert all(len(r) == len(table["columns"]) for r in table["rows"])
+
+
+def test_the_checkpoint_an_update_is_measured_against():
+    import netxray
+
+    model = netxray.mlp([2, 4, 2], seed=0)
+    state = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
+    s0 = state()
+    with torch.no_grad():
+        model.fc1.weight.add_(1.0)
+    s1 = state()
+    hist = netxray.TrainingHistory(epochs=[], train_loss=[], train_acc=[],
+                                   checkpoints={0: s0, 1: s1})
+    got = hist.weights_before(model)  # the model is the last checkpoint: the one before
+    assert got is s0
+    with torch.no_grad():
+        model.fc1.weight.add_(1.0)
+    assert hist.weights_before(model) is s1  # trained on past the last checkpoint
+    one = netxray.TrainingHistory(epochs=[], train_loss=[], train_acc=[], checkpoints={0: s1})
+    model.load_state_dict(s1)
+    assert one.weights_before(model) is None  # no checkpoint differs from the model

@@ -160,3 +160,68 @@ def test_save_gif_writes_one_frame_per_checkpoint(tmp_path, moons) -> None:
     with Image.open(path) as im:
         assert im.format == "GIF" and im.n_frames == 3
         assert im.info["duration"] == 200
+
+
+def _point_colours(ax) -> dict[str, tuple[float, ...]]:
+    return {c.get_label(): tuple(np.round(c.get_facecolor()[0][:3], 6)) for c in ax.collections
+            if c.get_label().startswith(("train", "test"))}
+
+
+def test_points_take_the_colour_of_their_class_on_the_surface() -> None:
+    # two classes: the surface runs from RdBu_r's blue end (class 0) to its red end (class 1)
+    xx, yy = np.meshgrid(np.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    probs = np.stack([1 - xx, xx], -1)
+    pts = np.array([[0.1, 0.5], [0.9, 0.5]])
+    end = {0: matplotlib.colormaps["RdBu_r"](0.05)[:3], 1: matplotlib.colormaps["RdBu_r"](0.95)[:3]}
+    for y, names in (([0, 1], None), ([1, 0], None), (["no", "yes"], ["no", "yes"])):
+        disp = DecisionBoundaryDisplay(xx, yy, probs, points=pts, y=y, class_names=names).plot()
+        got = _point_colours(disp.ax_)
+        for label in y:
+            c = label if names is None else names.index(label)
+            name = f"train: {label}" if names else f"train: class {label}"
+            assert got[name] == tuple(np.round(end[c], 6))
+    # labels that are not output columns cannot be matched to the surface: refused, not guessed
+    for y in ([-1, 1], [1, 2], ["a", "b"]):
+        with pytest.raises(ValueError, match="not class indices 0..1"):
+            DecisionBoundaryDisplay(xx, yy, probs, points=pts, y=y)
+    with pytest.raises(ValueError, match="y_test holds"):
+        DecisionBoundaryDisplay(xx, yy, probs, test_points=pts, y_test=[-1, 1])
+    # three classes: a point has the colour the surface shows where the model is sure of it
+    probs3 = np.zeros((5, 5, 3))
+    probs3[:, :2, 0], probs3[:, 2, 1], probs3[:, 3:, 2] = 1, 1, 1
+    pts3 = np.array([[0.0, 0.5], [0.5, 0.5], [1.0, 0.5]])
+    disp = DecisionBoundaryDisplay(xx, yy, probs3, points=pts3, y=[2, 0, 1]).plot()
+    img = disp.ax_.images[0].get_array()
+    sure = {0: img[2, 0], 1: img[2, 2], 2: img[2, 4]}
+    got = _point_colours(disp.ax_)
+    for c in range(3):  # the surface fades a sure class's colour by 0.85 toward white
+        np.testing.assert_allclose(got[f"train: class {c}"], 1 - (1 - sure[c][:3]) / 0.85,
+                                   atol=1e-6)
+
+
+def test_a_class_keeps_its_colour_in_the_label_and_prediction_views() -> None:
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(30, 2))
+    labels = np.repeat([0, 1, 2], 10)
+    preds = np.where(labels == 1, 2, labels)  # class 1 never predicted
+    for lab, pred in ((labels, preds), (labels - 1, preds - 1), (np.array(list("abc"))[labels],
+                                                                  np.array(list("abc"))[preds])):
+        seen = {}
+        for by in ("label", "prediction"):
+            ax = ProjectionDisplay(coords, labels=lab, predictions=pred).plot(color_by=by).ax_
+            seen[by] = {c.get_label(): tuple(c.get_facecolor()[0]) for c in ax.collections}
+        assert set(seen["prediction"]) < set(seen["label"])
+        for name, colour in seen["prediction"].items():
+            assert seen["label"][name] == colour
+        assert len(set(seen["label"].values())) == 3
+    # class index c is colour c, as on the decision surface
+    ax = ProjectionDisplay(coords, labels=labels, predictions=preds).plot(color_by="prediction").ax_
+    tab = matplotlib.colormaps["tab10"].colors
+    assert {c.get_label(): tuple(c.get_facecolor()[0][:3]) for c in ax.collections} == {
+        "0": tuple(tab[0]), "2": tuple(tab[2])}
+
+
+def test_the_title_says_why_trustworthiness_is_undefined() -> None:
+    proj = project(np.ones((20, 4)))
+    ax = ProjectionDisplay.from_result(proj).plot().ax_
+    assert "undefined" in ax.get_title()

@@ -278,3 +278,65 @@ def test_probes_on_token_rows_with_sequence_labels_say_how_to_pool():
                        token_layers=("h",), token_outputs=True)
     with pytest.raises(ValueError, match="pool='mean'"):
         linear_probes(acts, np.array([0, 1, 0]), cv=2)
+
+
+class _Context(torch.nn.Module):
+    """Each token's hidden state mixes in its sentence's mean embedding (as attention does),
+    so the tokens of one sentence resemble each other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(50, 64)
+        self.ctx = torch.nn.Linear(64, 64)
+        self.act = torch.nn.Tanh()
+        self.head = torch.nn.Linear(64, 2)
+
+    def forward(self, input_ids, attention_mask):
+        e = self.emb(input_ids)
+        m = attention_mask[..., None].float()
+        c = (e * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+        h = self.act(self.ctx(e + 3 * c))
+        return self.head((h * m).sum(1) / m.sum(1))
+
+
+def test_per_token_probes_keep_each_sentence_in_one_fold() -> None:
+    """Labels drawn at random per sentence carry nothing to decode: split token by token, a
+    probe learns to recognise the sentences and scores far above chance."""
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+
+    import netxray
+
+    n, length = 80, 12
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 50, (n, length), generator=g)
+    lens = torch.randint(6, length + 1, (n,), generator=g)
+    mask = (torch.arange(length)[None] < lens[:, None]).long()
+    y_seq = torch.randint(0, 2, (n,), generator=g).numpy()
+    acts = netxray.activations(_Context().eval(), {"input_ids": ids * mask,
+                                                   "attention_mask": mask}, layers=["act"])
+    sentence = acts.token_index[:, 0].numpy()
+    y = y_seq[sentence]
+    res = linear_probes(acts, y, cv=5)
+    # the reference: scikit-learn with whole sentences per fold
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    ref = cross_val_score(probe, acts.flat("act"), y, groups=sentence,
+                          cv=StratifiedGroupKFold(5, shuffle=True, random_state=0))
+    assert res.folds["act"] == pytest.approx(list(ref), abs=1e-12)
+    assert res.n_groups == n and res.n_samples == len(y) == int(lens.sum())
+    assert res.accuracy["act"] < res.chance + 0.05  # nothing to decode: chance, not a leak
+    # the same groups given by hand, on plain arrays
+    by_hand = linear_probes({"act": acts.flat("act")}, y, cv=5, groups=sentence)
+    assert by_hand.folds == res.folds and by_hand.n_groups == n
+    assert linear_probes({"act": acts.flat("act")}, y, cv=5).n_groups == 0
+
+
+def test_grouped_probe_errors() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(12, 2)), np.array([0, 1] * 6)
+    with pytest.raises(ValueError, match="3 groups .*fewer than cv=5"):
+        linear_probes({"x": X}, y, cv=5, groups=np.repeat([0, 1, 2], 4))
+    with pytest.raises(ValueError, match="class 1 occurs in 2 groups"):
+        linear_probes({"x": X}, [0] * 8 + [1] * 4, cv=3, groups=np.repeat([0, 1, 2, 3, 4, 5], 2))
+    with pytest.raises(ValueError, match="groups has 5 entries"):
+        linear_probes({"x": X}, y, cv=2, groups=np.arange(5))

@@ -229,3 +229,22 @@ def test_pca_of_a_constant_layer_is_zero_without_warnings():
         p = project(np.zeros((30, 5)), "pca")
     np.testing.assert_array_equal(p.explained_variance_ratio, [0.0, 0.0])
     np.testing.assert_array_equal(p.coords, np.zeros((30, 2)))
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_trustworthiness_of_a_layer_with_no_variance_is_undefined(method):
+    # every sample the same point: every distance ties, so no neighbour is nearer than another
+    # (sklearn would still score the map 0.997); one differing sample makes it defined again
+    H = np.full((40, 5), 0.3)
+    p = project(H, method, progress=False)
+    assert np.isnan(p.trustworthiness) and "no variance" in p.params["trustworthiness_note"]
+    H[0, 0] = 1.0
+    q = project(H, method, progress=False)
+    assert q.trustworthiness == pytest.approx(trustworthiness(H, q.coords, n_neighbors=5))
+    assert "trustworthiness_note" not in q.params
+
+
+def test_bfloat16_tensors_are_projected_as_float32():
+    H = torch.randn(60, 6, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    p = project(H, "pca")
+    np.testing.assert_array_equal(p.coords, PCA(n_components=2).fit_transform(H.float().numpy()))

@@ -131,7 +131,7 @@ def test_the_report_section_tells_the_story(demos):
     kinds = [c["kind"] for c in biased["charts"]]
     assert kinds[:2] == ["findings", "tokens"] and kinds.count("table") == 3
     story = {i["kind"]: i for i in biased["charts"][0]["items"]}
-    assert story["accuracy"]["text"].startswith("Accuracy looks fine: 9")
+    assert story["accuracy"]["text"].startswith("Accuracy above the base rate: 9")
     assert story["reliance"]["severity"] == "warning" and "\"women's\" is #" in story["reliance"]["text"]
     assert story["counterfactual"]["severity"] == "error"
     flipped = biased["charts"][-1]

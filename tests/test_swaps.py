@@ -179,13 +179,19 @@ def test_a_huggingface_tokenizer_and_model(tmp_path):
     transformers = pytest.importorskip("transformers")
     (tmp_path / "vocab.txt").write_text(
         "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WEIGHTS]) + "\n")
-    tok = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    tok = transformers.BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"))
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=len(WEIGHTS) + 5, hidden_size=16,
                                   num_hidden_layers=1, num_attention_heads=2,
                                   intermediate_size=32, max_position_embeddings=32, num_labels=2)
     model = transformers.BertForSequenceClassification(cfg).eval()
-    r = counterfactual(model, TEXTS, SWAPS, tokenizer=tok)
+    # BERT splits "women's" into women ' s, none of them in this vocabulary: "women's" and
+    # "men's" are [UNK] [UNK] [UNK] alike, so the texts with only those are left out
+    from netxray._warnings import NetxrayWarning
+
+    with pytest.warns(NetxrayWarning, match="2 of 6 texts with a swap word encode exactly"):
+        r = counterfactual(model, TEXTS, SWAPS, tokenizer=tok)
+    assert r.unchanged_index.tolist() == [2, 3] and r.index.tolist() == [0, 1, 4, 7]
     with torch.no_grad():  # the direct way: tokenize each text alone, run, argmax
         direct = [int(model(**tok([t], return_tensors="pt")).logits.argmax(1))
                   for t in r.originals]
@@ -238,3 +244,130 @@ def test_a_swap_that_changes_the_padding_without_a_mask_is_warned_about():
                        tokenizer=_Chars())
         # a mask tells the model where the padding is
         counterfactual(Votes().eval(), TEXTS, SWAPS, tokenizer=WordTokenizer(VOCAB))
+
+
+# -------------------------------------------------- texts the swap cannot reach (finding 2)
+HF_VOCAB = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WEIGHTS)
+
+
+class _HFVotes(Votes):
+    """:class:`Votes` over a BERT vocabulary (special tokens vote 0), taking what a
+    HuggingFace tokenizer returns."""
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        self.emb = nn.Embedding(len(HF_VOCAB), 1)
+        with torch.no_grad():
+            self.emb.weight.zero_()
+            for i, w in enumerate(HF_VOCAB):
+                self.emb.weight[i, 0] = WEIGHTS.get(w, 0.0)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return super().forward(input_ids, attention_mask)
+
+
+def test_a_swap_word_past_the_tokenizers_max_length_is_left_out_and_warned(tmp_path):
+    import warnings
+
+    from netxray._warnings import NetxrayWarning
+
+    transformers = pytest.importorskip("transformers")
+    (tmp_path / "vocab.txt").write_text("\n".join(HF_VOCAB) + "\n")
+    max_len = 8  # [CLS] + 6 words + [SEP]: a word from the 7th on is cut away
+    tok = transformers.BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"),
+                                         model_max_length=max_len)
+    texts = [
+        "she is good",                       # flips
+        "good good good good good good she",  # "she" is word 7: truncated away
+        "he is bad the the the",             # flips (6 words: all kept)
+        "bad bad bad he good",               # stays
+        "bad bad bad bad bad bad he is",     # "he" is word 7: truncated away
+        "nothing here",                      # no swap word
+    ]
+    swaps = {"she": "he"}
+    with pytest.warns(NetxrayWarning, match="2 of 5 texts with a swap word encode exactly"):
+        r = counterfactual(_HFVotes().eval(), texts, swaps, tokenizer=tok)
+    # by hand: a text is compared when a swap word is among its first max_len - 2 words; its
+    # logit is the sum of the weights of the words kept
+    kept = max_len - 2
+    words = {"she", "he"}
+    reached = [i for i, t in enumerate(texts) if any(w in words for w in t.split()[:kept])]
+    assert reached == [0, 2, 3]
+    held = [i for i, t in enumerate(texts) if any(w in words for w in t.split())]
+    assert r.n_with_term == len(held) == 5 and r.n_without_term == 1
+    assert r.n_unchanged == 2 and r.n_compared == 3
+    assert r.unchanged_index.tolist() == sorted(set(held) - set(reached)) == [1, 4]
+    assert r.index.tolist() == reached
+    before = [_hand(" ".join(texts[i].split()[:kept])) for i in reached]
+    after = [_hand(" ".join(_hand_swap(texts[i]).split()[:kept])) for i in reached]
+    assert all(abs(v) > 0 for v in before + after)  # no ties
+    flips = sum((a > 0) != (b > 0) for a, b in zip(before, after, strict=True))
+    assert r.n_flipped == flips == 2 and r.flip_rate == pytest.approx(flips / len(reached))
+    assert (r.flip_low, r.flip_high) == wilson_interval(flips, len(reached))
+    p0 = [_sigmoid(v) if v > 0 else 1 - _sigmoid(v) for v in before]
+    p1 = [_sigmoid(b) if a > 0 else 1 - _sigmoid(b) for a, b in zip(before, after, strict=True)]
+    assert r.mean_prob_change == pytest.approx(np.mean(np.subtract(p1, p0)), rel=1e-6)
+    assert "2 text(s) with a swap word were left out" in r.summary()
+    assert CounterfactualResult.load(r.save(tmp_path / "cf.npz")) == r
+    # both words unknown to the tokenizer: one id ([UNK]) either way, nothing to compare
+    with pytest.warns(NetxrayWarning, match="gives both words one id"):
+        none = counterfactual(_HFVotes().eval(), ["king is good"], {"king": "queen"},
+                              tokenizer=tok)
+    assert (none.n_with_term, none.n_unchanged, none.n_compared) == (1, 1, 0)
+    assert math.isnan(none.flip_rate) and "no swap changed what the model sees" in none.summary()
+    with warnings.catch_warnings():  # texts the tokenizer keeps whole: nothing left out
+        warnings.simplefilter("error", NetxrayWarning)
+        whole = counterfactual(_HFVotes().eval(), [texts[0], texts[2]], swaps, tokenizer=tok)
+    assert whole.n_unchanged == 0 and whole.n_compared == 2
+
+
+# ------------------------------------------- a model that outputs probabilities (finding 4)
+class _Head(nn.Module):
+    """:class:`Votes` followed by ``head`` (a module, or a function in ``forward``)."""
+
+    def __init__(self, head) -> None:
+        super().__init__()
+        self.votes = Votes()
+        self.head = head if isinstance(head, nn.Module) else None
+        self.fn = head
+
+    def forward(self, input_ids, attention_mask):
+        return self.fn(self.votes(input_ids, attention_mask))
+
+
+@pytest.mark.parametrize("head", ["softmax module", "softmax in forward", "sigmoid module"])
+def test_probabilities_from_the_model_are_not_squashed_again(head):
+    fn = {"softmax module": nn.Softmax(dim=1),
+          "softmax in forward": lambda z: torch.softmax(z, dim=1),
+          "sigmoid module": nn.Sigmoid()}[head]
+    r = counterfactual(_Head(fn).eval(), TEXTS, SWAPS, tokenizer=WordTokenizer(VOCAB))
+    with_term = r.index.tolist()
+    before = [_hand(TEXTS[i]) for i in with_term]
+    after = [_hand(_hand_swap(TEXTS[i])) for i in with_term]
+
+    def own(z: float, c: int) -> float:  # the model's own probability of class c, logits (0, z)
+        if head == "sigmoid module":
+            return 0.5 if c == 0 else _sigmoid(z)
+        return _sigmoid(z) if c == 1 else 1 - _sigmoid(z)
+
+    c = [int(v > 0) for v in before]
+    np.testing.assert_array_equal(r.pred, c)
+    np.testing.assert_allclose(r.prob, [own(v, k) for v, k in zip(before, c, strict=True)],
+                               rtol=1e-6)
+    np.testing.assert_allclose(r.prob_swapped, [own(v, k) for v, k in zip(after, c, strict=True)],
+                               rtol=1e-6)
+
+
+def test_which_outputs_count_as_probabilities():
+    from netxray.swaps import outputs_are_probabilities
+
+    logits = torch.tensor([[0.0, 3.0], [0.0, -1.0], [2.0, 0.5]], dtype=torch.float64)
+    plain = Votes()
+    assert not outputs_are_probabilities(plain, logits)
+    assert outputs_are_probabilities(plain, torch.softmax(logits, 1))
+    assert not outputs_are_probabilities(plain, torch.log_softmax(logits, 1))  # softmax: exact
+    # independent sigmoids: rows need not sum to 1, the last module says what they are
+    assert outputs_are_probabilities(_Head(nn.Sigmoid()), torch.sigmoid(logits))
+    assert not outputs_are_probabilities(plain, torch.sigmoid(logits))
+    # a model ending in a sigmoid whose outputs leave [0, 1] is not giving probabilities
+    assert not outputs_are_probabilities(_Head(nn.Sigmoid()), logits)

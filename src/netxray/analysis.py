@@ -163,8 +163,9 @@ def analyze(
             progress=False,
         )
         stage("health")
-        if health is None:
-            health = diagnose(model, (Xtr, ytr), progress=False)
+        if health is None:  # update ratios against the checkpoint before these weights
+            before = None if history is None else history.weights_before(model)
+            health = diagnose(model, (Xtr, ytr), previous_weights=before, progress=False)
         stage("unit patterns")
         patterns = None
         if train.image_shape is not None:  # what each first-layer unit looks for in an image

@@ -151,6 +151,8 @@ class ProbeResult(Result):
 
     accuracy / std: ``{layer: mean / standard deviation of the fold accuracies}``.
     folds: ``{layer: [accuracy of each fold]}``. chance: the majority-class rate.
+    n_groups: the number of groups the folds kept whole (the sequences of per-token
+    activations), 0 when rows were split one by one.
     """
 
     layers: list[str]
@@ -160,6 +162,7 @@ class ProbeResult(Result):
     chance: float
     cv: int
     n_samples: int
+    n_groups: int = 0
 
 
 def linear_probes(
@@ -170,6 +173,7 @@ def linear_probes(
     C: float = 1.0,
     max_iter: int = 2000,
     random_state: int = 0,
+    groups: Any = None,
 ) -> ProbeResult:
     """Fit a logistic-regression probe on each layer and report cross-validated accuracy.
 
@@ -178,9 +182,16 @@ def linear_probes(
     ``make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))``, scored
     with ``StratifiedKFold(cv, shuffle=True, random_state=random_state)``: the same folds for
     every layer, so layers are compared on equal terms.
+
+    Rows that belong together must not be split between training and test folds: tokens of
+    one sentence share its context, so a probe would recognise the sentence, not decode the
+    label. ``groups`` ``(n,)`` names each row's group; per-token activations (an
+    ``Activations`` with ``token_index``) are grouped by their sequence by default. Grouped
+    rows are scored with ``StratifiedGroupKFold(cv, shuffle=True,
+    random_state=random_state)``, every group whole in one fold.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -210,13 +221,18 @@ def linear_probes(
             f"the rarest class has {counts.min()} samples, fewer than cv={cv} folds; "
             "lower cv or pass more data"
         )
-    splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+    group_ids = _groups(activations, groups, n, token_layers)
+    if group_ids is None:
+        splitter: Any = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+    else:
+        _check_groups(labels, group_ids, cv)
+        splitter = StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=random_state)
     acc: dict[str, float] = {}
     std: dict[str, float] = {}
     folds: dict[str, list[float]] = {}
     for name, X in feats.items():
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-        scores = cross_val_score(probe, X, labels, cv=splitter)
+        scores = cross_val_score(probe, X, labels, cv=splitter, groups=group_ids)
         acc[name] = float(scores.mean())
         std[name] = float(scores.std())
         folds[name] = [float(s) for s in scores]
@@ -228,7 +244,42 @@ def linear_probes(
         chance=float(counts.max() / n),
         cv=int(cv),
         n_samples=int(n),
+        n_groups=0 if group_ids is None else len(np.unique(group_ids)),
     )
+
+
+def _groups(activations: Any, groups: Any, n: int, token_layers: tuple[str, ...]
+            ) -> np.ndarray | None:
+    """Each row's group: ``groups`` as given, else the sequence of per-token rows."""
+    if groups is None:
+        index = getattr(activations, "token_index", None)
+        if not token_layers or index is None:
+            return None
+        groups = index[:, 0]
+    if isinstance(groups, torch.Tensor):
+        groups = groups.detach().cpu().numpy()
+    g = np.asarray(groups).reshape(-1)
+    if g.shape[0] != n:
+        raise ValueError(f"groups has {g.shape[0]} entries but there are {n} samples; "
+                         "pass one group id per sample")
+    return g
+
+
+def _check_groups(labels: np.ndarray, groups: np.ndarray, cv: int) -> None:
+    """Whole groups per fold: enough groups, and the rarest class in at least ``cv``."""
+    n_groups = len(np.unique(groups))
+    if n_groups < cv:
+        raise ValueError(
+            f"the rows fall in {n_groups} groups (sequences), fewer than cv={cv} folds; each "
+            "fold holds whole groups: lower cv or pass more sequences"
+        )
+    for c in np.unique(labels):
+        k = len(np.unique(groups[labels == c]))
+        if k < cv:
+            raise ValueError(
+                f"class {c.item()!r} occurs in {k} groups (sequences), fewer than cv={cv} folds; "
+                "each fold holds whole groups: lower cv or pass more sequences"
+            )
 
 
 # --------------------------------------------------------------------------------------

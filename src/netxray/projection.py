@@ -35,6 +35,9 @@ TRUST_MAX_POINTS = 2000
 #: divergence; measured cost in tests/test_progress.py's notes: well under 1% of the fit)
 TSNE_PROGRESS_EVERY = 10
 TRUST_NEIGHBORS = 5
+#: why a projection's trustworthiness is NaN
+NO_VARIANCE = ("every sample is the same point (the layer has no variance): all distances are "
+               "tied, so no neighbourhood exists to preserve")
 
 _umap_compiled = False
 
@@ -43,10 +46,12 @@ def as_features(H: torch.Tensor | np.ndarray, what: str = "H") -> np.ndarray:
     """``H`` as a finite, non-empty ``(n, features)`` NumPy array; conv maps are flattened.
 
     ``(n, c, h, w)`` becomes ``(n, c*h*w)``. NumPy input keeps its dtype (so PCA matches
-    scikit-learn bit for bit); tensors are detached and moved to the CPU.
+    scikit-learn bit for bit); tensors are detached and moved to the CPU, bfloat16 (which
+    NumPy lacks) as float32.
     """
     if isinstance(H, torch.Tensor):
-        H = H.detach().cpu().numpy()
+        H = H.detach().cpu()
+        H = (H.float() if H.dtype == torch.bfloat16 else H).numpy()
     elif not isinstance(H, np.ndarray):
         H = np.asarray(H)
     if H.ndim < 2:
@@ -80,7 +85,10 @@ class Projection(Result):
     params: the parameters actually used (seed, perplexity, gradient method, ...).
     explained_variance_ratio: ``(k,)`` for PCA, ``None`` otherwise.
     trustworthiness: scikit-learn's ``trustworthiness`` (1 = every embedded neighbour is a
-    true neighbour) over a seeded sample of at most 2000 points; ``None`` when n is too small.
+    true neighbour) over a seeded sample of at most 2000 points; ``None`` when n is too small;
+    NaN when every sample is the same point (a layer with no variance, e.g. all units dead):
+    every distance is then tied, nobody has nearer neighbours, and a score would be
+    meaningless (``params["trustworthiness_note"]`` says so).
     """
 
     coords: np.ndarray
@@ -205,6 +213,8 @@ class Projector:
         trust, k = _trust_sample(X, coords, self.random_state)
         used = {"n_components": self.n_components, "random_state": self.random_state, **used}
         used["trustworthiness_neighbors"] = k
+        if trust is not None and np.isnan(trust):
+            used["trustworthiness_note"] = NO_VARIANCE
         used["n_samples"] = n
         result = Projection(
             coords=coords,
@@ -413,6 +423,8 @@ def _trust_sample(X: np.ndarray, coords: np.ndarray, seed: int) -> tuple[float |
     k = min(TRUST_NEIGHBORS, (n - 1) // 2)  # sklearn requires n_neighbors < n / 2
     if k < 1:
         return None, 0
+    if not np.ptp(X, axis=0).any():  # one point: every neighbour rank is a tie
+        return float("nan"), k
     return float(trustworthiness(X, coords, n_neighbors=k)), k
 
 

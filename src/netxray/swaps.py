@@ -12,6 +12,12 @@ Matching is on whole words and ignores case: a word is a run of letters, digits,
 pair is swapped in one pass (``she`` becomes ``he`` and ``he`` becomes ``she`` in the same
 text, never back again), and the new word takes the case of the old one (``He`` -> ``She``,
 ``HE`` -> ``SHE``, otherwise as written in ``swaps``).
+
+A text is compared only when the swap changes what the model is given: when the original and
+the swapped text encode to the same ids (the tokenizer truncated the word away, or maps both
+words to one unknown token), the model cannot answer to the swap, and counting such a text as
+"did not flip" would lower the flip rate. Those texts are left out, counted in
+``n_unchanged`` and warned about.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +36,8 @@ from torch import nn
 from netxray._results import Result
 from netxray._warnings import NetxrayWarning
 
-__all__ = ["CounterfactualResult", "counterfactual", "swap_terms", "wilson_interval"]
+__all__ = ["CounterfactualResult", "counterfactual", "outputs_are_probabilities", "swap_terms",
+           "wilson_interval"]
 
 #: the letters of a word, for whole-word matching: a match may not touch one of these
 _WORD = r"[\w'\-]"
@@ -42,14 +49,17 @@ class CounterfactualResult(Result):
 
     ``swaps``: every direction applied (``{"women's": "men's", "men's": "women's"}``).
     ``n_texts`` texts were given; ``n_with_term`` held a swap word and were run twice,
-    ``n_without_term`` held none and were counted, not run. ``n_flipped`` of those with a
-    word got another predicted class after the swap: ``flip_rate`` = ``n_flipped /
-    n_with_term`` (NaN when no text held a word), ``flip_low``/``flip_high`` its Wilson 95%
-    interval. ``mean_prob_change``: the mean, over texts with a word, of p(swapped)[c] -
-    p(original)[c] for c the original predicted class (negative: the swap weakened the
-    decision). Per text with a word, in the order given: ``index`` (its position in
-    ``texts``), ``pred``/``pred_swapped`` ``(n_with_term,)`` int64 classes,
-    ``prob``/``prob_swapped`` ``(n_with_term,)`` float64 probabilities of the original
+    ``n_without_term`` held none and were counted, not run. Of those with a word,
+    ``n_unchanged`` encoded exactly as before the swap (the word was truncated away, or both
+    words have one id: the model saw no change); they are left out of every number below
+    (their positions in ``unchanged_index``). The other ``n_compared`` texts are compared:
+    ``n_flipped`` of them got another predicted class after the swap, ``flip_rate`` =
+    ``n_flipped / n_compared`` (NaN when none was compared), ``flip_low``/``flip_high`` its
+    Wilson 95% interval. ``mean_prob_change``: the mean, over the compared texts, of
+    p(swapped)[c] - p(original)[c] for c the original predicted class (negative: the swap
+    weakened the decision). Per compared text, in the order given: ``index`` (its position
+    in ``texts``), ``pred``/``pred_swapped`` ``(n_compared,)`` int64 classes,
+    ``prob``/``prob_swapped`` ``(n_compared,)`` float64 probabilities of the original
     predicted class; ``originals``/``swapped`` the texts themselves. ``class_names``: one
     per class (may be empty).
     """
@@ -71,10 +81,17 @@ class CounterfactualResult(Result):
     originals: tuple[str, ...]
     swapped: tuple[str, ...]
     class_names: tuple[str, ...] = ()
+    n_unchanged: int = 0
+    unchanged_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def n_compared(self) -> int:
+        """Texts with a swap word whose encoding the swap changed: the flip rate's count."""
+        return self.n_with_term - self.n_unchanged
 
     @property
     def flipped(self) -> np.ndarray:
-        """``(n_with_term,)`` bool: whether each text's decision changed."""
+        """``(n_compared,)`` bool: whether each compared text's decision changed."""
         return self.pred != self.pred_swapped
 
     def flipped_examples(self, k: int | None = None) -> list[dict[str, Any]]:
@@ -93,10 +110,15 @@ class CounterfactualResult(Result):
         if self.n_with_term == 0:
             return (f"no text of {self.n_texts} holds a swap word "
                     f"({', '.join(sorted(self.swaps))}); nothing to compare")
+        left = (f"; {self.n_unchanged} text(s) with a swap word were left out: the swap did "
+                "not change their encoding (truncated away?)" if self.n_unchanged else "")
+        if self.n_compared == 0:
+            return (f"no swap changed what the model sees: all {self.n_with_term} texts with a "
+                    f"swap word encode as before; nothing to compare{left}")
         return (f"flip rate {self.flip_rate:.1%} (95% CI {self.flip_low:.1%}-{self.flip_high:.1%})"
-                f": {self.n_flipped} of {self.n_with_term} texts with a swap word changed class; "
+                f": {self.n_flipped} of {self.n_compared} texts with a swap word changed class; "
                 f"mean change in the predicted probability {self.mean_prob_change:+.3f}; "
-                f"{self.n_without_term} of {self.n_texts} texts held no swap word")
+                f"{self.n_without_term} of {self.n_texts} texts held no swap word{left}")
 
 
 def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -166,13 +188,14 @@ def _encode(tokenizer: Any, texts: list[str]) -> Any:
     return tokenizer(texts)
 
 
-def _probabilities(model: nn.Module, enc: Any, n: int, output: Any) -> torch.Tensor:
-    """``(n, classes)`` float64 probabilities of one chunk of ``n`` encoded texts."""
+def _scores(model: nn.Module, enc: Any, n: int, output: Any) -> torch.Tensor:
+    """``(n, classes)`` float64 class scores of one chunk of ``n`` encoded texts, as the model
+    gives them (logits or probabilities: :func:`outputs_are_probabilities` tells)."""
     from netxray.batches import BatchFormat, check_output_rows, pick_output, read_batches
 
     if isinstance(enc, Mapping):
         enc = {k: v for k, v in enc.items() if k != "labels"}
-    probs = []
+    scores = []
     for b in read_batches(enc, n, BatchFormat(labels=None)):
         b = b.to(model)
         out = pick_output(b.run(model), output)
@@ -182,8 +205,67 @@ def _probabilities(model: nn.Module, enc: Any, n: int, output: Any) -> torch.Ten
                 f"the model outputs shape {tuple(out.shape)}; counterfactual needs "
                 "(texts, classes) scores with at least 2 classes (pick them with output=)"
             )
-        probs.append(torch.softmax(out.detach().double(), dim=1).cpu())
-    return torch.cat(probs)
+        scores.append(out.detach().double().cpu())
+    return torch.cat(scores)
+
+
+#: how far a row of probabilities may sum from 1 (a float16 softmax is off by up to ~1e-3)
+_SUM_TOL = 2e-3
+
+
+def outputs_are_probabilities(model: nn.Module, scores: torch.Tensor) -> bool:
+    """Whether ``scores`` ``(rows, classes)``, all the model's outputs of one call of
+    :func:`counterfactual`, are probabilities already, so that a softmax would squash them a
+    second time (a sigmoid head's p = 0.99 would read as 0.73).
+
+    The rule: every score lies in [0, 1], and either every row sums to 1 (within 2e-3: a
+    softmax, as a module or written in ``forward``) or the model's last module (the last of
+    ``model.modules()``) is an ``nn.Sigmoid`` or ``nn.Softmax`` (each column the probability
+    of its class). Logits or log-probabilities give False: a softmax turns either into
+    probabilities. The rule looks at every row at once, so one batch never reads otherwise
+    than the next.
+    """
+    if scores.numel() == 0 or not bool(((scores >= 0) & (scores <= 1)).all()):
+        return False
+    if bool(((scores.sum(1) - 1).abs() <= _SUM_TOL).all()):
+        return True
+    last = next(reversed(list(model.modules())), None)
+    return isinstance(last, nn.Sigmoid | nn.Softmax)
+
+
+def _rows(enc: Any, n: int) -> dict[str, torch.Tensor] | None:
+    """The tensors of an encoding that hold one row per text, by key; None when it is not a
+    tensor, a dict or a tuple of tensors."""
+    if isinstance(enc, torch.Tensor):
+        enc = {"": enc}
+    elif isinstance(enc, tuple | list):
+        enc = {str(i): t for i, t in enumerate(enc)}
+    if not isinstance(enc, Mapping):
+        return None
+    return {str(k): v for k, v in enc.items()
+            if k != "labels" and isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == n}
+
+
+def _same_encoding(enc0: Any, enc1: Any, n: int) -> np.ndarray:
+    """``(n,)`` bool: whether each swapped text encodes exactly as its original, padding left
+    out where an ``attention_mask`` marks it. Different keys, shapes or values, or an
+    encoding of another kind, count as a change."""
+    r0, r1 = _rows(enc0, n), _rows(enc1, n)
+    same = np.zeros(n, dtype=bool)
+    if not r0 or r1 is None or r0.keys() != r1.keys():
+        return same
+    m0, m1 = r0.get("attention_mask"), r1.get("attention_mask")
+    for i in range(n):
+        same[i] = all(_real(r0[k], m0, i).shape == _real(r1[k], m1, i).shape
+                      and torch.equal(_real(r0[k], m0, i), _real(r1[k], m1, i)) for k in r0)
+    return same
+
+
+def _real(t: torch.Tensor, mask: torch.Tensor | None, i: int) -> torch.Tensor:
+    """Row ``i`` of ``t`` at its real (unmasked) positions."""
+    if mask is None or mask.ndim != 2 or t.ndim < 2 or t.shape[1] != mask.shape[1]:
+        return t[i]
+    return t[i][mask[i].bool()]
 
 
 def _unmasked_width(enc: Any) -> int | None:
@@ -198,13 +280,14 @@ def _unmasked_width(enc: Any) -> int | None:
 
 
 def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: list[str],
-             output: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The probabilities of the originals and of the swapped texts, the same chunks of each.
+             output: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The scores of the originals and of the swapped texts, the same chunks of each, and
+    whether each swapped text encodes exactly as its original.
 
     A chunk is padded to its longest text. When a swap changes that length and the encoding
     has no attention mask, every text of the chunk is compared at two paddings: a model that
     reads its padding may flip because of it. That is warned about, never passed over."""
-    p0, p1, widths = [], [], []
+    p0, p1, same, widths = [], [], [], []
     for start in range(0, len(originals), batch_size):
         chunk0 = originals[start: start + batch_size]
         enc0 = _encode(tokenizer, chunk0)
@@ -212,8 +295,9 @@ def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: li
         w0, w1 = _unmasked_width(enc0), _unmasked_width(enc1)
         if len(chunk0) > 1 and w0 is not None and w1 is not None and w0 != w1:  # (one text: no padding)
             widths.append((w0, w1))
-        p0.append(_probabilities(model, enc0, len(chunk0), output))
-        p1.append(_probabilities(model, enc1, len(chunk0), output))
+        same.append(_same_encoding(enc0, enc1, len(chunk0)))
+        p0.append(_scores(model, enc0, len(chunk0), output))
+        p1.append(_scores(model, enc1, len(chunk0), output))
     if widths:
         (w0, w1), n = widths[0], len(widths)
         warnings.warn(
@@ -223,7 +307,30 @@ def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: li
             "because of the padding, not the swapped word. Have the tokenizer return "
             "{'input_ids': ..., 'attention_mask': ...} (and the model use the mask), or pass "
             "batch_size=1 (one text per batch: no padding).", NetxrayWarning, stacklevel=3)
-    return torch.cat(p0), torch.cat(p1)
+    return torch.cat(p0), torch.cat(p1), np.concatenate(same)
+
+
+def _probabilities(model: nn.Module, s0: torch.Tensor, s1: torch.Tensor,
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class probabilities of both runs: the scores themselves when the model gives
+    probabilities (:func:`outputs_are_probabilities`, decided over both runs), else their
+    softmax."""
+    if outputs_are_probabilities(model, torch.cat([s0, s1])):
+        return s0, s1
+    return torch.softmax(s0, dim=1), torch.softmax(s1, dim=1)
+
+
+def _warn_unchanged(texts: Sequence[str], left_out: list[int], m: int) -> None:
+    k = len(left_out)
+    words = len(texts[left_out[0]].split())
+    warnings.warn(
+        f"counterfactual: {k} of {m} texts with a swap word encode exactly as before the swap "
+        f"(e.g. text {left_out[0]}, {words} words): the tokenizer cut the word away "
+        "(truncation to its maximum length) or gives both words one id, so the model never "
+        "sees the change. They are left out of the flip rate and the mean change "
+        "(n_unchanged, unchanged_index), not counted as decisions that held; to test them, "
+        "shorten the texts so the word falls within the tokenizer's maximum length, or add the "
+        "words to its vocabulary.", NetxrayWarning, stacklevel=3)
 
 
 def counterfactual(
@@ -243,10 +350,13 @@ def counterfactual(
     truncation=True, return_tensors="pt"``) or any callable from a list of strings to what the
     model takes: a tensor of ids, or a dict passed by keyword (``input_ids``,
     ``attention_mask``). ``output``: where the class scores are in the model's output (as in
-    :func:`netxray.activations`; default: a tensor itself or its ``logits``). Texts without a
-    swap word are counted in ``n_without_term``, not silently dropped. The model runs under
-    ``torch.no_grad`` in the mode it is in; call ``model.eval()`` first (a model with dropout
-    in training mode is refused). Memory is bounded by ``batch_size`` texts at a time.
+    :func:`netxray.activations`; default: a tensor itself or its ``logits``); logits get a
+    softmax, probabilities are used as they are (:func:`outputs_are_probabilities`). Texts
+    without a swap word are counted in ``n_without_term``, not silently dropped. A text
+    whose encoding the swap leaves unchanged (the word truncated away, or both words one
+    id) is left out of the numbers, counted in ``n_unchanged``, and a ``NetxrayWarning``
+    says so. The model runs under ``torch.no_grad`` in the mode it is in; call
+    ``model.eval()`` first (a model with dropout in training mode is refused). Memory is bounded by ``batch_size`` texts at a time.
     Originals and swapped texts run in the same batches; when a swap changes a batch's padded
     length and the encoding carries no ``attention_mask``, a ``NetxrayWarning`` says so (a
     model that reads padding could flip because of it).
@@ -272,23 +382,34 @@ def counterfactual(
     m = len(index)
     pred = np.zeros(0, dtype=np.int64)
     pred_s, prob, prob_s = pred.copy(), np.zeros(0), np.zeros(0)
+    left_out: list[int] = []
     if m:
         with preserved_state(model), torch.no_grad():
-            p0, p1 = _compare(model, tokenizer, originals, swapped, output, batch_size)
-        if p0.shape != p1.shape:
-            raise ValueError(f"the model gave {tuple(p0.shape)} scores for the originals but "
-                             f"{tuple(p1.shape)} for the swapped texts")
+            s0, s1, same = _compare(model, tokenizer, originals, swapped, output, batch_size)
+        if s0.shape != s1.shape:
+            raise ValueError(f"the model gave {tuple(s0.shape)} scores for the originals but "
+                             f"{tuple(s1.shape)} for the swapped texts")
+        p0, p1 = _probabilities(model, s0, s1)
+        if same.any():
+            left_out = [index[i] for i in np.flatnonzero(same)]
+            _warn_unchanged(texts, left_out, m)
+            keep = np.flatnonzero(~same)
+            index = [index[i] for i in keep]
+            originals, swapped = [originals[i] for i in keep], [swapped[i] for i in keep]
+            p0, p1 = p0[torch.as_tensor(keep)], p1[torch.as_tensor(keep)]
         c = p0.argmax(1)
         pred, pred_s = c.numpy().astype(np.int64), p1.argmax(1).numpy().astype(np.int64)
         prob = p0.gather(1, c[:, None])[:, 0].numpy()
         prob_s = p1.gather(1, c[:, None])[:, 0].numpy()
-    k = int((pred != pred_s).sum())
-    low, high = wilson_interval(k, m)
+    k, compared = int((pred != pred_s).sum()), len(index)
+    low, high = wilson_interval(k, compared)
     return CounterfactualResult(
         swaps=dict(table), n_texts=len(texts), n_with_term=m, n_without_term=len(texts) - m,
-        n_flipped=k, flip_rate=k / m if m else float("nan"), flip_low=low, flip_high=high,
-        mean_prob_change=float((prob_s - prob).mean()) if m else float("nan"),
+        n_flipped=k, flip_rate=k / compared if compared else float("nan"), flip_low=low,
+        flip_high=high,
+        mean_prob_change=float((prob_s - prob).mean()) if compared else float("nan"),
         index=np.asarray(index, dtype=np.int64), pred=pred, pred_swapped=pred_s,
         prob=prob.astype(np.float64), prob_swapped=prob_s.astype(np.float64),
         originals=tuple(originals), swapped=tuple(swapped), class_names=tuple(class_names),
+        n_unchanged=len(left_out), unchanged_index=np.asarray(left_out, dtype=np.int64),
     )

@@ -86,6 +86,7 @@ def summary(d: TextDemo) -> dict[str, Any]:
         "n_flipped": cf.n_flipped,
         "n_with_term": cf.n_with_term,
         "n_without_term": cf.n_without_term,
+        "n_unchanged": cf.n_unchanged,
         "mean_prob_change": cf.mean_prob_change,
         "swaps": dict(cf.swaps),
     }

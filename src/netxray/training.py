@@ -46,6 +46,18 @@ class TrainingHistory(Result):
         """True when the training loss became NaN or infinite."""
         return any(not math.isfinite(v) for v in self.train_loss)
 
+    def weights_before(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """The checkpoint to measure ``model``'s latest update against (update ratios): the
+        latest one whose weights differ from the model's, i.e. the one before the last when
+        ``model`` holds the last checkpoint's weights; None when no checkpoint differs."""
+        now = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        for epoch in sorted(self.checkpoints, reverse=True):
+            saved = self.checkpoints[epoch]
+            if saved.keys() != now.keys() or not all(
+                    saved[k].shape == v.shape and torch.equal(saved[k], v) for k, v in now.items()):
+                return saved
+        return None
+
     def to_dict(self) -> dict[str, object]:
         d = super().to_dict()
         d["checkpoints"] = sorted(self.checkpoints)  # epochs only: weights are not JSON data

@@ -23,7 +23,7 @@ def test_biased_resumes_report_tells_the_story(browser, tmp_path) -> None:
         assert pg.inner_text("#s-text h2") == "What the model relies on"
         cards = pg.query_selector_all("#s-text .nx-finding")
         texts = [c.query_selector(".nx-finding-text").inner_text() for c in cards]
-        assert len(cards) == 3 and texts[0].startswith("Accuracy looks fine")
+        assert len(cards) == 3 and texts[0].startswith("Accuracy above the base rate")
         assert "women's" in texts[1] and f"{cf.flip_rate:.1%}" in texts[2]
         assert "nx-sev-error" in cards[2].get_attribute("class")
         # the example resumes, token by token, as text

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from netxray._io import atomic_write
+from netxray.plot._classes import class_colors, class_columns
 
 _AXIS_NAMES = {"input": ("x1", "x2"), "pca": ("PC1", "PC2"), "samples": ("u", "v")}
 
@@ -27,21 +28,15 @@ def _labels(y: Any) -> np.ndarray | None:
     return y.reshape(-1)
 
 
-def _class_colors(n: int) -> np.ndarray:
-    import matplotlib.pyplot as plt
-
-    if n <= 10:
-        return np.asarray(plt.get_cmap("tab10").colors)[:n]
-    return np.asarray(plt.get_cmap("tab20")(np.arange(n) % 20))[:, :3]
-
-
 class DecisionBoundaryDisplay:
     """A model's class probabilities over a plane, with data points on top.
 
     xx, yy: ``(res, res)`` plane coordinates; probs: ``(res, res, classes)``.
     points / y: training data ``(n, 2)`` in plane coordinates and labels ``(n,)`` (circles);
     test_points / y_test: test data (triangles). Two classes are drawn as a probability
-    surface with the 0.5 contour; more as class colours faded by confidence.
+    surface with the 0.5 contour; more as class colours faded by confidence. A point takes
+    the colour of its class's output column: labels must be column indices ``0..k-1`` (or
+    names from ``class_names``); others (-1/+1) are refused rather than guessed.
     """
 
     def __init__(
@@ -64,11 +59,12 @@ class DecisionBoundaryDisplay:
                 "share the grid shape (res, res)"
             )
         self.points = None if points is None else np.asarray(points)
-        self.y = _labels(y)
         self.test_points = None if test_points is None else np.asarray(test_points)
-        self.y_test = _labels(y_test)
         self.plane = plane
         self.class_names = list(class_names) if class_names is not None else None
+        k = self.probs.shape[-1]
+        self.y, self.y_test = (None if v is None else class_columns(v, k, self.class_names, what)
+                               for v, what in ((_labels(y), "y"), (_labels(y_test), "y_test")))
 
     @classmethod
     def from_result(
@@ -120,7 +116,7 @@ class DecisionBoundaryDisplay:
         if ax is None:
             _, ax = plt.subplots(layout="constrained", figsize=(5, 4.5))
         k = self.probs.shape[-1]
-        colors = _class_colors(k)
+        colors = class_colors(k)
         extent = (self.xx.min(), self.xx.max(), self.yy.min(), self.yy.max())
         if k == 2:
             cs = ax.contourf(
@@ -178,7 +174,7 @@ class DecisionBoundaryDisplay:
                     pts[m, 1],
                     s=s,
                     marker=marker,
-                    color=colors[int(c) % len(colors)],
+                    color=colors[int(c)],
                     edgecolors="k",
                     linewidths=0.5,
                     label=f"{name}: {self._name(c)}",

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from netxray.plot._classes import class_colors, class_positions
+
 COLOR_BY = ("auto", "label", "prediction", "correct", "value", "none")
 
 
@@ -28,6 +30,8 @@ class ProjectionDisplay:
     coords: ``(n, 2)`` (a third column and more are ignored). labels / predictions:
     ``(n,)`` classes (one-hot or logits ``(n, c)`` are reduced with argmax). values: ``(n,)``
     any per-sample number, e.g. one unit's activation. ``plot(color_by=...)`` picks which.
+    A class has one colour in the label and the prediction views (class index ``c``: colour
+    ``c``, as in :class:`netxray.plot.boundary.DecisionBoundaryDisplay`).
     """
 
     def __init__(
@@ -132,15 +136,19 @@ class ProjectionDisplay:
         if color_by in ("label", "prediction"):
             classes = self.labels if color_by == "label" else self.predictions
             assert classes is not None
-            palette = plt.get_cmap(cmap or "tab10")
-            for i, k in enumerate(np.unique(classes)):
+            # one colour per class over labels and predictions both, so the views agree
+            where = class_positions(self.labels, self.predictions)
+            palette = plt.get_cmap(cmap) if cmap else None
+            rgb = class_colors(max(where.values()) + 1)
+            for k in np.unique(classes):
                 mask = classes == k
+                i = where[k.item()]
                 ax.scatter(
                     x[mask],
                     yv[mask],
                     s=s,
                     alpha=alpha,
-                    color=palette(i % palette.N),
+                    color=rgb[i] if palette is None else palette(i % palette.N),
                     label=self._class_name(k),
                     edgecolors="none",
                 )
@@ -181,7 +189,9 @@ class ProjectionDisplay:
         if title is None:
             title = f"{self.method.upper() or 'projection'}"
             if self.trustworthiness is not None:
-                title += f" (trustworthiness {self.trustworthiness:.3f})"
+                title += (f" (trustworthiness {self.trustworthiness:.3f})"
+                          if np.isfinite(self.trustworthiness) else
+                          " (trustworthiness undefined: every point the same)")
         ax.set_title(title)
         self.ax_ = ax
         self.figure_ = ax.figure

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for annotations only: the report imports no computing or ap
     from netxray.health import HealthReport
     from netxray.projection import Projection
     from netxray.training import TrainingHistory
+    from netxray.weights import WeightHealth
 
 __all__ = [
     "analysis_payload", "diverged_payload", "health_section", "training_section", "write_analysis"
@@ -76,9 +77,9 @@ def training_section(h: TrainingHistory) -> dict[str, Any]:
         "step (as the lecture prints them), test numbers after it.",
         "charts": [
             charts.lines("Loss", h.epochs, loss, xlabel="epoch", ylabel="cross-entropy",
-                         dashed=["test loss"]),
+                         dashed=[k for k in loss if k.startswith("test")]),
             charts.lines("Accuracy", h.epochs, acc, xlabel="epoch", ylabel="accuracy",
-                         dashed=["test accuracy"]),
+                         dashed=[k for k in acc if k.startswith("test")]),
         ],
     }
 
@@ -191,7 +192,9 @@ def _projection_chart(
     if evr is not None:
         desc = f"explained variance {evr[0]:.0%} + {evr[1]:.0%}"
     elif proj.trustworthiness is not None:
-        desc = f"trustworthiness {proj.trustworthiness:.3f}"
+        desc = (f"trustworthiness {proj.trustworthiness:.3f}" if np.isfinite(proj.trustworthiness)
+                else "trustworthiness undefined: "
+                + str(proj.params.get("trustworthiness_note", "every sample is the same point")))
     else:
         desc = ""
     axis = proj.method.upper() if proj.method == "pca" else proj.method
@@ -307,6 +310,24 @@ def _severity(s: str) -> str:
     return s if s in charts.SEVERITIES else "info"
 
 
+def weights_table(weights: WeightHealth) -> dict[str, Any]:
+    """Spectral norm and stable rank per matrix, and the update ratio when earlier weights
+    were given (the column is left out when none were)."""
+    layers = weights.layers.items()
+    ratio = any(w.update_ratio is not None for _, w in layers)
+    return charts.table(
+        "Weights", ["parameter", "shape", "spectral norm", "stable rank",
+                    *(["update ratio"] if ratio else [])],
+        [[n, "x".join(map(str, w.shape)), _cell(w.spectral_norm), _cell(w.stable_rank),
+          *([_cell(w.update_ratio)] if ratio else [])] for n, w in layers],
+        description="Spectral norm (largest singular value) and stable rank "
+        "(||W||_F^2 / ||W||_2^2)" + (
+            ", and the update ratio ||W - W_before|| / ||W_before||, W_before the earlier "
+            "weights given to diagnose (in a report of a training run: the last checkpoint "
+            "whose weights differ from these, usually the one before the last)." if ratio
+            else ". No earlier weights were given, so no update ratio."))
+
+
 def health_section(health: HealthReport) -> dict[str, Any]:
     items = [
         {"severity": _severity(f.severity), "kind": f.kind, "layer": f.layer or "",
@@ -331,13 +352,7 @@ def health_section(health: HealthReport) -> dict[str, Any]:
                          "max", "nan+inf", "mean |dloss/da|"], units,
             description=f"The {len(units)} least active units first; click a header to sort."))
     if health.weights is not None and len(health.weights):
-        chart_list.append(charts.table(
-            "Weights", ["parameter", "shape", "spectral norm", "stable rank", "update ratio"],
-            [[n, "x".join(map(str, w.shape)), _cell(w.spectral_norm), _cell(w.stable_rank),
-              _cell(w.update_ratio)] for n, w in health.weights.layers.items()],
-            description="Spectral norm (largest singular value), stable rank "
-            "(||W||_F^2 / ||W||_2^2), and the update ratio ||W - W_before|| / ||W_before|| "
-            "over the last stretch of training (between the last two checkpoints)."))
+        chart_list.append(weights_table(health.weights))
     if len(rows) >= 2:  # curves across depth need at least two layers
         names = [r["layer"] for r in rows]
         active = [r["frac_active"] for r in rows]

@@ -20,7 +20,7 @@ from netxray.report.html import write_report
 if TYPE_CHECKING:
     from netxray.analysis import TextAnalysis
 
-__all__ = ["counterfactual_charts", "counterfactual_story", "text_payload", "text_section",
+__all__ = ["accuracy_card", "counterfactual_charts", "counterfactual_story", "text_payload", "text_section",
            "top_tokens", "write_text_analysis"]
 
 #: bars per class in the top-token charts
@@ -151,11 +151,7 @@ def counterfactual_story(t: TextAnalysis) -> dict[str, Any]:
     words = {w.lower() for w in cf.swaps}
     items: list[dict[str, Any]] = []
     if t.accuracy is not None:
-        items.append({"severity": "info", "kind": "accuracy",
-                      "text": f"Accuracy looks fine: {t.accuracy:.1%} of the "
-                      f"{t.attribution.n_samples} sequences are classified as labelled.",
-                      "advice": "Look at what it relies on (below): accuracy measures "
-                      "agreement with the labels, and labels that carry a bias teach it."})
+        items.append(accuracy_card(t))
     tops = top_tokens(t)
     found = [(cls, i + 1, w) for cls, ws in tops.items() for i, w in enumerate(ws[:CALL_OUT])
              if w.lower() in words]
@@ -172,28 +168,60 @@ def counterfactual_story(t: TextAnalysis) -> dict[str, Any]:
         items.append({"severity": "ok", "kind": "reliance",
                       "text": f"What the model uses: the top evidence per class is {listed}. "
                       f"No swapped word is among the top {CALL_OUT} of any class."})
-    if cf.n_with_term == 0:
-        items.append({"severity": "info", "kind": "counterfactual",
-                      "text": f"No text held a swapped word ({_pairs(cf.swaps)}): nothing to "
-                      "compare."})
+    left = (f" {cf.n_unchanged} text(s) with a swapped word were left out: the swap did not "
+            "change their encoding (the word was truncated away, or both words have one id)."
+            if cf.n_unchanged else "")
+    if cf.n_compared == 0:
+        items.append({"severity": "warning" if cf.n_unchanged else "info",
+                      "kind": "counterfactual",
+                      "text": (f"No swap changed what the model sees ({_pairs(cf.swaps)}): "
+                               f"nothing to compare.{left}" if cf.n_with_term else
+                               f"No text held a swapped word ({_pairs(cf.swaps)}): nothing to "
+                               "compare.")})
     else:
         high = cf.flip_rate >= FLIP_WARN
         items.append({
             "severity": "error" if cf.flip_low >= FLIP_WARN else "warning" if high else "ok",
             "kind": "counterfactual",
             "text": f"What changes when only the word changes ({_pairs(cf.swaps)}): "
-            f"{cf.flip_rate:.1%} of {cf.n_with_term} decisions flip (95% CI "
+            f"{cf.flip_rate:.1%} of {cf.n_compared} decisions flip (95% CI "
             f"{cf.flip_low:.1%}-{cf.flip_high:.1%}); the probability of the original "
             f"decision moves by {cf.mean_prob_change:+.3f} on average.",
             "advice": (f"Only the swapped word differs, so it alone changed {cf.n_flipped} "
                        "decisions: relabel or rebalance the training data (or drop the word) "
                        "and measure the flip rate again." if cf.n_flipped
                        else "Nothing: the swap changed no decision.")
-            + f" ({cf.n_without_term} of {cf.n_texts} texts held no swapped word.)",
+            + f" ({cf.n_without_term} of {cf.n_texts} texts held no swapped word.){left}",
         })
     return charts.findings("The story in three numbers", items,
                            description="Accuracy, what the model relies on, and what a "
                            "one-word change does, each from the results below.")
+
+
+def accuracy_card(t: TextAnalysis) -> dict[str, Any]:
+    """The accuracy against always answering the most common label: a model no better than
+    that has learned nothing the report can trust, whatever it relies on."""
+    assert t.accuracy is not None
+    n = t.attribution.n_samples
+    counts = t.attribution.class_counts.numpy()
+    if t.attribution.grouped_by != "label" or not counts.sum():
+        return {"severity": "info", "kind": "accuracy",
+                "text": f"Accuracy: {t.accuracy:.1%} of the {n} sequences are classified as "
+                "labelled."}
+    top = int(counts.argmax())
+    base = float(counts[top] / counts.sum())
+    said = (f"{t.accuracy:.1%} of the {n} sequences are classified as labelled; always "
+            f"answering the most common label ({_class(t.class_names, top)}) scores {base:.1%}")
+    if t.accuracy <= base:
+        return {"severity": "warning", "kind": "accuracy",
+                "text": f"Accuracy is no better than guessing: {said}.",
+                "advice": "The model has not learned the task on this data: check that the "
+                "labels and the class order match the model's outputs, then train further "
+                "before reading what it relies on."}
+    return {"severity": "info", "kind": "accuracy",
+            "text": f"Accuracy above the base rate: {said}.",
+            "advice": "Look at what it relies on (below): accuracy measures agreement with the "
+            "labels, and labels that carry a bias teach it."}
 
 
 def counterfactual_charts(t: TextAnalysis) -> list[dict[str, Any]]:
@@ -205,6 +233,8 @@ def counterfactual_charts(t: TextAnalysis) -> list[dict[str, Any]]:
         ["texts", cf.n_texts],
         ["with a swapped word", cf.n_with_term],
         ["without (counted, not run)", cf.n_without_term],
+        ["left out: the swap did not change the encoding", cf.n_unchanged],
+        ["compared", cf.n_compared],
         ["decisions flipped", cf.n_flipped],
         ["flip rate", _num(cf.flip_rate)],
         ["flip rate 95% CI (Wilson)", f"{cf.flip_low:.3f}-{cf.flip_high:.3f}"
@@ -213,7 +243,9 @@ def counterfactual_charts(t: TextAnalysis) -> list[dict[str, Any]]:
     ]
     out = [charts.table("Counterfactual swaps", ["quantity", "value"], rows,
                         description="Each text holding a swap word is run as written and "
-                        "with every swap word replaced by its partner (whole words, any case).")]
+                        "with every swap word replaced by its partner (whole words, any case). "
+                        "A text that encodes the same after the swap (the word truncated away, "
+                        "or both words one id) is left out: the model cannot see the change.")]
     names = t.class_names
     flips = cf.flipped_examples(FLIPPED_ROWS)
     if flips:
