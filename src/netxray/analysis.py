@@ -125,9 +125,9 @@ def analyze(
         dtype = model_dtype(model)
         Xtr, ytr = train.tensors(dtype)
         Xte, _ = test.tensors(dtype)
-        layers = tuple(default_layers(model))
         stage("activations")
-        acts = activations(model, (Xtr, ytr), layers=list(layers), progress=False)
+        acts = activations(model, (Xtr, ytr), layers=list(default_layers(model)), progress=False)
+        layers = tuple(acts.layers)  # a module called twice is two layers: relu, relu#1
         hidden = {name: acts.flat(name) for name in layers}
         two_d = train.X.shape[1] == 2
         stage("decision boundary")

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from netxray._checks import warn_nonfinite
+from netxray._checks import check_labels, n_classes_of, warn_nonfinite
+from netxray._probabilities import warn_if_unclear
 from netxray._results import Result
 from netxray.boundary._plane import (
     PlaneSpec,
@@ -63,6 +64,31 @@ class BoundaryEvolution(_PlaneResult, Result):
         )
 
 
+def _class_indices(y: Any, n: int, k: int) -> np.ndarray:
+    """``y`` as the model's class indices ``0..k-1``, one per sample, for accuracy: labels
+    of another coding (+-1, 1/2, names) would compare unequal to every prediction."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu()
+        y = (y.double() if y.is_floating_point() else y).numpy()
+    labels = np.asarray(y).reshape(-1)
+    if labels.shape[0] != n:
+        raise ValueError(f"y has {labels.shape[0]} labels for {n} samples")
+    if labels.dtype.kind == "f" and np.isfinite(labels).all() and (labels == labels.round()).all():
+        labels = labels.astype(np.int64)
+    elif labels.dtype.kind == "b":
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iu":
+        what = {"U": "string", "S": "bytes", "O": "object", "f": "fractional or non-finite"}
+        raise ValueError(
+            f"y holds {what.get(labels.dtype.kind, str(labels.dtype))} labels; accuracy "
+            "compares them with the model's class "
+            f"indices 0..{k - 1}, so pass the index of each sample's class among the model's "
+            "outputs (integers)"
+        )
+    check_labels(labels, k, what="label")
+    return labels
+
+
 def boundary_evolution(
     model: nn.Module | Callable[[], nn.Module],
     checkpoints: Mapping[int, Mapping[str, torch.Tensor]],
@@ -80,12 +106,17 @@ def boundary_evolution(
     ``model``: the architecture, as a model (deep-copied; the original is never touched) or
     a zero-argument factory. Each ``state_dict`` is loaded into that copy, put in eval mode.
     The plane and grid come from ``X`` and are the same for every frame. ``y`` (optional)
-    adds per-frame accuracy; ``hidden_layer`` adds aligned 2-D PCA of that layer on ``X``.
+    adds per-frame accuracy: the index of each sample's class among the model's outputs
+    (other codings, +-1, 1/2 or names, are refused). ``hidden_layer`` adds aligned 2-D PCA
+    of that layer on ``X``: one call of a module (``"relu"`` its first call per forward
+    pass, ``"relu#1"`` its second, as in :func:`netxray.activations`). Outputs that are
+    probabilities already (an ``nn.Sigmoid``/``nn.Softmax`` head) are not squashed again
+    (see :mod:`netxray._probabilities`).
     Frames that would not fit in a quarter of the memory are refused up front (checkpoints x
     ``resolution`` squared x 4 bytes per class); the first NaN/Inf frame warns, naming the
     parameters that hold NaN/Inf at that checkpoint.
     """
-    from netxray.capture import copy_output, hooks, select_layers
+    from netxray.capture import call_hooks, check_ran, copy_output, select_layers
     from netxray.projection import align
 
     if not checkpoints:
@@ -94,14 +125,10 @@ def boundary_evolution(
     if not isinstance(net, nn.Module):
         raise TypeError("model must be an nn.Module or a function returning one")
     net.eval()
-    Xt, Xf, out = _inputs(net, X)
-    k = _probabilities(out).shape[1]
+    Xt, Xf, out, scores = _inputs(net, X)
+    k = _probabilities(out, scores).shape[1]
     _check_surface_memory("boundary_evolution", resolution, k, frames=len(checkpoints))
-    labels = None
-    if y is not None:
-        labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y).reshape(-1)
-        if labels.shape[0] != Xf.shape[0]:
-            raise ValueError(f"y has {labels.shape[0]} labels for {Xf.shape[0]} samples")
+    labels = None if y is None else _class_indices(y, Xf.shape[0], k)
     origin, basis, kind = make_plane(Xf, plane)
     points = _to_plane(Xf, origin, basis)
     xx, yy = _grid(points, resolution, margin)
@@ -111,6 +138,12 @@ def boundary_evolution(
             f"hidden_layer {hidden_layer!r} matches {len(chosen)} layers "
             f"({', '.join(chosen)}); name exactly one"
         )
+    hidden_name = next(iter(chosen), None)  # one call: "relu" the first, "relu#1" the second
+
+    def keep(name: str, out: torch.Tensor, *_: Any) -> None:
+        if name == hidden_name:
+            kept.append(copy_output(out))
+
     epochs = sorted(checkpoints)
     frames, accs, hidden = [], [], []
     kept: list[torch.Tensor] = []
@@ -119,10 +152,14 @@ def boundary_evolution(
     for epoch in epochs:
         net.load_state_dict(checkpoints[epoch])
         with torch.no_grad():
-            frames.append(_surface(net, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size))
+            frames.append(
+                _surface(net, xx, yy, origin, basis, tuple(Xt.shape[1:]), batch_size, scores)
+            )
             kept.clear()
-            with hooks(chosen, lambda _n, out: kept.append(copy_output(out))):
-                outs = [_probabilities(net(Xt[sl])) for sl in _chunks(Xt.shape[0], data_chunk)]
+            with call_hooks(net, chosen, keep) as runs:
+                outs = [_probabilities(net(Xt[sl]), scores)
+                        for sl in _chunks(Xt.shape[0], data_chunk)]
+            check_ran(chosen, [hidden_name] if kept else [], runs)
         if not warned and not np.isfinite(frames[-1].sum()):  # once: a diverged run stays NaN
             warned = True
             warn_nonfinite(
@@ -141,9 +178,11 @@ def boundary_evolution(
             else:  # a 1-unit layer: plot it against zero
                 coords = np.column_stack([H[:, 0], np.zeros(H.shape[0])])
             hidden.append(coords if not hidden else align(hidden[-1], coords))
+    probs = np.stack(frames)
+    warn_if_unclear(probs, scores, n_classes_of(out), "boundary_evolution")
     return BoundaryEvolution(
         epochs=np.asarray(epochs),
-        probs=np.stack(frames),
+        probs=probs,
         xx=xx,
         yy=yy,
         points=points,
@@ -152,5 +191,5 @@ def boundary_evolution(
         plane=kind,
         accuracy=np.asarray(accs) if labels is not None else None,
         hidden=np.stack(hidden) if chosen else None,
-        hidden_layer=next(iter(chosen)) if chosen else None,
+        hidden_layer=hidden_name,
     )

@@ -23,15 +23,18 @@ from netxray._checks import (
     memory_bytes,
     model_device,
     model_dtype,
+    output_tensor,
     probe_model,
 )
+from netxray._probabilities import to_probabilities, watch_head
 
 PlaneSpec = str | tuple[Any, Any, Any]
 
 
 def _flat_numpy(X: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``X`` as float64 ``(n, features)`` (a bfloat16 tensor, which NumPy lacks, included)."""
     if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
+        X = X.detach().cpu().to(torch.float64).numpy()
     X = np.asarray(X, dtype=np.float64)
     return X.reshape(X.shape[0], -1)
 
@@ -187,42 +190,38 @@ def _chunks(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + batch_size))
 
 
-def _probabilities(out: Any) -> torch.Tensor:
-    from netxray.capture import first_tensor
-
-    t = first_tensor(out)
+def _probabilities(out: Any, kind: str) -> torch.Tensor:
+    """``(batch, classes)`` probabilities of a model output (a tensor, a dict or HF output's
+    ``logits``...) that holds ``kind`` (see :mod:`netxray._probabilities`)."""
+    t = output_tensor(out)
     if t is None:
         raise TypeError("the model returned no tensor; a decision surface needs logits")
-    if t.ndim == 1:
-        t = t[:, None]
-    if t.ndim != 2:
+    if t.ndim not in (1, 2):
         raise ValueError(
             f"the model outputs shape {tuple(t.shape)}; a decision surface needs logits "
             "(batch, classes) or a single logit (batch,) / (batch, 1)"
         )
-    t = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-    if t.shape[1] == 1:
-        p = torch.sigmoid(t)
-        return torch.cat([1 - p, p], dim=1)
-    return torch.softmax(t, dim=1)
+    return to_probabilities(t, kind)
 
 
 def _to_plane(Xf: np.ndarray, origin: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return (Xf - origin) @ basis.T
 
 
-def _inputs(model: nn.Module, X: Any) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
-    """``X`` as the model's inputs, flattened for the plane, and the model's output on its
-    first 8 samples: one probe that turns torch's shape errors into "the model cannot take
-    inputs of shape ...; it expects ..." before any grid is built."""
+def _inputs(model: nn.Module, X: Any) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, str]:
+    """``X`` as the model's inputs, flattened for the plane, the model's output on its first
+    8 samples and what that output holds (:func:`netxray._probabilities.watch_head`): one
+    probe that turns torch's shape errors into "the model cannot take inputs of shape ...;
+    it expects ..." before any grid is built."""
     Xt = as_input_tensor(X, model, "X")
     if Xt.ndim < 2:
         raise ValueError(
             f"X must have shape (samples, features...), got {tuple(Xt.shape)}; for one sample "
             "pass X[None], but a plane needs at least 2 samples"
         )
-    out = probe_model(model, Xt)
-    return Xt, _flat_numpy(Xt), out
+    with watch_head(model) as head:
+        out = probe_model(model, Xt)
+    return Xt, _flat_numpy(Xt), out, head.kind(out)
 
 
 class _PlaneResult:

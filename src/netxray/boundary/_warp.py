@@ -70,11 +70,13 @@ def grid_warp(
     ``layers``: a selection for :func:`netxray.select_layers`; default: every leaf module
     whose output has exactly 2 features (for a 2-2-2-2 net: fc1, act1, fc2, ...). A chosen
     layer of another width is an error (use :func:`unit_maps` or :func:`project` instead).
+    A module called several times per forward pass gives one layer per call (``relu``,
+    ``relu#1``, ...); the later calls of a chosen module are drawn when they have 2 units.
     The ``2 * n_lines * points_per_line`` grid points run in chunks of ``batch_size``;
     lines that would not fit in a quarter of the memory are refused up front (16 bytes per
     point for the grid and 16 per drawn layer); lines that come out NaN/Inf warn.
     """
-    from netxray.capture import hooks, select_layers
+    from netxray.capture import call_hooks, select_layers
 
     check_eval_mode(model, allow_train=allow_train)
     for name, value in (("n_lines", n_lines), ("points_per_line", points_per_line)):
@@ -86,7 +88,7 @@ def grid_warp(
         chosen = select_layers(model, lambda _n, m: not any(True for _ in m.children()))
     else:
         chosen = select_layers(model, layers)
-    Xt, Xf, _ = _inputs(model, X)
+    Xt, Xf, _, _ = _inputs(model, X)
     drawn = _two_unit_layers(model, Xt, chosen, explicit=layers is not None)
     n_points = 2 * int(n_lines) * int(points_per_line)
     _check_memory(
@@ -110,12 +112,13 @@ def grid_warp(
     pts = {n: np.empty((Xt.shape[0], 2)) for n in drawn}
     target, current = lines, slice(0, 0)
 
-    def keep(name: str, out: torch.Tensor) -> None:
-        target[name][current] = out.detach().reshape(out.shape[0], -1).cpu().double().numpy()
+    def keep(name: str, out: torch.Tensor, *_: Any) -> None:
+        if name in drawn:
+            target[name][current] = out.detach().reshape(out.shape[0], -1).cpu().double().numpy()
 
     shape = tuple(Xt.shape[1:])
     chunk = _chunk_size(model, batch_size, shape)
-    with preserved_state(model), torch.no_grad(), hooks({n: chosen[n] for n in drawn}, keep):
+    with preserved_state(model), torch.no_grad(), call_hooks(model, chosen, keep):
         for current in _chunks(n_points, chunk):  # noqa: B007 - read by the hook
             model(_plane_inputs(flat[current], origin, basis, model, shape))
         target = pts
@@ -137,27 +140,27 @@ def grid_warp(
 def _two_unit_layers(
     model: nn.Module, Xt: torch.Tensor, chosen: dict[str, nn.Module], *, explicit: bool
 ) -> list[str]:
-    """The chosen layers that run once per forward pass with exactly 2 units, found on a
-    2-sample probe; a layer the user named that is not one is an error."""
-    from netxray.capture import hooks
+    """The chosen layers with exactly 2 units, one per call of a module (``relu``,
+    ``relu#1``, ...), found on a 2-sample probe. A layer the user named that is not one is an
+    error; the other calls of a module the user named are drawn when they have 2 units."""
+    from netxray.capture import _call_order, call_hooks, check_ran
 
-    widths: dict[str, list[int]] = {n: [] for n in chosen}
+    widths: dict[str, int] = {}
 
-    def width(name: str, out: torch.Tensor) -> None:
-        widths[name].append(out.reshape(out.shape[0], -1).shape[1])
+    def width(name: str, out: torch.Tensor, *_: Any) -> None:
+        widths[name] = out.reshape(out.shape[0], -1).shape[1]
 
-    with hooks(chosen, width):
+    with call_hooks(model, chosen, width) as runs:
         probe_model(model, Xt, n=2)
+    if explicit:
+        check_ran(chosen, widths, runs)
     drawn = []
-    for name, got in widths.items():
-        if len(got) != 1:
-            if explicit:
-                raise ValueError(f"layer {name!r} never ran (or ran more than once per call)")
-            continue
-        if got[0] != 2:
-            if explicit:
+    for name in _call_order(dict.fromkeys([*chosen, *widths])):
+        got = widths.get(name)
+        if got != 2:
+            if explicit and name in chosen:
                 raise ValueError(
-                    f"layer {name!r} has {got[0]} units; grid_warp draws 2-unit layers only. "
+                    f"layer {name!r} has {got} units; grid_warp draws 2-unit layers only. "
                     "Use unit_maps() or project() for wider layers"
                 )
             continue

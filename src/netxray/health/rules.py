@@ -178,14 +178,44 @@ def _rule_nonfinite(stats: NetworkStats, history: Any) -> list[Finding]:
     return out
 
 
-def _dead_gates(s: LayerStats, th: Thresholds) -> np.ndarray:
-    """Units of a smooth gate (GELU, SiLU...) never > 0 and always within
-    ``th.gate_dead_bound`` of 0: their inputs lie far below 0, where no gradient passes."""
-    if s.family != "rectifier" or not is_smooth_gate(s.module_type):
-        return np.zeros(s.units, dtype=bool)
+def dead_units(
+    family: str,
+    module_type: str,
+    *,
+    seen: np.ndarray,
+    active: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    th: Thresholds | None = None,
+) -> np.ndarray:
+    """Which units of a layer are dead, per unit: the one definition of ``diagnose`` (and
+    of :func:`netxray.boundary.unit_maps`' marks).
+
+    ``family``: :func:`netxray.families.activation_family`; ``module_type``: the module's
+    class name; ``seen``: the unit had outputs; ``active``: it was ever > 0; ``lo``/``hi``:
+    its least and greatest output. ReLU family: never > 0. Smooth gates (GELU, SiLU...):
+    never > 0 and always within ``th.gate_dead_bound`` of 0 (their inputs lie far below 0,
+    where no gradient passes). Other layers have no dead units.
+    """
+    seen, active = np.asarray(seen, dtype=bool), np.asarray(active, dtype=bool)
+    if family == "relu":
+        return seen & ~active
+    if family != "rectifier" or not is_smooth_gate(module_type):
+        return np.zeros(seen.shape, dtype=bool)
+    bound = (th or Thresholds()).gate_dead_bound
     with np.errstate(invalid="ignore"):
-        tiny = np.maximum(np.abs(s.min), np.abs(s.max)) <= th.gate_dead_bound
-    return (s.count > 0) & (s.frac_active == 0) & tiny
+        tiny = np.maximum(np.abs(lo), np.abs(hi)) <= bound
+    return seen & ~active & tiny
+
+
+def _dead(s: LayerStats, th: Thresholds) -> np.ndarray:
+    return dead_units(s.family, s.module_type, seen=s.count > 0, active=s.frac_active > 0,
+                      lo=s.min, hi=s.max, th=th)
+
+
+def _dead_gates(s: LayerStats, th: Thresholds) -> np.ndarray:
+    """Dead units of a smooth gate (GELU, SiLU...); none for other layers."""
+    return _dead(s, th) if s.family == "rectifier" else np.zeros(s.units, dtype=bool)
 
 
 def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -> list[Finding]:
@@ -198,7 +228,7 @@ def _rule_dead_dying(s: LayerStats, th: Thresholds, context: str = "diagnose") -
     rows = _rows(s)
     few = n < th.min_samples
     out = []
-    dead = _dead_gates(s, th) if gate else seen & (s.frac_active == 0)
+    dead = _dead(s, th)
     if dead.any():
         k = int(dead.sum())
         what = (
