@@ -356,18 +356,3 @@ def test_probabilities_from_the_model_are_not_squashed_again(head):
                                rtol=1e-6)
     np.testing.assert_allclose(r.prob_swapped, [own(v, k) for v, k in zip(after, c, strict=True)],
                                rtol=1e-6)
-
-
-def test_which_outputs_count_as_probabilities():
-    from netxray.swaps import outputs_are_probabilities
-
-    logits = torch.tensor([[0.0, 3.0], [0.0, -1.0], [2.0, 0.5]], dtype=torch.float64)
-    plain = Votes()
-    assert not outputs_are_probabilities(plain, logits)
-    assert outputs_are_probabilities(plain, torch.softmax(logits, 1))
-    assert not outputs_are_probabilities(plain, torch.log_softmax(logits, 1))  # softmax: exact
-    # independent sigmoids: rows need not sum to 1, the last module says what they are
-    assert outputs_are_probabilities(_Head(nn.Sigmoid()), torch.sigmoid(logits))
-    assert not outputs_are_probabilities(plain, torch.sigmoid(logits))
-    # a model ending in a sigmoid whose outputs leave [0, 1] is not giving probabilities
-    assert not outputs_are_probabilities(_Head(nn.Sigmoid()), logits)

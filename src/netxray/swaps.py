@@ -36,8 +36,7 @@ from torch import nn
 from netxray._results import Result
 from netxray._warnings import NetxrayWarning
 
-__all__ = ["CounterfactualResult", "counterfactual", "outputs_are_probabilities", "swap_terms",
-           "wilson_interval"]
+__all__ = ["CounterfactualResult", "counterfactual", "swap_terms", "wilson_interval"]
 
 #: the letters of a word, for whole-word matching: a match may not touch one of these
 _WORD = r"[\w'\-]"
@@ -188,49 +187,31 @@ def _encode(tokenizer: Any, texts: list[str]) -> Any:
     return tokenizer(texts)
 
 
-def _scores(model: nn.Module, enc: Any, n: int, output: Any) -> torch.Tensor:
-    """``(n, classes)`` float64 class scores of one chunk of ``n`` encoded texts, as the model
-    gives them (logits or probabilities: :func:`outputs_are_probabilities` tells)."""
+def _scores(model: nn.Module, enc: Any, n: int, output: Any) -> tuple[torch.Tensor, str | None]:
+    """The model's output rows for an encoding ``(n, classes)``, as the model gives them,
+    and what they hold when a probability-making module made them (``None``: decided from
+    the values of all runs together, :func:`_probabilities`)."""
+    from netxray._probabilities import LOGITS, watch_head
     from netxray.batches import BatchFormat, check_output_rows, pick_output, read_batches
 
     if isinstance(enc, Mapping):
         enc = {k: v for k, v in enc.items() if k != "labels"}
-    scores = []
+    scores, kinds = [], set()
     for b in read_batches(enc, n, BatchFormat(labels=None)):
         b = b.to(model)
-        out = pick_output(b.run(model), output)
+        with watch_head(model) as head:
+            out = pick_output(b.run(model), output)
         check_output_rows(b, out)
         if out.ndim != 2 or out.shape[1] < 2:
             raise ValueError(
                 f"the model outputs shape {tuple(out.shape)}; counterfactual needs "
                 "(texts, classes) scores with at least 2 classes (pick them with output=)"
             )
+        if head.outputs:  # (a module's output, or logits next to one: by memory, exactly)
+            kinds.add(head.kind(out))
         scores.append(out.detach().double().cpu())
-    return torch.cat(scores)
-
-
-#: how far a row of probabilities may sum from 1 (a float16 softmax is off by up to ~1e-3)
-_SUM_TOL = 2e-3
-
-
-def outputs_are_probabilities(model: nn.Module, scores: torch.Tensor) -> bool:
-    """Whether ``scores`` ``(rows, classes)``, all the model's outputs of one call of
-    :func:`counterfactual`, are probabilities already, so that a softmax would squash them a
-    second time (a sigmoid head's p = 0.99 would read as 0.73).
-
-    The rule: every score lies in [0, 1], and either every row sums to 1 (within 2e-3: a
-    softmax, as a module or written in ``forward``) or the model's last module (the last of
-    ``model.modules()``) is an ``nn.Sigmoid`` or ``nn.Softmax`` (each column the probability
-    of its class). Logits or log-probabilities give False: a softmax turns either into
-    probabilities. The rule looks at every row at once, so one batch never reads otherwise
-    than the next.
-    """
-    if scores.numel() == 0 or not bool(((scores >= 0) & (scores <= 1)).all()):
-        return False
-    if bool(((scores.sum(1) - 1).abs() <= _SUM_TOL).all()):
-        return True
-    last = next(reversed(list(model.modules())), None)
-    return isinstance(last, nn.Sigmoid | nn.Softmax)
+    module_kinds = kinds - {LOGITS} if kinds else set()
+    return torch.cat(scores), (module_kinds.pop() if len(module_kinds) == 1 else None)
 
 
 def _rows(enc: Any, n: int) -> dict[str, torch.Tensor] | None:
@@ -287,7 +268,7 @@ def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: li
     A chunk is padded to its longest text. When a swap changes that length and the encoding
     has no attention mask, every text of the chunk is compared at two paddings: a model that
     reads its padding may flip because of it. That is warned about, never passed over."""
-    p0, p1, same, widths = [], [], [], []
+    p0, p1, same, widths, kinds = [], [], [], [], []
     for start in range(0, len(originals), batch_size):
         chunk0 = originals[start: start + batch_size]
         enc0 = _encode(tokenizer, chunk0)
@@ -296,8 +277,10 @@ def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: li
         if len(chunk0) > 1 and w0 is not None and w1 is not None and w0 != w1:  # (one text: no padding)
             widths.append((w0, w1))
         same.append(_same_encoding(enc0, enc1, len(chunk0)))
-        p0.append(_scores(model, enc0, len(chunk0), output))
-        p1.append(_scores(model, enc1, len(chunk0), output))
+        for p, enc in ((p0, enc0), (p1, enc1)):
+            scores, kind = _scores(model, enc, len(chunk0), output)
+            p.append(scores)
+            kinds.append(kind)
     if widths:
         (w0, w1), n = widths[0], len(widths)
         warnings.warn(
@@ -307,17 +290,22 @@ def _compare(model: nn.Module, tokenizer: Any, originals: list[str], swapped: li
             "because of the padding, not the swapped word. Have the tokenizer return "
             "{'input_ids': ..., 'attention_mask': ...} (and the model use the mask), or pass "
             "batch_size=1 (one text per batch: no padding).", NetxrayWarning, stacklevel=3)
-    return torch.cat(p0), torch.cat(p1), np.concatenate(same)
+    made = {k for k in kinds if k is not None}
+    return torch.cat(p0), torch.cat(p1), np.concatenate(same), (made.pop() if len(made) == 1
+                                                                else None)
 
 
-def _probabilities(model: nn.Module, s0: torch.Tensor, s1: torch.Tensor,
+def _probabilities(s0: torch.Tensor, s1: torch.Tensor, kind: str | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The class probabilities of both runs: the scores themselves when the model gives
-    probabilities (:func:`outputs_are_probabilities`, decided over both runs), else their
-    softmax."""
-    if outputs_are_probabilities(model, torch.cat([s0, s1])):
-        return s0, s1
-    return torch.softmax(s0, dim=1), torch.softmax(s1, dim=1)
+    """The class probabilities of both runs, by :mod:`netxray._probabilities`' rule: ``kind``
+    when a Sigmoid/Softmax/LogSoftmax module made the outputs, else decided from the values
+    of both runs together (rows in [0, 1] summing to 1: probabilities; else logits), so one
+    batch never reads otherwise than the next."""
+    from netxray._probabilities import Head, to_probabilities
+
+    if kind is None:
+        kind = Head().kind(torch.cat([s0, s1]))
+    return to_probabilities(s0, kind), to_probabilities(s1, kind)
 
 
 def _warn_unchanged(texts: Sequence[str], left_out: list[int], m: int) -> None:
@@ -351,7 +339,8 @@ def counterfactual(
     model takes: a tensor of ids, or a dict passed by keyword (``input_ids``,
     ``attention_mask``). ``output``: where the class scores are in the model's output (as in
     :func:`netxray.activations`; default: a tensor itself or its ``logits``); logits get a
-    softmax, probabilities are used as they are (:func:`outputs_are_probabilities`). Texts
+    softmax, probabilities are used as they are (:mod:`netxray._probabilities`' rule, as for
+    decision surfaces). Texts
     without a swap word are counted in ``n_without_term``, not silently dropped. A text
     whose encoding the swap leaves unchanged (the word truncated away, or both words one
     id) is left out of the numbers, counted in ``n_unchanged``, and a ``NetxrayWarning``
@@ -385,11 +374,12 @@ def counterfactual(
     left_out: list[int] = []
     if m:
         with preserved_state(model), torch.no_grad():
-            s0, s1, same = _compare(model, tokenizer, originals, swapped, output, batch_size)
+            s0, s1, same, kind = _compare(model, tokenizer, originals, swapped, output,
+                                          batch_size)
         if s0.shape != s1.shape:
             raise ValueError(f"the model gave {tuple(s0.shape)} scores for the originals but "
                              f"{tuple(s1.shape)} for the swapped texts")
-        p0, p1 = _probabilities(model, s0, s1)
+        p0, p1 = _probabilities(s0, s1, kind)
         if same.any():
             left_out = [index[i] for i in np.flatnonzero(same)]
             _warn_unchanged(texts, left_out, m)
