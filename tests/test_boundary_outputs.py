@@ -226,3 +226,22 @@ def test_evolution_refuses_labels_of_another_coding(trained, code, match) -> Non
     model, ck, y, _ = trained
     with pytest.raises(ValueError, match=match):
         boundary_evolution(model, ck, X, code(y), resolution=5)
+
+
+def test_predicted_classes_of_one_logit_one_probability_and_several_logits() -> None:
+    """analyze's train_pred took argmax(1): one column always said class 0."""
+    from netxray._probabilities import predicted_classes
+
+    x = torch.tensor(X)
+    one = body(1)
+    with torch.no_grad():
+        z = one(x)[:, 0].numpy()
+        three = body(3, seed=1)
+        z3 = three(x).numpy()
+    assert 0 < (z > 0).sum() < len(z)  # both classes occur: the test can tell
+    np.testing.assert_array_equal(predicted_classes(one, x).numpy(), (z > 0).astype(np.int64))
+    np.testing.assert_array_equal(predicted_classes(nn.Sequential(one, nn.Sigmoid()), x).numpy(),
+                                  (z > 0).astype(np.int64))  # p > 0.5 exactly where z > 0
+    np.testing.assert_array_equal(predicted_classes(Squeezed(), x).numpy(),
+                                  (Squeezed().body(x)[:, 0] > 0).long().numpy())
+    np.testing.assert_array_equal(predicted_classes(three, x).numpy(), z3.argmax(1))

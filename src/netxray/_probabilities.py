@@ -157,5 +157,18 @@ def to_probabilities(t: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.softmax(t, dim=1) if kind == LOGITS else t
 
 
-__all__ = ["LOGITS", "LOG_PROBABILITIES", "PROBABILITIES", "Head", "to_probabilities",
-           "warn_if_unclear", "watch_head"]
+def predicted_classes(model: nn.Module, x: Any) -> torch.Tensor:
+    """``(n,)`` the class ``model`` predicts for each row of ``x``, by this module's rule: one
+    logit predicts class 1 when it is > 0, one probability when it is > 0.5 (an
+    ``argmax(1)`` of one column would always say class 0)."""
+    from netxray._checks import output_tensor
+
+    with torch.no_grad(), watch_head(model) as head:
+        out = output_tensor(model(x))
+    if out is None:
+        raise TypeError("the model returned no tensor: return the class scores (logits)")
+    return to_probabilities(out, head.kind(out)).argmax(1)
+
+
+__all__ = ["LOGITS", "LOG_PROBABILITIES", "PROBABILITIES", "Head", "predicted_classes",
+           "to_probabilities", "warn_if_unclear", "watch_head"]

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from netxray._checks import model_dtype
+from netxray._probabilities import predicted_classes
 from netxray._results import Result
 from netxray.batches import pick_output
 from netxray.data import Dataset, TokenDataset
@@ -79,11 +80,6 @@ class Analysis(Result):
     grid_warp: GridWarp | None = None  # when a hidden layer has exactly 2 units
     subtitle: str = ""  # one line under the report's title
     meta: dict[str, str | int | float | bool | None] = field(default_factory=dict)  # header chips
-
-
-def _predict(model: nn.Module, X: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return model(X).argmax(dim=1).cpu().numpy()
 
 
 #: the stages of :func:`analyze`, in order, as its progress bar names them
@@ -192,7 +188,7 @@ def analyze(
         hidden=hidden,
         activation_maps={n: activation_map(H, train.y) for n, H in hidden.items()},
         projections=projections,
-        train_pred=_predict(model, Xtr),
+        train_pred=predicted_classes(model, Xtr).cpu().numpy(),
         probes=probes,
         cka=cka,
         saliency=saliency,

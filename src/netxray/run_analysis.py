@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netxray._probabilities import Head, to_probabilities
 from netxray._results import Result
 from netxray.store import Run, open_run
 from netxray.store_results import (
@@ -111,9 +112,11 @@ def _snapshots(run: Run, upto: int) -> tuple[np.ndarray, list[Any], np.ndarray |
                 continue
             y = a.targets.cpu().numpy()
             labels = y if labels is None else labels
-            out = a.outputs.detach().cpu().numpy()
-            if out.ndim == 2 and out.shape[0] == len(y):
-                accuracy[i] = float(np.mean(out.argmax(1) == y))
+            out = a.outputs.detach().cpu()
+            if out.ndim == 2 and out.shape[0] == len(y) and (out.shape[1] > 1 or not bool(
+                    ((out >= 0) & (out <= 1)).all())):  # (one column in [0, 1]: logit or p?)
+                pred = to_probabilities(out, Head().kind(out)).argmax(1).numpy()
+                accuracy[i] = float(np.mean(pred == y))
     return steps, [boundary[int(s)] for s in steps], labels, accuracy
 
 
