@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
     proj.add_argument("--out", default="netxray-projection.csv",
                       help="the coordinates with labels, in the format the suffix names: "
-                           ".csv, .json or .npz; - writes CSV to standard output")
+                           ".csv, .json or .npz; - writes CSV to standard output. An existing "
+                           "file is replaced only if netxray project wrote it")
+    proj.add_argument("--overwrite", action="store_true",
+                      help="replace an existing --out file that netxray did not write (never "
+                           "--data, --weights or the --model file)")
 
     presets = sub.add_parser("presets", help="list the counter-example presets")
     datasets = sub.add_parser("datasets", help="list the built-in datasets")
@@ -399,6 +403,15 @@ def _cmd_project(args: argparse.Namespace) -> int:
         )
     if not to_stdout and out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name ending in .csv, .json or .npz")
+    if not to_stdout:
+        from netxray.cli_files import check_out, is_projection
+
+        source = (args.model or "").partition(":")[0]
+        inputs = {"the --data file": args.data, "the --weights file": args.weights,
+                  "the --model file": source if source.endswith(".py") else None}
+        check_out(out, inputs={k: Path(v) for k, v in inputs.items() if v is not None},
+                  ours=is_projection, what="coordinates netxray project wrote",
+                  overwrite=args.overwrite)
     from netxray import _io
     from netxray._checks import model_dtype
     from netxray.capture import activations, default_layers

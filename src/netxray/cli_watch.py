@@ -49,7 +49,11 @@ def add_watch_commands(sub: Any) -> None:
     report.add_argument("--out", default=None,
                         help="the HTML file to write (default: report.html in the run's "
                              "folder; for a run given as a file such as a.sqlite, a.html "
-                             "beside it)")
+                             "beside it). It must end in .html; an existing file there is "
+                             "replaced only if it is a netxray report")
+    report.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file that is not a netxray report "
+                             "(never the run itself)")
     tb = sub.add_parser("export-tensorboard",
                         help="write a run as TensorBoard event files (scalars, histograms, "
                              "alarms as text)")
@@ -191,6 +195,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError("--out - (standard output) is not supported; give an .html file name")
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
+    if out.suffix.lower() != ".html":
+        raise InputError(f"--out {out}: the report is an HTML page; give a file name ending in "
+                         f".html, such as {out.with_suffix('.html').name}")
+    from netxray.cli_files import check_out, is_report
+
+    check_out(out, inputs={"the run": file, "the run's -wal file": Path(f"{file}-wal"),
+                           "the run's -shm file": Path(f"{file}-shm")},
+              ours=is_report, what="a netxray report", overwrite=args.overwrite)
     from netxray.run_analysis import write_run_report
 
     with _reading(writes={out: "--out"}):
