@@ -113,3 +113,123 @@ def test_project_replaces_only_its_own_coordinates(capsys, user_files):
     code, _, err = _project(capsys, user_files, "--out", mine, "--overwrite")
     assert code == 0, err
     assert mine.read_text().startswith("index,pca1,pca2,label")
+
+
+# ------------------------------------------------------------------ train --overwrite
+
+
+def _train(capsys, run_path, *extra):
+    return run(capsys, "train", "--epochs", "3", "--snapshot-every", "0", "--no-progress",
+               "--run", run_path, *extra)
+
+
+def _snapshot(folder):
+    """Every file in ``folder`` with its bytes: what a failed command must leave as it was."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_failed_overwrite_keeps_the_old_run_and_reads_the_new_one_live(capsys, tmp_path,
+                                                                         monkeypatch):
+    """The new run is written at the run's path (readers follow it while it trains); the
+    old one waits aside and comes back when training fails."""
+    from netxray import store, training
+
+    old = tmp_path / "old.sqlite"
+    assert _train(capsys, old)[0] == 0
+    before = _snapshot(tmp_path)
+    real, seen = training.train, {}
+
+    def fails_half_way(model, data, **kw):
+        real(model, data, **{**kw, "epochs": 2})
+        kw["watch"].flush()
+        with store.open_run(old) as live:  # the path is the new run, live
+            seen["steps"] = len(live.steps.step)
+            seen["epochs"] = live.config["epochs"]
+        raise RuntimeError("kaboom in the training loop")
+
+    monkeypatch.setattr(training, "train", fails_half_way)
+    code, _, err = _train(capsys, old, "--overwrite", "--epochs", "7")
+    assert code == 3 and "kaboom in the training loop" in err
+    assert seen == {"steps": 2, "epochs": 7}
+    assert _snapshot(tmp_path) == before  # the old run, byte for byte; no backup, no stub
+    monkeypatch.setattr(training, "train", real)
+    code, out, err = _train(capsys, old, "--overwrite", "--epochs", "5")
+    assert code == 0, err
+    assert "(5 steps" in out and sorted(_snapshot(tmp_path)) == ["old.sqlite"]
+
+
+def _small_disk(monkeypatch, pages):
+    """SQLite files of at most ``pages`` pages: SQLite itself then fails with its own
+    SQLITE_FULL ("database or disk is full"), as on a full disk."""
+    from netxray import store
+
+    real = store._pragmas
+
+    def limited(con):
+        real(con)
+        con.execute(f"PRAGMA max_page_count={pages}")
+
+    monkeypatch.setattr(store, "_pragmas", limited)
+
+
+def test_a_full_disk_exits_2_keeps_the_old_run_and_leaves_no_stub(capsys, tmp_path, monkeypatch):
+    old = tmp_path / "old.sqlite"
+    assert _train(capsys, old)[0] == 0
+    before = _snapshot(tmp_path)
+    _small_disk(monkeypatch, 30)  # the schema fits, 300 epochs of statistics do not
+    code, _, err = _train(capsys, old, "--overwrite", "--epochs", "300")
+    assert code == 2, err
+    assert f"cannot write {old}: database or disk is full; free some space" in err
+    assert "--run" in err and "bug" not in err
+    assert _snapshot(tmp_path) == before
+    new = tmp_path / "new"
+    for pages in (30, 3):  # full while training, and full before the first commit
+        _small_disk(monkeypatch, pages)
+        code, _, err = _train(capsys, new, "--epochs", "300")
+        assert code == 2 and "database or disk is full" in err, err
+        assert not (new / "run.sqlite").exists() and not list(new.glob("*"))
+    monkeypatch.undo()
+    code, _, err = _train(capsys, new)  # nothing blocks the retry
+    assert code == 0, err
+
+
+def test_a_read_only_store_exits_2_and_leaves_no_stub(capsys, tmp_path, monkeypatch):
+    from netxray import store
+
+    real = store._pragmas
+
+    def read_only(con):
+        real(con)
+        con.execute("PRAGMA query_only=1")  # SQLite's own SQLITE_READONLY on the first write
+
+    monkeypatch.setattr(store, "_pragmas", read_only)
+    path = tmp_path / "ro.sqlite"
+    code, _, err = _train(capsys, path)
+    assert code == 2, err
+    assert f"cannot write {path}: attempt to write a readonly database; the disk is read-only" \
+        in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_as_the_run_file_exits_2_saying_so(capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "dd.sqlite"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        code, _, err = _train(capsys, folder, *extra)
+        assert code == 2 and "is a folder" in err and "already exists" not in err, err
+    import errno
+
+    from netxray.store import RunDB
+
+    with pytest.raises(IsADirectoryError) as e:
+        RunDB(folder)
+    assert e.value.errno == errno.EISDIR and e.value.filename == str(folder)
+    # an OSError of netxray's own with a message and no errno is bad input, not a crash
+    from netxray import train_watch
+
+    def refuses(*args, **kwargs):
+        raise IsADirectoryError("somewhere is a folder: pick another path")
+
+    monkeypatch.setattr(train_watch, "train_watched", refuses)
+    code, _, err = _train(capsys, tmp_path / "r")
+    assert code == 2 and "somewhere is a folder: pick another path" in err and "bug" not in err

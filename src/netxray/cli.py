@@ -13,12 +13,12 @@ literals only, and each command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
+from netxray.cli_errors import InputError, crash_message, write_error
+from netxray.cli_errors import reading as _reading
 from netxray.cli_options import add_debug, add_model_options, add_training_options
 from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_export_tensorboard, cmd_report, cmd_train
@@ -37,27 +37,6 @@ CLI_METHODS = (
 
 #: what ``project --out`` writes, by suffix (``-``: CSV on standard output)
 PROJECT_FORMATS = (".csv", ".json", ".npz")
-
-# errors of the disk or the path, not of netxray: exit 2, "cannot write PATH: reason"
-_WRITE_ERRNOS = {
-    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
-    errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ENAMETOOLONG,
-    errno.EINVAL, errno.ELOOP, errno.EIO,
-}
-
-_WRITE_FIXES = {
-    errno.ENOSPC: "free some space, or choose another --out on another disk",
-    errno.EDQUOT: "free some of your quota, or choose another --out",
-    errno.EFBIG: "choose another --out on a disk that takes larger files",
-    errno.EROFS: "the disk is read-only: choose another --out",
-    errno.EACCES: "fix the permissions, or choose another --out",
-    errno.EPERM: "fix the permissions, or choose another --out",
-}
-
-
-class InputError(Exception):
-    """Bad input found by the CLI itself: exit 2 with this message."""
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, from literals: building it imports nothing heavy."""
@@ -141,20 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _traceback(args)
         print(f"{name}: error: {e}", file=sys.stderr)
         return BAD_INPUT
-    except OSError as e:
-        _traceback(args)
-        if e.errno in _WRITE_ERRNOS:
-            where = e.filename if e.filename is not None else "the output"
-            fix = _WRITE_FIXES.get(e.errno or 0, "choose another --out")
-            print(f"{name}: error: cannot write {where}: {e.strerror or e}; {fix}",
-                  file=sys.stderr)
-            return BAD_INPUT
-        print(_crash_message(name, e), file=sys.stderr)
-        return CRASH
     except Exception as e:
         _traceback(args)
-        print(_crash_message(name, e), file=sys.stderr)
-        return CRASH
+        option = {"train": "--run", "export-tensorboard": "DIR"}.get(args.command, "--out")
+        text = write_error(e, "the output", option)
+        print(crash_message(name, e) if text is None else f"{name}: error: {text}",
+              file=sys.stderr)
+        return CRASH if text is None else BAD_INPUT
 
 
 def _traceback(args: argparse.Namespace) -> None:
@@ -164,44 +136,9 @@ def _traceback(args: argparse.Namespace) -> None:
         traceback.print_exc()
 
 
-def _crash_message(name: str, e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    if len(text) > 300:
-        text = text[:300] + " ..."
-    return (f"{name}: unexpected error: {type(e).__name__}: {text}\n"
-            f"{name}: this is a bug in netxray or in the model's code; run again with --debug "
-            "for the traceback (exit code 3)")
-
-
 def _say(args: argparse.Namespace, text: str) -> None:
     """A progress line on stderr, before a stretch that would otherwise be silent."""
     print(f"netxray {args.command}: {text}", file=sys.stderr, flush=True)
-
-
-def _touches(name: object, path: Path) -> bool:
-    """Whether the OSError's file ``name`` is ``path``, inside it, or a folder above it."""
-    if name is None:
-        return False
-    p = Path(str(name)).absolute()
-    root = path.absolute()
-    return p == root or root in p.parents or p in root.parents
-
-
-@contextmanager
-def _reading(writes: dict[Path, str] | None = None) -> Iterator[None]:
-    """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"; one on
-    a path the command writes (``writes``: path -> the option that names it) is "cannot
-    write PATH: reason; choose another OPTION"."""
-    try:
-        yield
-    except OSError as e:
-        option = next((o for p, o in (writes or {}).items() if _touches(e.filename, p)), None)
-        if option is not None and e.errno is not None:
-            fix = "" if "pick another path" in (e.strerror or "") else f"; choose another {option}"
-            raise InputError(f"cannot write {e.filename}: {e.strerror}{fix}") from e
-        if isinstance(e, FileNotFoundError) or e.errno is None:
-            raise
-        raise InputError(f"cannot read {e.filename}: {e.strerror}") from e
 
 
 def _folder(args: argparse.Namespace) -> Path:

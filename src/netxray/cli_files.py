@@ -67,7 +67,7 @@ def check_out(out: Path, *, inputs: Mapping[str, Path | None], ours: Callable[[P
     """Refuse ``--out`` ``out`` before any work: when it is one of ``inputs`` (option ->
     path), or an existing regular file that ``ours`` does not recognise (``what`` names the
     files it does) and ``overwrite`` is off. Raises the CLI's ``InputError`` (exit 2)."""
-    from netxray.cli import InputError
+    from netxray.cli_errors import InputError
 
     for option, path in inputs.items():
         if path is not None and same_file(out, path):
