@@ -19,7 +19,7 @@ from pathlib import Path
 
 from netxray.cli_errors import InputError, crash_message, write_error
 from netxray.cli_errors import reading as _reading
-from netxray.cli_options import add_debug, add_model_options, add_training_options
+from netxray.cli_options import add_debug, add_model_options, add_training_options, seed
 from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_export_tensorboard, cmd_report, cmd_train
 
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--layer", default=None,
                       help="dotted layer name (default: the last activation layer)")
     proj.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
-    proj.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    proj.add_argument("--seed", type=seed, default=0, help="random_state, 0..2**32-1 (default: 0)")
     proj.add_argument("--out", default="netxray-projection.csv",
                       help="the coordinates with labels, in the format the suffix names: "
                            ".csv, .json or .npz; - writes CSV to standard output. An existing "
@@ -141,6 +141,22 @@ def _say(args: argparse.Namespace, text: str) -> None:
     print(f"netxray {args.command}: {text}", file=sys.stderr, flush=True)
 
 
+def _check_preset(args: argparse.Namespace, *, text: bool = False) -> None:
+    """Refuse an unknown ``--preset`` before any work or progress line; ``text``: the
+    command also runs the text presets, so the message lists them too."""
+    if args.preset is None:
+        return
+    from netxray import presets, resumes
+
+    if args.preset in presets.names() or (text and args.preset in resumes.names()):
+        return
+    try:
+        presets.get(args.preset)
+    except ValueError as e:
+        more = f" Text presets: {', '.join(resumes.names())}." if text else ""
+        raise InputError(f"{e}{more}") from None
+
+
 def _folder(args: argparse.Namespace) -> Path:
     """``--out`` as a folder: refuse ``-`` and an existing file before any work is done."""
     out = Path(args.out)
@@ -154,6 +170,7 @@ def _folder(args: argparse.Namespace) -> Path:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = _folder(args)
+    _check_preset(args, text=True)
     from netxray import demo
 
     if args.preset is not None:
@@ -209,6 +226,7 @@ def _load_target(args: argparse.Namespace):  # -> (model, Dataset, number of cla
     else:
         if args.weights is not None or args.data is not None:
             raise InputError("--weights and --data go with --model")
+        _check_preset(args)
         name = args.preset or "healthy"
         _say(args, f"training the {name!r} preset (seconds) ...")
         run = presets.get(name).run()

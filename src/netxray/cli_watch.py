@@ -108,11 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, run: Path) -> Any:
     """Train the preset or the demo's MLP of ``args`` into ``run``; its ``train_watched``."""
-    from netxray.cli import _reading, _say
+    from netxray.cli import _check_preset, _reading, _say
     from netxray.store import run_file
     from netxray.train_watch import train_watched
 
     if args.preset is not None:
+        _check_preset(args)
         _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
         with _reading(writes={run_file(run): "--run"}):
             return train_watched(run, preset=args.preset, every=args.every,
