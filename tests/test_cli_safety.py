@@ -233,3 +233,52 @@ def test_a_folder_as_the_run_file_exits_2_saying_so(capsys, tmp_path, monkeypatc
     monkeypatch.setattr(train_watch, "train_watched", refuses)
     code, _, err = _train(capsys, tmp_path / "r")
     assert code == 2 and "somewhere is a folder: pick another path" in err and "bug" not in err
+
+
+# ------------------------------------------------------------------ --out folders
+
+
+def _names(folder):
+    return {p.name for p in folder.iterdir()}
+
+
+def _owned(command, names):
+    import fnmatch
+
+    from netxray.cli_files import OUTPUTS
+
+    return {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in OUTPUTS[command])}
+
+
+def test_a_demo_folder_never_mixes_two_runs(capsys, tmp_path):
+    """A diverged demo writes report.html only: into the folder of a healthy demo it leaves
+    what it wrote into an empty one, plus the user's own files, and nothing of the old run."""
+    folder, alone = tmp_path / "out", tmp_path / "alone"
+    healthy = ["demo", "--no-progress", "--epochs", "5", "--out", folder]
+    assert run(capsys, *healthy)[0] == 0
+    written = _names(folder)
+    assert "results.npz" in written and len(written) > 3
+    assert _owned("demo", written) == written  # every file demo writes is one it owns
+    (folder / "notes.txt").write_text("mine")
+    (folder / "figure.png").write_text("mine too")
+    diverged = ["demo", "--no-progress", "--epochs", "20", "--lr", "1e30"]
+    code, _, err = run(capsys, *diverged, "--out", folder)
+    assert code == 0, err
+    assert run(capsys, *diverged, "--out", alone)[0] == 0
+    assert _names(alone) == {"report.html"}
+    assert _names(folder) == _names(alone) | {"notes.txt", "figure.png"}
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_an_explain_folder_keeps_only_this_explanations_files(capsys, user_files):
+    folder = user_files / "ex"
+    folder.mkdir()
+    for stale in ("token_scores.csv", "token_stats.csv", "text.npz"):  # a text explanation's
+        (folder / stale).write_text("old")
+    (folder / "notes.txt").write_text("mine")
+    code, out, err = run(capsys, "explain", "--model", f"{user_files}/net.py:make", "--data",
+                         user_files / "d.npz", "--out", folder)
+    assert code == 0, err
+    written = {p.split("/")[-1] for p in out.split()}
+    assert written and _owned("explain", written) == written
+    assert _names(folder) == written | {"notes.txt"}

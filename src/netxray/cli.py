@@ -19,6 +19,7 @@ from pathlib import Path
 
 from netxray.cli_errors import InputError, crash_message, write_error
 from netxray.cli_errors import reading as _reading
+from netxray.cli_files import clear_outputs
 from netxray.cli_options import add_debug, add_model_options, add_training_options, seed
 from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_export_tensorboard, cmd_report, cmd_train
@@ -191,6 +192,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(run.health.summary())
     _say(args, f"writing the report and its pictures to {out}/ ...")
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "demo")
     report = demo.write_outputs(run, out, progress=False if args.no_progress else None)
     print()
     print(f"Report: {report}")
@@ -204,6 +207,8 @@ def _text_demo(args: argparse.Namespace, out: Path) -> int:
     _say(args, f"training the {args.preset!r} text preset and looking inside it (seconds) ...")
     run = text_demo.run(args.preset)
     print(text_demo.lines(run))
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "demo")
     print(f"\nReport: {text_demo.write_outputs(run, out)}\nSummary: {out / 'summary.json'}")
     return OK
 
@@ -310,6 +315,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if out is not None:
         from netxray.analysis import write_health_report
 
+        with _reading(writes={out: "--out"}):
+            clear_outputs(out, "diagnose")
         path = write_health_report(model, ds, report, out)
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
     return report.exit_code
@@ -338,6 +345,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             )
     _say(args, f"computing {method} for {len(ds)} samples and writing pictures and a "
                f"report to {out}/ ...")
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "explain")
     if tokens:
         written = write_text_explanation(model, ds, method=method, target=target,
                                          layer=args.layer, out=out)

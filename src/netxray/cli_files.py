@@ -19,7 +19,26 @@ import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["check_out", "is_projection", "is_report", "same_file"]
+__all__ = ["OUTPUTS", "check_out", "clear_outputs", "is_projection", "is_report", "same_file"]
+
+#: The files each command that writes a folder (``--out DIR``) puts there, as ``fnmatch``
+#: patterns (``_LAYER`` names hold a layer's name). What it writes depends on the run (a
+#: diverged demo writes report.html only; token data gives other files than features), so
+#: before it writes, :func:`clear_outputs` removes these: the folder never mixes two runs.
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "demo": (  # netxray.demo.write_outputs, report.pngs.write_pngs, text_demo.write_outputs
+        "report.html", "results.npz", "boundary_evolution.gif", "training.png",
+        "decision_boundary.png", "unit_maps.png", "activations_*.png", "pca_*.png",
+        "tsne_*.png", "umap_*.png", "probes.png", "cka.png", "saliency.png",
+        "saliency_by_class.png", "health.png", "grid_warp.png", "unit_patterns.png",
+        "text.npz", "summary.json",
+    ),
+    "explain": (  # report.writers.write_attribution_files and write_text_files
+        "report.html", "attributions.npz", "attributions.csv", "importance.png",
+        "sample0.png", "by_class.png", "token_scores.csv", "token_stats.csv", "text.npz",
+    ),
+    "diagnose": ("report.html", "health.png"),  # report.writers.write_health_files
+}
 
 #: the line every netxray report's HTML carries (``report/web/template.html``)
 _GENERATOR = b'<meta name="generator" content="netxray">'
@@ -77,3 +96,20 @@ def check_out(out: Path, *, inputs: Mapping[str, Path | None], ours: Callable[[P
         return
     raise InputError(f"--out {out} exists and is not {what}, so netxray will not replace it: "
                      "choose another --out, or pass --overwrite to replace it")
+
+
+def clear_outputs(out: Path, command: str) -> list[Path]:
+    """Remove from the folder ``out`` the files ``command`` writes there (:data:`OUTPUTS`),
+    so that what it writes next is all the folder holds of it; return what was removed.
+    Other files, links and folders are left alone."""
+    import fnmatch
+
+    if not out.is_dir():
+        return []
+    removed = []
+    for p in sorted(out.iterdir()):
+        if (p.is_file() and not p.is_symlink()
+                and any(fnmatch.fnmatchcase(p.name, pat) for pat in OUTPUTS[command])):
+            p.unlink()
+            removed.append(p)
+    return removed
