@@ -282,3 +282,21 @@ def test_an_explain_folder_keeps_only_this_explanations_files(capsys, user_files
     written = {p.split("/")[-1] for p in out.split()}
     assert written and _owned("explain", written) == written
     assert _names(folder) == written | {"notes.txt"}
+
+
+def test_an_sqlite_error_while_reading_a_run_is_not_called_a_write(capsys, small_run,
+                                                                   monkeypatch):
+    """`report` only reads the run with SQLite: its "unable to open database file" is not
+    "cannot write report.html" (the HTML is written by netxray, not SQLite)."""
+    import sqlite3
+
+    from netxray import run_analysis
+
+    def cannot_open(*args, **kwargs):
+        e = sqlite3.OperationalError("unable to open database file")
+        e.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN
+        raise e
+
+    monkeypatch.setattr(run_analysis, "write_run_report", cannot_open)
+    code, _, err = run(capsys, "report", small_run)
+    assert "cannot write" not in err and code == 3

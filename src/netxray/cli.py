@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         _traceback(args)
         option = {"train": "--run", "export-tensorboard": "DIR"}.get(args.command, "--out")
-        text = write_error(e, "the output", option)
+        text = write_error(e, "the output", option, store=args.command == "train")
         print(crash_message(name, e) if text is None else f"{name}: error: {text}",
               file=sys.stderr)
         return CRASH if text is None else BAD_INPUT

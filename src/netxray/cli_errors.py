@@ -38,6 +38,7 @@ _FIXES = {
     errno.EROFS: "the disk is read-only: choose another {option}",
     errno.EACCES: "fix the permissions, or choose another {option}",
     errno.EPERM: "fix the permissions, or choose another {option}",
+    errno.ENOENT: "check that its folder exists and is writable, or choose another {option}",
 }
 
 # SQLite's primary result codes of a disk or path that cannot take the write, as the errno
@@ -68,9 +69,11 @@ def _sqlite_disk_error(e: BaseException) -> tuple[BaseException, int] | None:
     return None
 
 
-def write_error(e: BaseException, path: object, option: str) -> str | None:
+def write_error(e: BaseException, path: object, option: str, *,
+                store: bool = False) -> str | None:
     """``cannot write PATH: reason; fix`` when ``e`` is an error of the disk or the path
-    (``path`` names the file where ``e`` does not), else ``None``."""
+    (``path`` names the file where ``e`` does not), else ``None``. SQLite's errors count
+    only where the command writes a run store (``store``): elsewhere SQLite only reads."""
     if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
         where = e.filename if e.filename is not None else path
         reason = e.strerror or str(e)
@@ -78,7 +81,7 @@ def write_error(e: BaseException, path: object, option: str) -> str | None:
         return f"cannot write {where}: {reason}{advice}"
     if isinstance(e, _PATH_ERRORS) and e.errno is None:
         return str(e)
-    found = _sqlite_disk_error(e)
+    found = _sqlite_disk_error(e) if store else None
     if found is not None:
         return f"cannot write {path}: {found[0]}; {fix(found[1], option)}"
     return None
@@ -106,8 +109,8 @@ def _touches(name: object, path: Path) -> bool:
 def reading(writes: dict[Path, str] | None = None) -> Iterator[None]:
     """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"; one on
     a path the command writes (``writes``: path -> the option that names it), or SQLite's
-    error of a full or read-only disk, is "cannot write PATH: reason; choose another
-    OPTION"."""
+    error of a full or read-only disk where that path is a run store (``.sqlite``), is
+    "cannot write PATH: reason; choose another OPTION"."""
     try:
         yield
     except OSError as e:
@@ -119,7 +122,7 @@ def reading(writes: dict[Path, str] | None = None) -> Iterator[None]:
             raise
         raise InputError(f"cannot read {e.filename}: {e.strerror}") from e
     except Exception as e:
-        if writes and _sqlite_disk_error(e) is not None:
-            path, option = next(iter(writes.items()))
-            raise InputError(write_error(e, path, option)) from e
+        store = next(((p, o) for p, o in (writes or {}).items() if p.suffix == ".sqlite"), None)
+        if store is not None and _sqlite_disk_error(e) is not None:
+            raise InputError(write_error(e, *store, store=True)) from e
         raise

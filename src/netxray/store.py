@@ -21,6 +21,7 @@ thread), :func:`open_run` reads into result objects (``netxray.store_results``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -153,7 +154,8 @@ class RunDB:
         except BaseException:  # (a full or read-only disk): no stub that blocks the next try
             self.con.close()
             for side in run_files(file):
-                side.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # (a read-only disk refuses even that)
+                    side.unlink(missing_ok=True)
             raise
 
     # transactions: the writer batches many steps into one
