@@ -435,3 +435,37 @@ def test_python_m_netxray_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "netxray", "no-such-command"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "invalid choice: 'no-such-command'" in done.stderr
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["demo", "--lr", "inf"], "argument --lr: expected a finite number > 0, got inf"),
+    (["train", "--lr", "nan"], "argument --lr: expected a finite number > 0, got nan"),
+    (["demo", "--seed", "-1"], "argument --seed: a seed must be 0..2**32-1"),
+    (["train", "--seed", str(2**32)], "argument --seed: a seed must be 0..2**32-1"),
+    (["project", "--seed", "-5"], "argument --seed: a seed must be 0..2**32-1"),
+])
+def test_an_infinite_rate_or_a_seed_numpy_refuses_is_an_argument_error(argv, words, capsys):
+    """Refused while parsing, before any training (not NaN after it, nor scikit-learn's
+    words after the model ran)."""
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(argv)
+    assert e.value.code == 2 and words in capsys.readouterr().err
+    np.random.default_rng(2**32 - 1)  # the largest seed allowed is one NumPy takes
+    assert cli.build_parser().parse_args(["demo", "--seed", str(2**32 - 1)]).seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(("command", "text"), [("demo", True), ("train", False),
+                                               ("diagnose", False)])
+def test_an_unknown_preset_is_one_line_before_any_progress(command, text, capsys, tmp_path):
+    from netxray import presets, resumes
+
+    out = ["--out", str(tmp_path / "o")] if command == "demo" else (
+        ["--run", str(tmp_path / "r")] if command == "train" else [])
+    code, _, err = run(capsys, command, "--preset", "nosuch", *out)
+    assert code == 2
+    expected = (f"netxray {command}: error: unknown preset 'nosuch'. Presets: "
+                f"{', '.join(presets.names())}.")
+    if text:  # demo runs the text presets too
+        expected += f" Text presets: {', '.join(resumes.names())}."
+    assert err == expected + "\n"
+    assert list(tmp_path.iterdir()) == []

@@ -90,6 +90,66 @@ def test_csv_loading_and_errors(tmp_path):
         data.load_csv(missing)
 
 
+def _write_csv(path, labels, blank_after=None):
+    """A CSV with features (i, 2i) and the label cells as given; a blank line after row
+    ``blank_after`` (0-based) so that file row numbers differ from sample indices."""
+    lines = ["a,b,label"]
+    for i, lab in enumerate(labels):
+        lines.append(f"{i},{2 * i},{lab}")
+        if i == blank_after:
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_csv_number_labels_are_compared_as_numbers_as_in_an_npz(tmp_path):
+    values = [0.0, 1.0, 2.0, 10.0, 3.0, 2.0, 10.0, 9.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    csv = data.load_csv(_write_csv(tmp_path / "f.csv", [f"{v:.1f}" for v in values]))
+    expected = [int(v) for v in values]  # 2.0 is class 2, 10.0 class 10 (not text order)
+    np.testing.assert_array_equal(csv.y, expected)
+    assert csv.class_names == tuple(str(c) for c in range(11))
+    np.savez(tmp_path / "f.npz", X=np.zeros((len(values), 2)), y=np.array(values))
+    np.testing.assert_array_equal(data.load_npz(tmp_path / "f.npz").y, csv.y)
+    # ints with one 1.0 among them: two classes, not three
+    mixed = data.load_csv(_write_csv(tmp_path / "m.csv", ["0", "1", "1.0", "0"]))
+    np.testing.assert_array_equal(mixed.y, [0, 1, 1, 0])
+    assert mixed.n_classes == 2
+
+
+@pytest.mark.parametrize(("cells", "words"), [
+    (["0", "1", "nan", "1"], r"row 5, column 'label': the label 'nan' is not a class"),
+    (["0", "1", "1", "inf"], r"row 6, column 'label': the label 'inf' is not a class"),
+    (["0", "1", "", "1"], r"row 5, column 'label': the label is missing"),
+    (["0", "1", "1.5", "1"], r"row 5, column 'label': the label '1.5' is not a whole number"),
+    (["0", "1", "-1", "1"], r"row 5, column 'label': the label '-1' is negative"),
+    (["0", "1", "cat", "1"], r"labels mix numbers \(row 2: '0'\) and names \(row 5: 'cat'\)"),
+])
+def test_csv_labels_that_are_not_classes_are_refused_naming_the_row(tmp_path, cells, words):
+    path = _write_csv(tmp_path / "bad.csv", cells, blank_after=1)  # sample 2 is on row 5
+    with pytest.raises(ValueError, match=words):
+        data.load_csv(path)
+
+
+@pytest.mark.parametrize(("y", "words"), [
+    ([0.0, 1.0, np.nan], r"label y\[2\] is nan, not a class"),
+    ([0.0, 1.5, 1.0], r"label y\[1\] is 1.5, not a class"),
+])
+def test_npz_labels_that_are_not_classes_are_refused_naming_the_index(tmp_path, y, words):
+    np.savez(tmp_path / "y.npz", X=np.zeros((3, 2)), y=np.array(y))
+    with pytest.raises(ValueError, match=words):
+        data.load_npz(tmp_path / "y.npz")
+
+
+def test_csv_without_a_header_is_refused_not_read_one_row_short(tmp_path):
+    path = tmp_path / "noheader.csv"
+    path.write_text("0.5,0.25,1\n0.1,0.2,0\n0.3,0.4,1\n")
+    with pytest.raises(ValueError, match="is all numbers, so it is data, not a header"):
+        data.load_csv(path)
+    header = tmp_path / "header.csv"  # names that merely contain digits are a header
+    header.write_text("x1,x2,y\n0.5,0.25,1\n0.1,0.2,0\n")
+    assert len(data.load_csv(header)) == 2
+
+
 def test_npz_loading_and_errors(tmp_path):
     p = tmp_path / "d.npz"
     np.savez(p, X=np.arange(6.0).reshape(3, 2), y=np.array([0, 1, 1]))

@@ -44,6 +44,26 @@ def test_schema_is_wal_versioned_and_refuses_to_overwrite(tmp_path):
     RunDB(tmp_path / "r", overwrite=True).close()
 
 
+def test_a_store_that_cannot_be_created_leaves_no_stub(tmp_path, monkeypatch):
+    """SQLite's own "database or disk is full" while the schema is written (a database of at
+    most 2 pages): the error is raised and no file is left to block the next try."""
+    from netxray import store
+
+    real = store._pragmas
+
+    def tiny(con):
+        real(con)
+        con.execute("PRAGMA max_page_count=2")
+
+    monkeypatch.setattr(store, "_pragmas", tiny)
+    path = tmp_path / "full.sqlite"
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        RunDB(path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    RunDB(path).close()
+
+
 def test_overwrite_never_replaces_a_file_that_is_not_a_run(tmp_path):
     own = tmp_path / "mydata.sqlite"  # the user's own database at the path they gave
     con = sqlite3.connect(own)

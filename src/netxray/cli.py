@@ -13,13 +13,14 @@ literals only, and each command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from netxray.cli_options import add_debug, add_model_options, add_training_options
+from netxray.cli_errors import InputError, crash_message, write_error
+from netxray.cli_errors import reading as _reading
+from netxray.cli_files import clear_outputs
+from netxray.cli_options import add_debug, add_model_options, add_training_options, seed
 from netxray.cli_serve import add_serve_command, cmd_serve
 from netxray.cli_watch import add_watch_commands, cmd_export_tensorboard, cmd_report, cmd_train
 
@@ -37,27 +38,6 @@ CLI_METHODS = (
 
 #: what ``project --out`` writes, by suffix (``-``: CSV on standard output)
 PROJECT_FORMATS = (".csv", ".json", ".npz")
-
-# errors of the disk or the path, not of netxray: exit 2, "cannot write PATH: reason"
-_WRITE_ERRNOS = {
-    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
-    errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST, errno.ENAMETOOLONG,
-    errno.EINVAL, errno.ELOOP, errno.EIO,
-}
-
-_WRITE_FIXES = {
-    errno.ENOSPC: "free some space, or choose another --out on another disk",
-    errno.EDQUOT: "free some of your quota, or choose another --out",
-    errno.EFBIG: "choose another --out on a disk that takes larger files",
-    errno.EROFS: "the disk is read-only: choose another --out",
-    errno.EACCES: "fix the permissions, or choose another --out",
-    errno.EPERM: "fix the permissions, or choose another --out",
-}
-
-
-class InputError(Exception):
-    """Bad input found by the CLI itself: exit 2 with this message."""
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, from literals: building it imports nothing heavy."""
@@ -103,10 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--layer", default=None,
                       help="dotted layer name (default: the last activation layer)")
     proj.add_argument("--method", default="pca", choices=["pca", "tsne", "umap"])
-    proj.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    proj.add_argument("--seed", type=seed, default=0, help="random_state, 0..2**32-1 (default: 0)")
     proj.add_argument("--out", default="netxray-projection.csv",
                       help="the coordinates with labels, in the format the suffix names: "
-                           ".csv, .json or .npz; - writes CSV to standard output")
+                           ".csv, .json or .npz; - writes CSV to standard output. An existing "
+                           "file is replaced only if netxray project wrote it")
+    proj.add_argument("--overwrite", action="store_true",
+                      help="replace an existing --out file that netxray did not write (never "
+                           "--data, --weights or the --model file)")
 
     presets = sub.add_parser("presets", help="list the counter-example presets")
     datasets = sub.add_parser("datasets", help="list the built-in datasets")
@@ -137,20 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _traceback(args)
         print(f"{name}: error: {e}", file=sys.stderr)
         return BAD_INPUT
-    except OSError as e:
-        _traceback(args)
-        if e.errno in _WRITE_ERRNOS:
-            where = e.filename if e.filename is not None else "the output"
-            fix = _WRITE_FIXES.get(e.errno or 0, "choose another --out")
-            print(f"{name}: error: cannot write {where}: {e.strerror or e}; {fix}",
-                  file=sys.stderr)
-            return BAD_INPUT
-        print(_crash_message(name, e), file=sys.stderr)
-        return CRASH
     except Exception as e:
         _traceback(args)
-        print(_crash_message(name, e), file=sys.stderr)
-        return CRASH
+        option = {"train": "--run", "export-tensorboard": "DIR"}.get(args.command, "--out")
+        text = write_error(e, "the output", option, store=args.command == "train")
+        print(crash_message(name, e) if text is None else f"{name}: error: {text}",
+              file=sys.stderr)
+        return CRASH if text is None else BAD_INPUT
 
 
 def _traceback(args: argparse.Namespace) -> None:
@@ -160,44 +137,25 @@ def _traceback(args: argparse.Namespace) -> None:
         traceback.print_exc()
 
 
-def _crash_message(name: str, e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    if len(text) > 300:
-        text = text[:300] + " ..."
-    return (f"{name}: unexpected error: {type(e).__name__}: {text}\n"
-            f"{name}: this is a bug in netxray or in the model's code; run again with --debug "
-            "for the traceback (exit code 3)")
-
-
 def _say(args: argparse.Namespace, text: str) -> None:
     """A progress line on stderr, before a stretch that would otherwise be silent."""
     print(f"netxray {args.command}: {text}", file=sys.stderr, flush=True)
 
 
-def _touches(name: object, path: Path) -> bool:
-    """Whether the OSError's file ``name`` is ``path``, inside it, or a folder above it."""
-    if name is None:
-        return False
-    p = Path(str(name)).absolute()
-    root = path.absolute()
-    return p == root or root in p.parents or p in root.parents
+def _check_preset(args: argparse.Namespace, *, text: bool = False) -> None:
+    """Refuse an unknown ``--preset`` before any work or progress line; ``text``: the
+    command also runs the text presets, so the message lists them too."""
+    if args.preset is None:
+        return
+    from netxray import presets, resumes
 
-
-@contextmanager
-def _reading(writes: dict[Path, str] | None = None) -> Iterator[None]:
-    """Any OSError while reading the inputs is bad input: "cannot read PATH: reason"; one on
-    a path the command writes (``writes``: path -> the option that names it) is "cannot
-    write PATH: reason; choose another OPTION"."""
+    if args.preset in presets.names() or (text and args.preset in resumes.names()):
+        return
     try:
-        yield
-    except OSError as e:
-        option = next((o for p, o in (writes or {}).items() if _touches(e.filename, p)), None)
-        if option is not None and e.errno is not None:
-            fix = "" if "pick another path" in (e.strerror or "") else f"; choose another {option}"
-            raise InputError(f"cannot write {e.filename}: {e.strerror}{fix}") from e
-        if isinstance(e, FileNotFoundError) or e.errno is None:
-            raise
-        raise InputError(f"cannot read {e.filename}: {e.strerror}") from e
+        presets.get(args.preset)
+    except ValueError as e:
+        more = f" Text presets: {', '.join(resumes.names())}." if text else ""
+        raise InputError(f"{e}{more}") from None
 
 
 def _folder(args: argparse.Namespace) -> Path:
@@ -213,6 +171,7 @@ def _folder(args: argparse.Namespace) -> Path:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     out = _folder(args)
+    _check_preset(args, text=True)
     from netxray import demo
 
     if args.preset is not None:
@@ -233,6 +192,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(run.health.summary())
     _say(args, f"writing the report and its pictures to {out}/ ...")
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "demo")
     report = demo.write_outputs(run, out, progress=False if args.no_progress else None)
     print()
     print(f"Report: {report}")
@@ -246,6 +207,8 @@ def _text_demo(args: argparse.Namespace, out: Path) -> int:
     _say(args, f"training the {args.preset!r} text preset and looking inside it (seconds) ...")
     run = text_demo.run(args.preset)
     print(text_demo.lines(run))
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "demo")
     print(f"\nReport: {text_demo.write_outputs(run, out)}\nSummary: {out / 'summary.json'}")
     return OK
 
@@ -268,6 +231,7 @@ def _load_target(args: argparse.Namespace):  # -> (model, Dataset, number of cla
     else:
         if args.weights is not None or args.data is not None:
             raise InputError("--weights and --data go with --model")
+        _check_preset(args)
         name = args.preset or "healthy"
         _say(args, f"training the {name!r} preset (seconds) ...")
         run = presets.get(name).run()
@@ -351,6 +315,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if out is not None:
         from netxray.analysis import write_health_report
 
+        with _reading(writes={out: "--out"}):
+            clear_outputs(out, "diagnose")
         path = write_health_report(model, ds, report, out)
         print(f"Report: {path}", file=sys.stderr if args.json else sys.stdout)
     return report.exit_code
@@ -379,6 +345,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             )
     _say(args, f"computing {method} for {len(ds)} samples and writing pictures and a "
                f"report to {out}/ ...")
+    with _reading(writes={out: "--out"}):
+        clear_outputs(out, "explain")
     if tokens:
         written = write_text_explanation(model, ds, method=method, target=target,
                                          layer=args.layer, out=out)
@@ -399,6 +367,15 @@ def _cmd_project(args: argparse.Namespace) -> int:
         )
     if not to_stdout and out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name ending in .csv, .json or .npz")
+    if not to_stdout:
+        from netxray.cli_files import check_out, is_projection
+
+        source = (args.model or "").partition(":")[0]
+        inputs = {"the --data file": args.data, "the --weights file": args.weights,
+                  "the --model file": source if source.endswith(".py") else None}
+        check_out(out, inputs={k: Path(v) for k, v in inputs.items() if v is not None},
+                  ours=is_projection, what="coordinates netxray project wrote",
+                  overwrite=args.overwrite)
     from netxray import _io
     from netxray._checks import model_dtype
     from netxray.capture import activations, default_layers

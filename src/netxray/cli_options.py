@@ -6,11 +6,12 @@ Built from literals only (no torch), like the rest of the parser, so ``--help`` 
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 __all__ = [
     "add_debug", "add_model_options", "add_training_options", "hidden_widths",
-    "non_negative_int", "positive",
+    "non_negative_int", "positive", "seed",
 ]
 
 
@@ -32,11 +33,26 @@ def positive(kind: type[int] | type[float]) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {value}")
         return value
 
     return parse
+
+
+#: seeds NumPy and scikit-learn take (``random_state``)
+SEED_MAX = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, an int in 0..2**32-1 (what scikit-learn takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed must be 0..2**32-1 ({SEED_MAX}), got {value}")
+    return value
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
@@ -49,7 +65,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="relu, leaky_relu, gelu, elu, silu, tanh, sigmoid (default: relu)")
     p.add_argument("--epochs", type=positive(int), default=300, help="default: 300")
     p.add_argument("--lr", type=positive(float), default=0.2, help="default: 0.2")
-    p.add_argument("--seed", type=int, default=5, help="default: 5 (the lecture's)")
+    p.add_argument("--seed", type=seed, default=5, help="0..2**32-1; default: 5 (the lecture's)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

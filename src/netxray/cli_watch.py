@@ -49,7 +49,11 @@ def add_watch_commands(sub: Any) -> None:
     report.add_argument("--out", default=None,
                         help="the HTML file to write (default: report.html in the run's "
                              "folder; for a run given as a file such as a.sqlite, a.html "
-                             "beside it)")
+                             "beside it). It must end in .html; an existing file there is "
+                             "replaced only if it is a netxray report")
+    report.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file that is not a netxray report "
+                             "(never the run itself)")
     tb = sub.add_parser("export-tensorboard",
                         help="write a run as TensorBoard event files (scalars, histograms, "
                              "alarms as text)")
@@ -67,15 +71,23 @@ def add_watch_commands(sub: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """``netxray train``: train under a watch, print the run and its alarms."""
     from netxray.cli import OK, PROBLEMS, InputError, _say
-    from netxray.store import run_file
+    from netxray.store import RUN_FILE, _replaceable, run_file
 
     name = args.preset or Path(args.dataset).stem
     run = Path(args.run) if args.run is not None else Path("runs") / name
-    if run_file(run).exists() and not args.overwrite:
-        raise InputError(f"a run already exists at {run_file(run)}; choose another --run, or "
-                         "pass --overwrite to replace it")
+    file = run_file(run)
     if run.exists() and not run.is_dir() and run.suffix != ".sqlite":
         raise InputError(f"--run {run} is a file, not a folder; give a folder name")
+    if file.is_dir():
+        raise InputError(f"--run {run}: {file} is a folder; a run is FOLDER/{RUN_FILE} or a "
+                         "FILE.sqlite: choose another --run")
+    if file.exists() and not _replaceable(file):
+        raise InputError(f"{file} exists and is not a netxray run, so netxray will not replace "
+                         "it (not even with --overwrite): choose another --run")
+    if file.exists() and not args.overwrite:
+        raise InputError(f"a run already exists at {file}; choose another --run, or "
+                         "pass --overwrite to replace it (the old run is kept until the new "
+                         "one is trained)")
     # alarms are stored and printed below; other warnings become one clean line each
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
@@ -96,12 +108,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, run: Path) -> Any:
     """Train the preset or the demo's MLP of ``args`` into ``run``; its ``train_watched``."""
-    from netxray.cli import _reading, _say
+    from netxray.cli import _check_preset, _reading, _say
+    from netxray.store import run_file
     from netxray.train_watch import train_watched
 
     if args.preset is not None:
+        _check_preset(args)
         _say(args, f"training the {args.preset!r} preset into {run} (seconds) ...")
-        with _reading(writes={run: "--run"}):
+        with _reading(writes={run_file(run): "--run"}):
             return train_watched(run, preset=args.preset, every=args.every,
                                  snapshot_every=args.snapshot_every, overwrite=args.overwrite)
     from netxray import demo
@@ -111,7 +125,7 @@ def _train(args: argparse.Namespace, run: Path) -> Any:
         epochs=args.epochs, lr=args.lr, seed=args.seed,
     )
     _say(args, f"training into {run} ...")
-    with _reading(writes={run: "--run"}):
+    with _reading(writes={run_file(run): "--run"}):
         return train_watched(run, config=config, every=args.every,
                              snapshot_every=args.snapshot_every, overwrite=args.overwrite,
                              progress=not args.no_progress)
@@ -191,6 +205,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError("--out - (standard output) is not supported; give an .html file name")
     if out.is_dir():
         raise InputError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
+    if out.suffix.lower() != ".html":
+        raise InputError(f"--out {out}: the report is an HTML page; give a file name ending in "
+                         f".html, such as {out.with_suffix('.html').name}")
+    from netxray.cli_files import check_out, is_report
+
+    check_out(out, inputs={"the run": file, "the run's -wal file": Path(f"{file}-wal"),
+                           "the run's -shm file": Path(f"{file}-shm")},
+              ours=is_report, what="a netxray report", overwrite=args.overwrite)
     from netxray.run_analysis import write_run_report
 
     with _reading(writes={out: "--out"}):

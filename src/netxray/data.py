@@ -267,8 +267,11 @@ def load_csv(
 ) -> Dataset:
     """A CSV with a header row; ``label`` names the label column (default: the last one).
 
-    Labels may be integers or strings (strings are numbered in sorted order). Every other
-    column must be numeric; a bad cell raises naming its row and column.
+    Labels are all numbers or all names. Numbers are compared as numbers, so ``2.0`` is
+    class 2 (as in an ``.npz``); they must be whole and >= 0. Names are numbered in sorted
+    order. A missing, NaN or infinite label, a fraction, or numbers mixed with names raise
+    naming the row. Every other column must be numeric; a bad cell raises naming its row and
+    column. A first row of numbers only is refused: it is data, not a header.
     """
     p = Path(path)
     if not p.is_file():
@@ -279,6 +282,13 @@ def load_csv(
         if not header:
             raise ValueError(f"{p} is empty; expected a header row and data rows")
         header = [h.strip() for h in header]
+        if all(_is_number(h) for h in header):
+            raise ValueError(
+                f"{p}: the first row ({', '.join(header[:4])}{', ...' if len(header) > 4 else ''})"
+                " is all numbers, so it is data, not a header: netxray reads the first row as "
+                "column names. Add a header row with a name for each column, e.g. "
+                f"{','.join(f'x{i + 1}' for i in range(min(len(header) - 1, 3)))},label"
+            )
         if isinstance(label, int):
             if not -len(header) <= label < len(header):
                 raise ValueError(f"{p}: label column {label} out of range ({len(header)} columns)")
@@ -287,13 +297,13 @@ def load_csv(
             li = header.index(label)
         else:
             raise ValueError(
-                f"{p}: no label column {label!r}; columns are {header}. Pass label=<name>"
+                f"{p}: no label column {label!r}; columns are {header}. Name one with --label NAME (label=NAME in Python)"
             )
         feats = [i for i in range(len(header)) if i != li]
         if not feats:
             raise ValueError(f"{p}: only a label column; at least one feature column is needed")
         rows: list[list[float]] = []
-        labels: list[str] = []
+        labels: list[tuple[int, str]] = []  # (row number in the file, the label cell)
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
@@ -317,7 +327,7 @@ def load_csv(
                     )
                 values.append(v)
             rows.append(values)
-            labels.append(row[li].strip())
+            labels.append((lineno, row[li].strip()))
     if not rows:
         raise ValueError(f"{p} has a header but no data rows")
     y, class_names = _encode_labels(labels, p, header[li])
@@ -330,30 +340,81 @@ def load_csv(
     )
 
 
-def _encode_labels(labels: Sequence[str], p: Path, column: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    if any(not s for s in labels):
-        row = next(i for i, s in enumerate(labels) if not s) + 2
-        raise ValueError(f"{p}, row {row}, column {column!r}: the label is missing")
+def _is_number(text: str) -> bool:
     try:
-        ints = [int(s) for s in labels]
+        float(text)
     except ValueError:
-        classes = sorted(set(labels))
+        return False
+    return True
+
+
+def _encode_labels(labels: Sequence[tuple[int, str]], p: Path,
+                   column: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices and names of a CSV's label cells ``(row number, text)``.
+
+    Numbers are compared as numbers (``"2.0"`` is class 2, as the same value in an ``.npz``,
+    never the text sorted after ``"10.0"``); names are numbered in sorted order; a missing
+    or non-finite label, or numbers mixed with names, is refused naming the row."""
+    where = f"{p}, row {{}}, column {column!r}"
+    numbers: list[tuple[int, str, float]] = []
+    names: list[tuple[int, str]] = []
+    for row, text in labels:
+        if not text:
+            raise ValueError(f"{where.format(row)}: the label is missing; every row needs a class")
+        try:
+            v = float(text)
+        except ValueError:
+            names.append((row, text))
+            continue
+        if not math.isfinite(v):
+            raise ValueError(f"{where.format(row)}: the label {text!r} is not a class; "
+                             "drop the row or give it its class")
+        numbers.append((row, text, v))
+    if numbers and names:
+        (nrow, ntext, _), (srow, stext) = numbers[0], names[0]
+        raise ValueError(
+            f"{p}, column {column!r}: labels mix numbers (row {nrow}: {ntext!r}) and names "
+            f"(row {srow}: {stext!r}); use one kind: class numbers 0..k-1, or names"
+        )
+    if names:
+        classes = sorted({t for _, t in names})
         index = {c: i for i, c in enumerate(classes)}
-        return np.array([index[s] for s in labels], dtype=np.int64), tuple(classes)
+        return np.array([index[t] for _, t in names], dtype=np.int64), tuple(classes)
+    ints: list[int] = []
+    for row, text, v in numbers:
+        if v != math.floor(v):
+            raise ValueError(f"{where.format(row)}: the label {text!r} is not a whole number; "
+                             "a classifier needs class labels 0..k-1 (or names)")
+        if v < 0:
+            raise ValueError(f"{where.format(row)}: the label {text!r} is negative; class "
+                             "labels are 0..k-1")
+        try:
+            ints.append(int(text))
+        except ValueError:
+            ints.append(int(v))  # "2.0", "1e1": the whole number it is
     return _labels(np.asarray(ints), p), ()
 
 
 def _labels(y: np.ndarray, p: Path) -> np.ndarray:
+    """Integer class labels from an array: whole floats become those ints (``2.0`` -> 2, as a
+    CSV's ``2.0``); a NaN/Inf, a fraction or a negative label raises naming its index."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"{p}: labels must be one per row, got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
+        if not np.issubdtype(y.dtype, np.floating):
             raise ValueError(f"{p}: labels must be integers 0..k-1, got dtype {y.dtype}")
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"{p}: label y[{i}] is {float(y[i])!r}, not a class: labels must be whole "
+                f"numbers 0..k-1 ({len(bad)} such label(s) in all)"
+            )
+        y = y.astype(np.int64)
     if len(y) and y.min() < 0:
-        raise ValueError(f"{p}: labels must be >= 0, found {int(y.min())}")
+        i = int(np.argmin(y))
+        raise ValueError(f"{p}: labels must be >= 0, found {int(y.min())} (y[{i}])")
     return y.astype(np.int64)
 
 

@@ -157,5 +157,5 @@ def get(name: str) -> Preset:
             ) from None
 
         close = difflib.get_close_matches(name, list(_PRESETS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(_PRESETS)}") from None
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(_PRESETS)}.") from None

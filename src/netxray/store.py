@@ -21,6 +21,8 @@ thread), :func:`open_run` reads into result objects (``netxray.store_results``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -99,29 +101,39 @@ def _replaceable(file: Path) -> bool:
         return False
 
 
+def run_files(file: Path) -> tuple[Path, ...]:
+    """The run store ``file`` and the side files SQLite keeps beside it."""
+    return tuple(Path(f"{file}{extra}") for extra in ("", "-wal", "-shm", "-journal"))
+
+
+def check_new_run(file: Path, *, overwrite: bool) -> bool:
+    """Raise unless a run may be written at ``file``; return whether a run is there now
+    (which ``overwrite`` allows replacing). Errors carry an errno and the path."""
+    if file.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"{file} is a folder; a run is written to FOLDER/{RUN_FILE}, or to a "
+            "path ending in .sqlite that is not a folder: pick another path", str(file))
+    if not file.exists():
+        return False
+    if not _replaceable(file):
+        raise RunFormatError(
+            f"{file} exists and is not a netxray run, so netxray will not replace it (not "
+            "even with overwrite=True or --overwrite): pick another path"
+        )
+    if not overwrite:
+        raise FileExistsError(errno.EEXIST, f"a run already exists at {file}; pick a new path, "
+                              "or pass overwrite=True to replace it", str(file))
+    return True
+
+
 class RunDB:
     """The writing side: one connection, used by one thread at a time (the writer)."""
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         file = run_file(path)
-        if file.is_dir():
-            raise IsADirectoryError(
-                f"{file} is a folder; a run is written to FOLDER/{RUN_FILE}, or to a path "
-                "ending in .sqlite that is not a folder: pick another path"
-            )
-        if file.exists():
-            if not _replaceable(file):
-                raise RunFormatError(
-                    f"{file} exists and is not a netxray run, so netxray will not replace it "
-                    "(not even with overwrite=True): pick another path"
-                )
-            if not overwrite:
-                raise FileExistsError(
-                    f"a run already exists at {file}; pick a new path, or pass overwrite=True "
-                    "to replace it"
-                )
-            for extra in ("", "-wal", "-shm", "-journal"):
-                Path(f"{file}{extra}").unlink(missing_ok=True)
+        if check_new_run(file, overwrite=overwrite):
+            for side in run_files(file):
+                side.unlink(missing_ok=True)
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # (a file where the run's folder would go, no permission...)
@@ -129,15 +141,22 @@ class RunDB:
                           "pick another path)", e.filename) from None
         self.file = file
         self.con = sqlite3.connect(file, check_same_thread=False, isolation_level=None)
-        _pragmas(self.con)
-        self.con.executescript("BEGIN;" + SCHEMA + "COMMIT;")
-        self.layer_ids: dict[str, int] = {}
-        self.param_ids: dict[str, int] = {}
-        self.begin()
-        self.set_meta(format=FORMAT_NAME, schema_version=SCHEMA_VERSION,
-                      netxray_version=_version(), created=time.time(), status="running",
-                      dropped_snapshots=0)
-        self.commit()
+        try:
+            _pragmas(self.con)
+            self.con.executescript("BEGIN;" + SCHEMA + "COMMIT;")
+            self.layer_ids: dict[str, int] = {}
+            self.param_ids: dict[str, int] = {}
+            self.begin()
+            self.set_meta(format=FORMAT_NAME, schema_version=SCHEMA_VERSION,
+                          netxray_version=_version(), created=time.time(), status="running",
+                          dropped_snapshots=0)
+            self.commit()
+        except BaseException:  # (a full or read-only disk): no stub that blocks the next try
+            self.con.close()
+            for side in run_files(file):
+                with contextlib.suppress(OSError):  # (a read-only disk refuses even that)
+                    side.unlink(missing_ok=True)
+            raise
 
     # transactions: the writer batches many steps into one
     def begin(self) -> None:

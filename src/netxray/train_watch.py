@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from netxray._checks import model_dtype
-from netxray.store import open_run, run_file
+from netxray.store import check_new_run, open_run, run_file, run_files
 from netxray.store_results import FindingEvent
 
 __all__ = ["SNAPSHOTS", "WatchedTraining", "auto_snapshot_every", "train_watched"]
@@ -92,7 +94,9 @@ def train_watched(path: str | os.PathLike[str], *, preset: str | None = None,
     ``every``: record statistics every ``every`` optimizer steps (the loss on every step);
     ``snapshot_every``: snapshot the probe (the training set) every K steps, ``0`` never,
     ``None`` automatic (about :data:`SNAPSHOTS` snapshots for 2-D data, none otherwise).
-    An existing run at ``path`` is refused unless ``overwrite``.
+    An existing run at ``path`` is refused unless ``overwrite``. It is moved aside, not
+    deleted, while the new run is written at ``path`` (where readers follow it live), and
+    comes back if training fails or is interrupted; see :func:`_replacing`.
     """
     if preset is not None and config is not None:
         raise ValueError("give a preset or a config, not both")
@@ -101,19 +105,44 @@ def train_watched(path: str | os.PathLike[str], *, preset: str | None = None,
     if snapshot_every is not None and snapshot_every < 0:
         raise ValueError(f"snapshot_every must be >= 0 (0: no snapshots), got {snapshot_every}")
     file = run_file(path)
-    if file.exists() and not overwrite:
-        raise FileExistsError(f"a run already exists at {file}; choose another --run, or pass "
-                              "--overwrite to replace it")
-    if preset is not None:
-        history = _train_preset(preset, file, every, snapshot_every, overwrite)
-    else:
-        history = _train_demo(config, file, every, snapshot_every, overwrite, progress)
+    with _replacing(file, overwrite=overwrite):  # (the path is free inside: no overwrite)
+        if preset is not None:
+            history = _train_preset(preset, file, every, snapshot_every, False)
+        else:
+            history = _train_demo(config, file, every, snapshot_every, False, progress)
     with open_run(file) as run:
         steps = len(run.steps.step)
         findings = run.findings
     return WatchedTraining(path=file.parent if file.name == "run.sqlite" else file, steps=steps,
                            findings=findings, final_loss=float(history.train_loss[-1]),
                            diverged=history.diverged)
+
+
+@contextmanager
+def _replacing(file: Path, *, overwrite: bool) -> Iterator[None]:
+    """Write a new run at ``file`` inside the block, which either succeeds or leaves things
+    as they were: the old run (``overwrite``) waits beside it as ``.NAME.PID.old`` and is
+    deleted on success; on an error or an interrupt the new run (this created it: the path
+    was free) is removed and the old one put back."""
+    backup = file.with_name(f".{file.name}.{os.getpid()}.old")
+    moved = check_new_run(file, overwrite=overwrite)
+    if moved:
+        for side, aside in zip(run_files(file), run_files(backup), strict=True):
+            if side.exists():
+                os.replace(side, aside)
+    try:
+        yield
+    except BaseException:
+        for side in run_files(file):
+            with suppress(OSError):  # (e.g. its folder could not be made: nothing to remove)
+                side.unlink(missing_ok=True)
+        if moved:
+            for side, aside in zip(run_files(file), run_files(backup), strict=True):
+                if aside.exists():
+                    os.replace(aside, side)
+        raise
+    for aside in run_files(backup):
+        aside.unlink(missing_ok=True)
 
 
 def _train_preset(name: str, file: Path, every: int, snapshot_every: int | None,
