@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from netxray import cli
+from netxray.cli import INTERRUPTED
 
 
 def run(capsys, *argv):
@@ -158,6 +159,26 @@ def test_a_failed_overwrite_keeps_the_old_run_and_reads_the_new_one_live(capsys,
     assert "(5 steps" in out and sorted(_snapshot(tmp_path)) == ["old.sqlite"]
 
 
+def test_an_interrupted_new_run_keeps_what_it_recorded(capsys, tmp_path, monkeypatch):
+    """Ctrl-C after some steps, without --overwrite: the partial run stays, readable up to
+    its last commit (as after a crash); it is not deleted with the hour it took."""
+    from netxray import store, training
+
+    run = tmp_path / "new.sqlite"
+    real = training.train
+
+    def interrupted(model, data, **kw):
+        real(model, data, **{**kw, "epochs": 3})
+        kw["watch"].flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    code, _, err = _train(capsys, run, "--epochs", "9")
+    assert code == INTERRUPTED and "interrupted" in err
+    with store.open_run(run) as kept:
+        assert len(kept.steps.step) == 3
+
+
 def _small_disk(monkeypatch, pages):
     """SQLite files of at most ``pages`` pages: SQLite itself then fails with its own
     SQLITE_FULL ("database or disk is full"), as on a full disk."""
@@ -183,13 +204,19 @@ def test_a_full_disk_exits_2_keeps_the_old_run_and_leaves_no_stub(capsys, tmp_pa
     assert "--run" in err and "bug" not in err
     assert _snapshot(tmp_path) == before
     new = tmp_path / "new"
-    for pages in (30, 3):  # full while training, and full before the first commit
-        _small_disk(monkeypatch, pages)
-        code, _, err = _train(capsys, new, "--epochs", "300")
-        assert code == 2 and "database or disk is full" in err, err
-        assert not (new / "run.sqlite").exists() and not list(new.glob("*"))
+    _small_disk(monkeypatch, 3)  # full before the first commit: no stub
+    code, _, err = _train(capsys, new, "--epochs", "300")
+    assert code == 2 and "database or disk is full" in err, err
+    assert not (new / "run.sqlite").exists() and not list(new.glob("*"))
+    _small_disk(monkeypatch, 30)  # full while training: what was committed is kept
+    code, _, err = _train(capsys, new, "--epochs", "300")
+    assert code == 2 and "database or disk is full" in err, err
+    from netxray.store import open_run
+
+    with open_run(new) as kept:
+        assert 0 < len(kept.steps.step) < 300
     monkeypatch.undo()
-    code, _, err = _train(capsys, new)  # nothing blocks the retry
+    code, _, err = _train(capsys, new, "--overwrite")  # replaced as any run is
     assert code == 0, err
 
 

@@ -120,10 +120,11 @@ def train_watched(path: str | os.PathLike[str], *, preset: str | None = None,
 
 @contextmanager
 def _replacing(file: Path, *, overwrite: bool) -> Iterator[None]:
-    """Write a new run at ``file`` inside the block, which either succeeds or leaves things
-    as they were: the old run (``overwrite``) waits beside it as ``.NAME.PID.old`` and is
-    deleted on success; on an error or an interrupt the new run (this created it: the path
-    was free) is removed and the old one put back."""
+    """Write a new run at ``file`` inside the block. With ``overwrite`` it replaces the old
+    run or leaves it as it was: the old run waits beside it as ``.NAME.PID.old``, is deleted
+    on success, and on an error or an interrupt comes back in place of the new one. Without
+    an old run, an interrupted run that recorded steps is kept (readable up to its last
+    commit, as after a crash); one that recorded none is removed."""
     backup = file.with_name(f".{file.name}.{os.getpid()}.old")
     moved = check_new_run(file, overwrite=overwrite)
     if moved:
@@ -133,9 +134,10 @@ def _replacing(file: Path, *, overwrite: bool) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for side in run_files(file):
-            with suppress(OSError):  # (e.g. its folder could not be made: nothing to remove)
-                side.unlink(missing_ok=True)
+        if moved or not _has_steps(file):
+            for side in run_files(file):
+                with suppress(OSError):  # (e.g. its folder could not be made: nothing there)
+                    side.unlink(missing_ok=True)
         if moved:
             for side, aside in zip(run_files(file), run_files(backup), strict=True):
                 if aside.exists():
@@ -143,6 +145,15 @@ def _replacing(file: Path, *, overwrite: bool) -> Iterator[None]:
         raise
     for aside in run_files(backup):
         aside.unlink(missing_ok=True)
+
+
+def _has_steps(file: Path) -> bool:
+    """Whether ``file`` is a readable run with at least one step."""
+    try:
+        with open_run(file) as run:
+            return len(run.steps.step) > 0
+    except Exception:  # (no file, a stub, a half-written schema: nothing worth keeping)
+        return False
 
 
 def _train_preset(name: str, file: Path, every: int, snapshot_every: int | None,
