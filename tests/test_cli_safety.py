@@ -213,8 +213,11 @@ def test_a_full_disk_exits_2_keeps_the_old_run_and_leaves_no_stub(capsys, tmp_pa
     assert code == 2 and "database or disk is full" in err, err
     from netxray.store import open_run
 
-    with open_run(new) as kept:
-        assert 0 < len(kept.steps.step) < 300
+    if (new / "run.sqlite").exists():  # (whether a commit came before the disk was full
+        with open_run(new) as kept:    # depends on the writer's timing) never a stub
+            assert 0 < len(kept.steps.step) < 300
+    else:
+        assert not list(new.glob("*"))
     monkeypatch.undo()
     code, _, err = _train(capsys, new, "--overwrite")  # replaced as any run is
     assert code == 0, err
