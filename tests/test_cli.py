@@ -11,7 +11,7 @@ from netxray import cli
 
 
 def run(capsys, *argv):
-    code = cli.main(list(argv))
+    code = cli.main([str(a) for a in argv])  # (paths as they come)
     out = capsys.readouterr()
     return code, out.out, out.err
 

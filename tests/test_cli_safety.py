@@ -11,12 +11,7 @@ import pytest
 
 from netxray import cli
 from netxray.cli import INTERRUPTED
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from test_cli import run
 
 
 @pytest.fixture(scope="module")
